@@ -1,0 +1,246 @@
+#include "model_handle.h"
+
+#include "js_errors.h"
+#include "js_options.h"
+
+namespace neoserve::binding {
+
+namespace {
+
+GenerationRequest read_request(const Napi::Object& o) {
+  GenerationRequest r;
+  r.prompt = int_array(o.Get("tokens"), "tokens");
+  r.max_tokens = int_or(o, "maxTokens", 16);
+  SamplingParams& s = r.sampling;
+  s.temperature = static_cast<float>(number_or(o, "temperature", 1.0));
+  s.top_k = int_or(o, "topK", 0);
+  s.top_p = static_cast<float>(number_or(o, "topP", 1.0));
+  s.min_p = static_cast<float>(number_or(o, "minP", 0.0));
+  s.repetition_penalty = static_cast<float>(number_or(o, "repetitionPenalty", 1.0));
+  s.frequency_penalty = static_cast<float>(number_or(o, "frequencyPenalty", 0.0));
+  s.presence_penalty = static_cast<float>(number_or(o, "presencePenalty", 0.0));
+  const double seed = number_or(o, "seed", 0.0);
+  if (seed < 0 || seed > 9007199254740991.0 || seed != static_cast<double>(static_cast<uint64_t>(seed)))
+    throw_invalid("seed must be an integer in [0, 2^53)");
+  s.seed = static_cast<uint64_t>(seed);
+  s.stop_token_ids = int_array(o.Get("stopTokenIds"), "stopTokenIds");
+  r.capture_logits = o.Get("captureLogits").ToBoolean();
+  return r;
+}
+
+// Stops the scheduler and frees the engine off the JS thread: joining waits for the step in progress.
+class DisposeWorker : public Napi::AsyncWorker {
+ public:
+  DisposeWorker(Napi::Env env, std::function<void()> release, std::function<void()> on_done)
+      : Napi::AsyncWorker(env, "neoserve-dispose"), deferred_(Napi::Promise::Deferred::New(env)),
+        release_(std::move(release)), on_done_(std::move(on_done)) {}
+  Napi::Promise promise() const { return deferred_.Promise(); }
+  void Execute() override { release_(); }
+  void OnOK() override {
+    on_done_();
+    deferred_.Resolve(Env().Undefined());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> release_;
+  std::function<void()> on_done_;
+};
+
+}  // namespace
+
+Napi::Function ModelHandle::Define(Napi::Env env) {
+  return DefineClass(env, "ModelHandle",
+                     {InstanceMethod("info", &ModelHandle::Info), InstanceMethod("ggufTokenizer", &ModelHandle::GgufTokenizer),
+                      InstanceMethod("submit", &ModelHandle::Submit), InstanceMethod("cancel", &ModelHandle::Cancel),
+                      InstanceMethod("stats", &ModelHandle::Stats), InstanceMethod("dispose", &ModelHandle::Dispose)});
+}
+
+static Napi::FunctionReference* g_constructor = nullptr;
+
+Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Function on_events) {
+  if (!g_constructor) {
+    g_constructor = new Napi::FunctionReference(Napi::Persistent(Define(env)));
+    env.SetInstanceData<Napi::FunctionReference>(g_constructor);
+  }
+  Napi::Object obj = g_constructor->New({});
+  ModelHandle* self = Unwrap(obj);
+  self->loaded_ = std::move(loaded);
+  self->events_ = EventsFn::New(env, on_events, "neoserve-events", 0, 1, self);
+  self->events_.Unref(env);  // only requests in flight keep the process alive
+  self->scheduler_ = std::make_unique<Scheduler>(self->loaded_.provider, *self, self->loaded_.scheduler);
+  return obj;
+}
+
+ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {}
+
+ModelHandle::~ModelHandle() {
+  if (!disposed_) {
+    release_native();
+    if (events_) events_.Release();
+  }
+}
+
+void ModelHandle::release_native() {
+  if (scheduler_) scheduler_->shutdown();
+  scheduler_.reset();
+  loaded_ = LoadedModel{};
+}
+
+void ModelHandle::deliver(EventBatch&& batch) {
+  auto* heap = new EventBatch(std::move(batch));
+  if (events_.NonBlockingCall(heap) != napi_ok) delete heap;
+}
+
+void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* self, EventBatch* batch) {
+  std::unique_ptr<EventBatch> owned(batch);
+  if (!env || !callback) return;  // the function is being torn down
+  const size_t n = owned->events.size();
+  auto ids = Napi::Uint32Array::New(env, n);
+  auto tokens = Napi::Int32Array::New(env, n);
+  auto finishes = Napi::Uint8Array::New(env, n);
+  int64_t finished = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const TokenEvent& e = owned->events[i];
+    ids[i] = e.id;
+    tokens[i] = e.token;
+    finishes[i] = static_cast<uint8_t>(e.finish);
+    finished += e.finish != FinishReason::None;
+  }
+  auto errors = Napi::Array::New(env, owned->errors.size());
+  for (size_t i = 0; i < owned->errors.size(); ++i) {
+    auto entry = Napi::Object::New(env);
+    entry.Set("id", owned->errors[i].first);
+    entry.Set("message", owned->errors[i].second);
+    errors.Set(static_cast<uint32_t>(i), entry);
+  }
+  auto logits = Napi::Array::New(env, owned->logits.size());
+  for (size_t i = 0; i < owned->logits.size(); ++i) {
+    const std::vector<float>& row = owned->logits[i].second;
+    auto data = Napi::Float32Array::New(env, row.size());
+    std::copy(row.begin(), row.end(), data.Data());
+    auto entry = Napi::Object::New(env);
+    entry.Set("id", owned->logits[i].first);
+    entry.Set("data", data);
+    logits.Set(static_cast<uint32_t>(i), entry);
+  }
+  if (finished > 0 && self->in_flight_ > 0) {
+    self->in_flight_ -= std::min(finished, self->in_flight_);
+    if (self->in_flight_ == 0 && !self->disposed_) self->events_.Unref(env);
+  }
+  callback.Call({ids, tokens, finishes, errors, logits});
+}
+
+void ModelHandle::check_live(Napi::Env env) const {
+  if (disposed_ || !scheduler_) {
+    Napi::Error err = Napi::Error::New(env, "the model has been disposed");
+    err.Set("code", "disposed");
+    throw err;
+  }
+}
+
+Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_live(env);
+  const ProviderInfo p = loaded_.provider->info();
+  const KvGeometry kv = loaded_.provider->kv();
+  const LlamaConfig& c = loaded_.weights->config;
+  auto config = Napi::Object::New(env);
+  config.Set("hiddenSize", c.hidden_size);
+  config.Set("intermediateSize", c.intermediate_size);
+  config.Set("numLayers", c.num_hidden_layers);
+  config.Set("numHeads", c.num_attention_heads);
+  config.Set("numKvHeads", c.num_key_value_heads);
+  config.Set("headDim", c.head_dim);
+  config.Set("vocabSize", c.vocab_size);
+  config.Set("maxPositionEmbeddings", c.max_position_embeddings);
+  config.Set("bosTokenId", c.bos_token_id);
+  auto eos = Napi::Array::New(env, c.eos_token_ids.size());
+  for (size_t i = 0; i < c.eos_token_ids.size(); ++i) eos.Set(static_cast<uint32_t>(i), c.eos_token_ids[i]);
+  config.Set("eosTokenIds", eos);
+  auto kvo = Napi::Object::New(env);
+  kvo.Set("blockSize", kv.block_size);
+  kvo.Set("numBlocks", kv.num_blocks);
+  kvo.Set("bytesPerBlock", static_cast<double>(kv.bytes_per_block));
+  auto out = Napi::Object::New(env);
+  out.Set("backend", p.name);
+  out.Set("device", p.device);
+  out.Set("precision", p.precision);
+  out.Set("vocabSize", p.vocab_size);
+  out.Set("maxContext", p.max_context);
+  out.Set("source", loaded_.weights->source);
+  out.Set("format", loaded_.weights->format == ModelFormat::GGUF ? "gguf" : "huggingface");
+  out.Set("fallbackReason", loaded_.fallback_reason);
+  out.Set("config", config);
+  out.Set("kv", kvo);
+  return out;
+}
+
+Napi::Value ModelHandle::GgufTokenizer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_live(env);
+  const neoserve::GgufTokenizer& t = loaded_.weights->gguf_tokenizer;
+  if (t.tokens.empty()) return env.Null();
+  auto strings = [&](const std::vector<std::string>& v) {
+    auto a = Napi::Array::New(env, v.size());
+    for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), v[i]);
+    return a;
+  };
+  auto types = Napi::Int32Array::New(env, t.token_types.size());
+  std::copy(t.token_types.begin(), t.token_types.end(), types.Data());
+  auto out = Napi::Object::New(env);
+  out.Set("model", t.model);
+  out.Set("pre", t.pre);
+  out.Set("tokens", strings(t.tokens));
+  out.Set("merges", strings(t.merges));
+  out.Set("tokenTypes", types);
+  return out;
+}
+
+Napi::Value ModelHandle::Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_live(env);
+  if (info.Length() < 1 || !info[0].IsObject()) throw to_js_error(env, Error(ErrorCode::InvalidRequest, "submit needs a request object"));
+  const RequestId id = guarded(env, [&] { return scheduler_->submit(read_request(info[0].As<Napi::Object>())); });
+  if (in_flight_++ == 0) events_.Ref(env);
+  return Napi::Number::New(env, id);
+}
+
+Napi::Value ModelHandle::Cancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed_ || !scheduler_ || info.Length() < 1 || !info[0].IsNumber()) return env.Undefined();
+  scheduler_->cancel(info[0].As<Napi::Number>().Uint32Value());
+  return env.Undefined();
+}
+
+Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check_live(env);
+  const SchedulerStats s = scheduler_->stats();
+  auto out = Napi::Object::New(env);
+  out.Set("waiting", s.waiting);
+  out.Set("running", s.running);
+  out.Set("kvBlocksUsed", s.kv_blocks_used);
+  out.Set("kvBlocksFree", s.kv_blocks_free);
+  out.Set("steps", static_cast<double>(s.steps));
+  out.Set("tokensGenerated", static_cast<double>(s.tokens_generated));
+  return out;
+}
+
+Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (disposed_) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  disposed_ = true;  // from here on only the worker touches the scheduler and the engine
+  auto* worker = new DisposeWorker(env, [this] { release_native(); }, [this, env] {
+    if (in_flight_ > 0) events_.Unref(env);
+    events_.Release();
+  });
+  worker->Queue();
+  return worker->promise();
+}
+
+}  // namespace neoserve::binding

@@ -1,0 +1,22 @@
+#include "model_weights.h"
+
+#include "../error.h"
+
+namespace neoserve {
+
+const Tensor* ModelWeights::find(const std::string& name) const {
+  auto it = tensors.find(name);
+  return it == tensors.end() ? nullptr : &it->second;
+}
+
+const Tensor& ModelWeights::get(const std::string& name) const {
+  const Tensor* t = find(name);
+  if (!t) throw_load_error(source, "missing tensor " + name);
+  return *t;
+}
+
+std::string layer_tensor_name(int layer, const char* suffix) {
+  return "model.layers." + std::to_string(layer) + "." + suffix;
+}
+
+}  // namespace neoserve

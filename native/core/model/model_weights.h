@@ -1,0 +1,50 @@
+// A loaded checkpoint: config, tensors by canonical name, and the mappings
+// that keep the tensors' bytes alive.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llama_config.h"
+#include "mapped_file.h"
+#include "tensor.h"
+
+namespace neoserve {
+
+enum class ModelFormat { HuggingFace, GGUF };
+
+// The tokenizer a GGUF carries (tokenizer.ggml.*), for callers that have no tokenizer.json.
+struct GgufTokenizer {
+  std::string model;  // "gpt2", "llama", ...
+  std::string pre;    // tokenizer.ggml.pre
+  std::vector<std::string> tokens;
+  std::vector<std::string> merges;
+  std::vector<int32_t> token_types;
+};
+
+struct ModelWeights {
+  std::string source;  // the path given to load_model
+  ModelFormat format = ModelFormat::HuggingFace;
+  LlamaConfig config;
+  std::map<std::string, Tensor> tensors;
+  GgufTokenizer gguf_tokenizer;  // empty unless format == GGUF
+
+  std::vector<std::unique_ptr<MappedFile>> files;       // keep the mappings alive
+  std::vector<std::unique_ptr<uint8_t[]>> owned_buffers;  // tensors rewritten at load (GGUF Q/K un-permuted)
+
+  // Throws ModelLoadFailed "<source>: missing tensor <name>" / mis-shaped tensor.
+  const Tensor& get(const std::string& name) const;
+  const Tensor* find(const std::string& name) const;
+};
+
+// Canonical tensor names of a Llama layer.
+std::string layer_tensor_name(int layer, const char* suffix);  // ("self_attn.q_proj.weight") -> "model.layers.N.self_attn.q_proj.weight"
+
+// Loads a Hugging Face directory (config.json + model.safetensors or sharded
+// with model.safetensors.index.json) or a .gguf file, validates every tensor a
+// Llama forward needs against the config, and returns mapped weights.
+// Throws Error(ModelLoadFailed, "<file>: <what>") on any malformed input.
+std::unique_ptr<ModelWeights> load_model(const std::string& path);
+
+}  // namespace neoserve

@@ -1,0 +1,55 @@
+// The seam between the scheduler and every engine (see DESIGN.md): one step of
+// the model over a ragged batch. Some sequences bring a prefill chunk, others
+// one decode token; each reads and writes its KV cache through its block table.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace neoserve {
+
+using SeqId = uint64_t;
+
+struct SeqStep {
+  SeqId id = 0;
+  std::span<const int32_t> tokens;     // the tokens this step feeds (a prefill chunk, or one decode token)
+  int32_t pos = 0;                     // position of tokens[0]; KV for [0, pos) is already in the cache
+  std::span<const int32_t> kv_blocks;  // block table: block i holds positions [i*block_size, (i+1)*block_size)
+  bool want_logits = true;             // logits of the chunk's last token are wanted
+};
+
+struct ProviderInfo {
+  std::string name;       // "cpu", "tensorrt", ...
+  std::string device;     // "cpu (avx512-vnni, 2 threads)", "GPU-<uuid>", ...
+  std::string precision;  // "f32", "f16", "bf16", "int8", "q8_0"
+  int32_t vocab_size = 0;
+  int32_t max_context = 0;  // positions the model supports
+};
+
+struct KvGeometry {
+  int32_t block_size = 16;     // positions per block
+  size_t bytes_per_block = 0;  // all layers, K and V
+  int32_t num_blocks = 0;      // blocks the provider allocated
+};
+
+// Logits rows, one per SeqStep with want_logits, in the order of the steps.
+struct LogitsOut {
+  std::vector<float> data;  // rows * vocab
+  int32_t rows = 0;
+  int32_t vocab = 0;
+  const float* row(int32_t i) const { return data.data() + static_cast<size_t>(i) * vocab; }
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual ProviderInfo info() const = 0;
+  virtual KvGeometry kv() const = 0;
+  // Runs the model on every step's tokens, writes their K/V into the blocks
+  // named by each block table, and fills `out`. Throws InvalidRequest for a
+  // malformed batch (unknown block, position past the context, token out of vocab).
+  virtual void step(std::span<const SeqStep> batch, LogitsOut& out) = 0;
+};
+
+}  // namespace neoserve

@@ -1,0 +1,43 @@
+// Turns one row of logits into the next token. Deterministic: the random draw
+// depends only on (seed, step index), never on what else shares the batch.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace neoserve {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0 = greedy (argmax, lowest id wins ties)
+  int32_t top_k = 0;         // 0 = off
+  float top_p = 1.0f;        // 1 = off
+  float min_p = 0.0f;        // 0 = off; keeps tokens with p >= min_p * p_max
+  float repetition_penalty = 1.0f;  // HF/CTRL style over prompt + generated tokens: logit>0 ? l/r : l*r
+  float frequency_penalty = 0.0f;   // OpenAI style over generated tokens: l -= f * count
+  float presence_penalty = 0.0f;    // l -= p if count > 0
+  uint64_t seed = 0;
+  std::vector<int32_t> stop_token_ids;
+
+  // Throws InvalidRequest naming the parameter if out of range.
+  void validate(int32_t vocab_size) const;
+};
+
+// Order of application: penalties, temperature, top-k, softmax, top-p, min-p, draw.
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams params);
+  // `context` = prompt + generated so far; `num_prompt` of them are the prompt.
+  // `step` is the index of the token being drawn (0 for the first generated token).
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> context, int32_t num_prompt,
+                 uint64_t step);
+  bool is_stop(int32_t token) const;
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  SamplingParams params_;
+  std::vector<float> scratch_;     // reused across calls: no per-token allocation
+  std::vector<int32_t> order_;
+  std::vector<int32_t> counts_;    // generated-token counts, rebuilt per call from context
+};
+
+}  // namespace neoserve

@@ -1,0 +1,113 @@
+/**
+ * The one typed description of the raw native addon (native/binding). Nothing
+ * else in src/ touches the addon untyped.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Native finish codes, in the order of native/core/scheduler/request.h FinishReason. */
+export const enum NativeFinish {
+  None = 0,
+  Stop = 1,
+  Length = 2,
+  Cancelled = 3,
+  Error = 4,
+}
+
+export interface RawLoadOptions {
+  backend: string;
+  precision: string;
+  threads: number;
+  kvBlockSize?: number;
+  kvMemoryBytes?: number;
+  maxBatchSize?: number;
+  maxBatchTokens?: number;
+}
+
+export interface RawRequest {
+  tokens: Int32Array;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  repetitionPenalty: number;
+  frequencyPenalty: number;
+  presencePenalty: number;
+  seed: number;
+  stopTokenIds: Int32Array;
+  captureLogits: boolean;
+}
+
+export interface RawModelInfo {
+  backend: string;
+  device: string;
+  precision: string;
+  vocabSize: number;
+  maxContext: number;
+  source: string;
+  format: "huggingface" | "gguf";
+  fallbackReason: string;
+  config: {
+    hiddenSize: number;
+    intermediateSize: number;
+    numLayers: number;
+    numHeads: number;
+    numKvHeads: number;
+    headDim: number;
+    vocabSize: number;
+    maxPositionEmbeddings: number;
+    bosTokenId: number;
+    eosTokenIds: number[];
+  };
+  kv: { blockSize: number; numBlocks: number; bytesPerBlock: number };
+}
+
+export interface RawGgufTokenizer {
+  model: string;
+  pre: string;
+  tokens: string[];
+  merges: string[];
+  tokenTypes: Int32Array;
+}
+
+export interface RawStats {
+  waiting: number;
+  running: number;
+  kvBlocksUsed: number;
+  kvBlocksFree: number;
+  steps: number;
+  tokensGenerated: number;
+}
+
+/** Called on the JS thread with every event of one scheduler iteration. */
+export type RawEventsCallback = (
+  ids: Uint32Array,
+  tokens: Int32Array,
+  finishes: Uint8Array,
+  errors: { id: number; message: string }[],
+  logits: { id: number; data: Float32Array }[],
+) => void;
+
+export interface RawModel {
+  info(): RawModelInfo;
+  ggufTokenizer(): RawGgufTokenizer | null;
+  /** Throws an Error with code "invalid_request" when the request is rejected. */
+  submit(request: RawRequest): number;
+  cancel(id: number): void;
+  stats(): RawStats;
+  dispose(): Promise<void>;
+}
+
+export interface RawAddon {
+  loadModel(path: string, options: RawLoadOptions, onEvents: RawEventsCallback): Promise<RawModel>;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+let cached: RawAddon | undefined;
+
+export function addon(): RawAddon {
+  cached ??= createRequire(import.meta.url)("node-gyp-build")(packageRoot) as RawAddon;
+  return cached;
+}

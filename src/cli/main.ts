@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/** The neoserve command line: `neoserve generate [prompt]` streams tokens from a model. */
+import { Command, InvalidArgumentError } from "commander";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadModel } from "../model.js";
+import { NeoserveError } from "../errors.js";
+
+/** The bundled tiny model that `npm install` generates: the default, so no download is needed. */
+export const defaultModelPath = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "models", "generated", "tiny", "hf");
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError("expected an integer");
+  return n;
+}
+
+function number(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError("expected a number");
+  return n;
+}
+
+const program = new Command("neoserve").description("Accelerated LLM inference inside Node.js");
+
+program
+  .command("generate")
+  .description("stream a continuation of a prompt")
+  .argument("[prompt]", "text to continue", "Once upon a time")
+  .option("-m, --model <path>", "Hugging Face directory or .gguf file", defaultModelPath)
+  .option("-n, --max-tokens <n>", "tokens to generate", integer, 64)
+  .option("-t, --temperature <t>", "0 = greedy", number, 0.8)
+  .option("--top-k <k>", "keep the k most likely tokens", integer, 0)
+  .option("--top-p <p>", "nucleus sampling", number, 1)
+  .option("--seed <n>", "same seed, same tokens", integer, 7)
+  .option("--backend <name>", "auto | cpu | tensorrt", "auto")
+  .option("--precision <p>", "auto | f32 | int8", "auto")
+  .option("--threads <n>", "engine threads (0 = all cores)", integer, 0)
+  .option("--chat", "treat the prompt as a user message and apply the chat template")
+  .action(async (prompt: string, opts) => {
+    const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads });
+    try {
+      const input = opts.chat ? { messages: [{ role: "user", content: prompt }] } : { prompt };
+      const stream = model.generate({
+        ...input,
+        maxTokens: opts.maxTokens,
+        temperature: opts.temperature,
+        topK: opts.topK,
+        topP: opts.topP,
+        seed: opts.seed,
+      });
+      process.stdout.write(opts.chat ? "" : prompt);
+      for await (const tok of stream) process.stdout.write(tok.text);
+      const r = await stream.result;
+      const speed = r.timings.decodeTokensPerSecond?.toFixed(1) ?? "-";
+      process.stderr.write(
+        `\n[${model.info.backend} ${model.info.precision}] ${r.usage.completionTokens} tokens, ` +
+          `finish: ${r.finishReason}, first token ${r.timings.timeToFirstTokenMs?.toFixed(1)} ms, ${speed} tok/s\n`,
+      );
+    } finally {
+      await model.dispose();
+    }
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  const code = err instanceof NeoserveError ? ` [${err.code}]` : "";
+  process.stderr.write(`neoserve: ${err instanceof Error ? err.message : String(err)}${code}\n`);
+  process.exit(1);
+});

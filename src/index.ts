@@ -1,0 +1,6 @@
+export { loadModel, Model, type LoadOptions, type ModelInfo, type SchedulerOptions } from "./model.js";
+export { TokenStream } from "./token-stream.js";
+export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, Token } from "./types.js";
+export * from "./errors.js";
+export { TextTokenizer } from "./tokenizer/tokenizer.js";
+export type { ChatMessage } from "./tokenizer/chat-template.js";

@@ -1,0 +1,194 @@
+/**
+ * A loaded model: generate() submits to the native scheduler and returns a
+ * TokenStream; token events come back in batches and are routed by request id.
+ */
+import { addon, NativeFinish, type RawEventsCallback, type RawModel, type RawModelInfo } from "./addon.js";
+import { fromNative, InvalidRequestError, ModelDisposedError } from "./errors.js";
+import { TokenStream } from "./token-stream.js";
+import { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import { TextTokenizer } from "./tokenizer/tokenizer.js";
+import type { FinishReason, GenerateRequest } from "./types.js";
+
+export interface SchedulerOptions {
+  /** Sequences in one step. Default 16. */
+  maxBatchSize?: number;
+  /** Tokens in one step (decodes + prompt chunks). Default 512. */
+  maxBatchTokens?: number;
+  /** Positions per KV-cache block. Default 16. */
+  kvBlockSize?: number;
+  /** Bytes of KV cache; 0 = the provider's default. */
+  kvMemoryBytes?: number;
+}
+
+export interface LoadOptions {
+  /** "auto" picks the best engine this machine has for the model. Default "auto". */
+  backend?: "auto" | "cpu" | "tensorrt";
+  /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. */
+  precision?: "auto" | "f32" | "int8";
+  /** Engine threads; 0 = all cores. */
+  threads?: number;
+  /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
+  tokenizer?: string;
+  scheduler?: SchedulerOptions;
+}
+
+export type ModelInfo = RawModelInfo;
+
+const finishReasons: Record<number, FinishReason> = {
+  [NativeFinish.Stop]: "stop",
+  [NativeFinish.Length]: "length",
+  [NativeFinish.Cancelled]: "cancelled",
+  [NativeFinish.Error]: "error",
+};
+
+export class Model {
+  readonly info: ModelInfo;
+  private disposed = false;
+
+  private constructor(
+    private readonly raw: RawModel,
+    readonly tokenizer: TextTokenizer,
+    private readonly streams: Map<number, TokenStream>,
+  ) {
+    this.info = raw.info();
+  }
+
+  /** @internal use loadModel(). */
+  static async load(path: string, options: LoadOptions): Promise<Model> {
+    const streams = new Map<number, TokenStream>();
+    const raw = await addon()
+      .loadModel(path, toRawOptions(options), dispatchTo(streams, () => raw))
+      .catch((err: unknown) => {
+        throw fromNative(err);
+      });
+    try {
+      const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer());
+      return new Model(raw, tokenizer, streams);
+    } catch (err) {
+      await raw.dispose();
+      throw err;
+    }
+  }
+
+  /** Starts a request. Throws InvalidRequestError at once if the request is malformed. */
+  generate(request: GenerateRequest): TokenStream {
+    if (this.disposed) throw new ModelDisposedError();
+    const prompt = this.promptTokens(request);
+    const stop = typeof request.stop === "string" ? [request.stop] : [...(request.stop ?? [])];
+    if (stop.some((s) => typeof s !== "string" || s.length === 0))
+      throw new InvalidRequestError("stop must be a non-empty string or an array of them");
+    const stopTokenIds = [...(request.ignoreEos ? [] : this.tokenizer.eosTokenIds), ...(request.stopTokenIds ?? [])];
+
+    let id: number;
+    try {
+      id = this.raw.submit({
+        tokens: Int32Array.from(prompt),
+        maxTokens: request.maxTokens ?? 128,
+        temperature: request.temperature ?? 1,
+        topK: request.topK ?? 0,
+        topP: request.topP ?? 1,
+        minP: request.minP ?? 0,
+        repetitionPenalty: request.repetitionPenalty ?? 1,
+        frequencyPenalty: request.frequencyPenalty ?? 0,
+        presencePenalty: request.presencePenalty ?? 0,
+        seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
+        stopTokenIds: Int32Array.from(stopTokenIds),
+        captureLogits: request.returnLogits === true,
+      });
+    } catch (err) {
+      throw fromNative(err);
+    }
+
+    const signal = request.signal;
+    const onAbort = () => stream.cancel();
+    const stream = new TokenStream(prompt.length, new IncrementalDetokenizer(this.tokenizer), stop, () =>
+      this.raw.cancel(id),
+    );
+    this.streams.set(id, stream);
+    if (signal) {
+      if (signal.aborted) stream.cancel();
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        void stream.result.then(() => signal.removeEventListener("abort", onAbort));
+      }
+    }
+    return stream;
+  }
+
+  /** Scheduler counters: queue, running sequences, KV blocks, steps, tokens. */
+  stats() {
+    if (this.disposed) throw new ModelDisposedError();
+    return this.raw.stats();
+  }
+
+  /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.raw.dispose();
+    for (const stream of this.streams.values()) stream.end("cancelled", "the model was disposed");
+    this.streams.clear();
+  }
+
+  private promptTokens(request: GenerateRequest): number[] {
+    const given = [request.prompt, request.tokens, request.messages].filter((x) => x !== undefined).length;
+    if (given !== 1) throw new InvalidRequestError("give exactly one of prompt, tokens or messages");
+    if (request.tokens !== undefined) {
+      if (!Array.isArray(request.tokens)) throw new InvalidRequestError("tokens must be an array of token ids");
+      return [...request.tokens];
+    }
+    if (request.messages !== undefined) {
+      const text = this.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
+      return this.tokenizer.encode(text, { addSpecialTokens: false });
+    }
+    if (typeof request.prompt !== "string") throw new InvalidRequestError("prompt must be a string");
+    return this.tokenizer.encode(request.prompt, { addSpecialTokens: true });
+  }
+}
+
+function toRawOptions(options: LoadOptions) {
+  const s = options.scheduler ?? {};
+  return {
+    backend: options.backend ?? "auto",
+    precision: options.precision ?? "auto",
+    threads: options.threads ?? 0,
+    kvBlockSize: s.kvBlockSize,
+    kvMemoryBytes: s.kvMemoryBytes,
+    maxBatchSize: s.maxBatchSize,
+    maxBatchTokens: s.maxBatchTokens,
+  };
+}
+
+// Routes one batch of native events to the streams they belong to.
+function dispatchTo(streams: Map<number, TokenStream>, raw: () => RawModel): RawEventsCallback {
+  return (ids, tokens, finishes, errors, logits) => {
+    // Logits first: they belong to tokens of this same batch.
+    for (const row of logits) streams.get(row.id)?.pushLogits(row.data);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const stream = streams.get(id);
+      if (!stream) continue;
+      const finish = finishes[i]!;
+      const token = tokens[i]!;
+      if (finish === NativeFinish.None) {
+        if (stream.pushToken(token)) {
+          streams.delete(id);
+          raw().cancel(id); // a stop string ended it: free its sequence now
+        }
+        continue;
+      }
+      if (token >= 0) stream.pushToken(token, true);
+      const error = errors.find((e) => e.id === id)?.message;
+      stream.end(finishReasons[finish] ?? "error", error);
+      streams.delete(id);
+    }
+  };
+}
+
+/**
+ * Loads a Hugging Face directory or a GGUF file and starts its scheduler.
+ * Rejects with ModelLoadError / ProviderUnavailableError / InvalidRequestError.
+ */
+export function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  return Model.load(path, options);
+}

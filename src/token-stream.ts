@@ -1,0 +1,134 @@
+/**
+ * One request's tokens as an AsyncIterable, plus its final result. Fed by the
+ * Model's event dispatcher; a consumer that stops iterating cancels the request.
+ */
+import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import { StopStringMatcher } from "./stop-strings.js";
+import type { FinishReason, GenerateResult, Token } from "./types.js";
+
+type Waiter = { resolve: (r: IteratorResult<Token>) => void };
+
+export class TokenStream implements AsyncIterable<Token> {
+  /** Resolves once, when the request ends for whatever reason; never rejects. */
+  readonly result: Promise<GenerateResult>;
+
+  private resolveResult!: (r: GenerateResult) => void;
+  private readonly queue: Token[] = [];
+  private waiter: Waiter | undefined;
+  private done = false;
+  private iterating = false;
+  private readonly tokens: number[] = [];
+  private logits: Float32Array[] | undefined;
+  private text = "";
+  private readonly startedAt = performance.now();
+  private firstTokenAt: number | null = null;
+  private readonly stopMatcher: StopStringMatcher;
+
+  constructor(
+    private readonly promptTokens: number,
+    private readonly detokenizer: IncrementalDetokenizer,
+    stop: readonly string[],
+    private readonly onCancel: () => void,
+  ) {
+    this.stopMatcher = new StopStringMatcher(stop);
+    this.result = new Promise((resolve) => (this.resolveResult = resolve));
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Ends the request; tokens already produced stay in the result. */
+  cancel(): void {
+    if (!this.done) this.onCancel();
+  }
+
+  /** @internal the logits the next token is sampled from (requests with returnLogits). */
+  pushLogits(row: Float32Array): void {
+    (this.logits ??= []).push(row);
+  }
+
+  /**
+   * @internal a generated token; `last` when the request ends with it, so the
+   * text held back (a partial character or stop string) is released with it.
+   * Returns true when a stop string ended the text.
+   */
+  pushToken(id: number, last = false): boolean {
+    if (this.done) return false;
+    this.firstTokenAt ??= performance.now();
+    this.tokens.push(id);
+    let piece = this.detokenizer.push(id);
+    if (last) piece += this.detokenizer.flush();
+    const matched = this.stopMatcher.push(piece);
+    const text = matched.stopped || !last ? matched.text : matched.text + this.stopMatcher.flush();
+    this.emit({ id, text });
+    if (matched.stopped) this.end("stop");
+    return matched.stopped;
+  }
+
+  /**
+   * @internal the request ended. The result's text is exactly the tokens'
+   * texts joined: what was still held back when a request ends without a
+   * final token (cancelled, error) is dropped.
+   */
+  end(reason: FinishReason, error?: string): void {
+    if (this.done) return;
+    this.done = true;
+    const now = performance.now();
+    const completion = this.tokens.length;
+    this.resolveResult({
+      tokens: this.tokens.slice(),
+      text: this.text,
+      finishReason: reason,
+      ...(this.logits ? { logits: this.logits } : {}),
+      ...(error !== undefined ? { error } : {}),
+      usage: { promptTokens: this.promptTokens, completionTokens: completion, totalTokens: this.promptTokens + completion },
+      timings: {
+        timeToFirstTokenMs: this.firstTokenAt === null ? null : this.firstTokenAt - this.startedAt,
+        totalMs: now - this.startedAt,
+        decodeTokensPerSecond:
+          this.firstTokenAt !== null && completion > 1 && now > this.firstTokenAt
+            ? ((completion - 1) * 1000) / (now - this.firstTokenAt)
+            : null,
+      },
+    });
+    this.wake();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Token> {
+    if (this.iterating) throw new Error("a TokenStream can be iterated only once");
+    this.iterating = true;
+    return {
+      next: () => {
+        const token = this.queue.shift();
+        if (token) return Promise.resolve({ value: token, done: false });
+        if (this.done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => (this.waiter = { resolve }));
+      },
+      return: () => {
+        this.cancel();
+        this.queue.length = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  private emit(token: Token): void {
+    this.text += token.text;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.resolve({ value: token, done: false });
+    } else {
+      this.queue.push(token);
+    }
+  }
+
+  private wake(): void {
+    if (this.waiter && this.queue.length === 0) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.resolve({ value: undefined, done: true });
+    }
+  }
+}

@@ -1,0 +1,66 @@
+/** The public shapes of requests, tokens and results. */
+import type { ChatMessage } from "./tokenizer/chat-template.js";
+
+export type FinishReason =
+  | "stop"
+  | "length"
+  | "cancelled"
+  | "deadline_exceeded"
+  | "queue_timeout"
+  | "queue_full"
+  | "error";
+
+export interface SamplingOptions {
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Same seed and input → same tokens, whatever else runs. Default: a random seed. */
+  seed?: number;
+}
+
+export interface GenerateRequest extends SamplingOptions {
+  /** Text to continue; or give `tokens`, or `messages` for the model's chat template. */
+  prompt?: string;
+  tokens?: readonly number[];
+  messages?: readonly ChatMessage[];
+  /** Default 128. */
+  maxTokens?: number;
+  /** Text that ends generation; it is not included in the output. */
+  stop?: string | readonly string[];
+  /** Token ids that end generation, besides the model's end-of-sequence ids. */
+  stopTokenIds?: readonly number[];
+  /** Do not stop at the model's end-of-sequence tokens. */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+  /** Keep the raw logits each token was sampled from (before penalties) in result.logits. */
+  returnLogits?: boolean;
+}
+
+export interface Token {
+  id: number;
+  /** The new text this token completes (may be "" while a UTF-8 character or a possible stop string is incomplete). */
+  text: string;
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** With returnLogits: one row per generated token, the logits it was sampled from. */
+  logits?: Float32Array[];
+  /** Why the request ended abnormally (finishReason "error" or "cancelled"). */
+  error?: string;
+  usage: { promptTokens: number; completionTokens: number; totalTokens: number };
+  timings: {
+    /** From generate() to the first token. */
+    timeToFirstTokenMs: number | null;
+    totalMs: number;
+    /** Generated tokens per second after the first one. */
+    decodeTokensPerSecond: number | null;
+  };
+}
