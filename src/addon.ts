@@ -64,12 +64,18 @@ export interface RawModelInfo {
   kv: { blockSize: number; numBlocks: number; bytesPerBlock: number };
 }
 
+/** The tokenizer.ggml.* metadata of a GGUF (see GgufTokenizerMetadata in src/tokenizer). */
 export interface RawGgufTokenizer {
   model: string;
   pre: string;
   tokens: string[];
   merges: string[];
   tokenTypes: Int32Array;
+  bosId?: number;
+  eosId?: number;
+  eotId?: number;
+  addBos?: boolean;
+  chatTemplate?: string;
 }
 
 export interface RawStats {

@@ -56,8 +56,10 @@ export class Model {
   /** @internal use loadModel(). */
   static async load(path: string, options: LoadOptions): Promise<Model> {
     const streams = new Map<number, TokenStream>();
-    const raw = await addon()
-      .loadModel(path, toRawOptions(options), dispatchTo(streams, () => raw))
+    let raw: RawModel | undefined;
+    const onEvents = dispatchTo(streams, (id) => raw?.cancel(id));
+    raw = await addon()
+      .loadModel(path, toRawOptions(options), onEvents)
       .catch((err: unknown) => {
         throw fromNative(err);
       });
@@ -160,7 +162,7 @@ function toRawOptions(options: LoadOptions) {
 }
 
 // Routes one batch of native events to the streams they belong to.
-function dispatchTo(streams: Map<number, TokenStream>, raw: () => RawModel): RawEventsCallback {
+function dispatchTo(streams: Map<number, TokenStream>, cancel: (id: number) => void): RawEventsCallback {
   return (ids, tokens, finishes, errors, logits) => {
     // Logits first: they belong to tokens of this same batch.
     for (const row of logits) streams.get(row.id)?.pushLogits(row.data);
@@ -173,7 +175,7 @@ function dispatchTo(streams: Map<number, TokenStream>, raw: () => RawModel): Raw
       if (finish === NativeFinish.None) {
         if (stream.pushToken(token)) {
           streams.delete(id);
-          raw().cancel(id); // a stop string ended it: free its sequence now
+          cancel(id); // a stop string ended it: free its sequence now
         }
         continue;
       }

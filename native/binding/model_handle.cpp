@@ -194,6 +194,11 @@ Napi::Value ModelHandle::GgufTokenizer(const Napi::CallbackInfo& info) {
   out.Set("tokens", strings(t.tokens));
   out.Set("merges", strings(t.merges));
   out.Set("tokenTypes", types);
+  if (t.bos_id >= 0) out.Set("bosId", t.bos_id);
+  if (t.eos_id >= 0) out.Set("eosId", t.eos_id);
+  if (t.eot_id >= 0) out.Set("eotId", t.eot_id);
+  if (t.add_bos >= 0) out.Set("addBos", t.add_bos == 1);
+  if (!t.chat_template.empty()) out.Set("chatTemplate", t.chat_template);
   return out;
 }
 

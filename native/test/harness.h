@@ -52,12 +52,12 @@ void fail(const char* file, int line, const std::string& what);  // records and 
   } while (0)
 
 // Expects `expr` to throw neoserve::Error with `code` and a message containing `needle`.
-#define CHECK_THROWS(expr, code, needle)                                                       \
+#define CHECK_THROWS(expr, expected_code, needle)                                                       \
   do {                                                                                         \
     bool thrown_ = false;                                                                      \
     try { (void)(expr); } catch (const ::neoserve::Error& e_) {                                \
       thrown_ = true;                                                                          \
-      if (e_.code() != (code) || std::string(e_.what()).find(needle) == std::string::npos)    \
+      if (e_.code() != (expected_code) || std::string(e_.what()).find(needle) == std::string::npos)    \
         ::neoserve::test::fail(__FILE__, __LINE__, std::string("wrong error from " #expr ": ") + e_.what()); \
     } catch (const std::exception& e_) {                                                       \
       thrown_ = true;                                                                          \

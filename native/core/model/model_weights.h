@@ -21,6 +21,11 @@ struct GgufTokenizer {
   std::vector<std::string> tokens;
   std::vector<std::string> merges;
   std::vector<int32_t> token_types;
+  int32_t bos_id = -1;        // tokenizer.ggml.bos_token_id
+  int32_t eos_id = -1;        // tokenizer.ggml.eos_token_id
+  int32_t eot_id = -1;        // tokenizer.ggml.eot_token_id
+  int8_t add_bos = -1;        // tokenizer.ggml.add_bos_token: -1 absent, 0 false, 1 true
+  std::string chat_template;  // tokenizer.chat_template
 };
 
 struct ModelWeights {

@@ -38,6 +38,10 @@ class Sampler {
   std::vector<float> scratch_;     // reused across calls: no per-token allocation
   std::vector<int32_t> order_;
   std::vector<int32_t> counts_;    // generated-token counts, rebuilt per call from context
+  std::vector<double> probs_;      // unnormalised probabilities, indexed like order_
+  std::vector<uint8_t> seen_;      // distinct-token marks for the repetition penalty
+
+  void apply_penalties(std::span<const int32_t> context, int32_t num_prompt);
 };
 
 }  // namespace neoserve

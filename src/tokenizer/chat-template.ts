@@ -1,0 +1,90 @@
+/**
+ * Chat templates: the Jinja template a model ships in tokenizer_config.json
+ * (`chat_template`), rendered with @huggingface/jinja the way transformers'
+ * `apply_chat_template` does (variables `messages`, `add_generation_prompt`,
+ * `bos_token`, `eos_token`).
+ */
+import { Template } from "@huggingface/jinja";
+import { InvalidRequestError } from "../errors.js";
+
+export interface ChatMessage {
+  /** "system", "user", "assistant", "tool", or whatever roles the model's template knows. */
+  role: string;
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** Append the header that opens the assistant's turn (default true). */
+  addGenerationPrompt?: boolean;
+}
+
+/** A parsed chat template, with the special-token strings it may refer to. */
+export class ChatTemplate {
+  private readonly template: Template;
+
+  /** Throws InvalidRequestError if `source` is not a template @huggingface/jinja can parse. */
+  constructor(
+    readonly source: string,
+    private readonly specialTokens: { bosToken?: string; eosToken?: string } = {},
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new InvalidRequestError(`the model's chat template cannot be parsed: ${messageOf(err)}`, { cause: err });
+    }
+  }
+
+  /** Renders the conversation; throws InvalidRequestError for malformed messages or a template error. */
+  render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    validateMessages(messages);
+    try {
+      return this.template.render({
+        messages: messages.map((m) => ({ ...m })),
+        add_generation_prompt: options.addGenerationPrompt ?? true,
+        bos_token: this.specialTokens.bosToken ?? "",
+        eos_token: this.specialTokens.eosToken ?? "",
+      });
+    } catch (err) {
+      // Templates reject conversations they do not support with raise_exception(...).
+      throw new InvalidRequestError(`the chat template rejected the messages: ${messageOf(err)}`, { cause: err });
+    }
+  }
+}
+
+/**
+ * Picks the template text from a tokenizer_config.json `chat_template` value: a
+ * string, or (newer transformers) a list of {name, template} where "default" wins.
+ */
+export function chatTemplateSource(value: unknown): string | undefined {
+  if (typeof value === "string") return value.length > 0 ? value : undefined;
+  if (Array.isArray(value)) {
+    const named = value.filter(
+      (t): t is { name: string; template: string } =>
+        typeof t === "object" && t !== null && typeof t.name === "string" && typeof t.template === "string",
+    );
+    return (named.find((t) => t.name === "default") ?? named[0])?.template;
+  }
+  return undefined;
+}
+
+/** The error a model without a chat template gives for a `messages` request. */
+export function noChatTemplateError(modelPath: string): InvalidRequestError {
+  return new InvalidRequestError(
+    `the model at ${modelPath} has no chat template (no chat_template in tokenizer_config.json, ` +
+      "chat_template.jinja or GGUF tokenizer.chat_template): send a prompt instead of messages",
+  );
+}
+
+function validateMessages(messages: readonly ChatMessage[]): void {
+  if (!Array.isArray(messages)) throw new InvalidRequestError("messages must be an array of {role, content}");
+  messages.forEach((m, i) => {
+    if (typeof m !== "object" || m === null) throw new InvalidRequestError(`messages[${i}] must be an object`);
+    if (typeof m.role !== "string" || m.role.length === 0)
+      throw new InvalidRequestError(`messages[${i}].role must be a non-empty string`);
+    if (typeof m.content !== "string") throw new InvalidRequestError(`messages[${i}].content must be a string`);
+  });
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,85 @@
+/**
+ * Incremental detokenization for streaming: token ids go in one at a time,
+ * text comes out as soon as it is complete. Byte-level BPE splits one
+ * character over several tokens (emoji, CJK), and SentencePiece decoders treat
+ * a leading space by context, so text cannot be decoded token by token.
+ *
+ * As Hugging Face text-generation-inference and vLLM do: decode the window
+ * [prefixOffset, end) and [prefixOffset, readOffset); the difference is the new
+ * text, emitted only once it does not end in U+FFFD (an incomplete UTF-8
+ * sequence). The offsets then move up, so each step decodes a few tokens only.
+ * Concatenated, the pieces equal decode(allIds) with the same options.
+ */
+import type { TextTokenizer } from "./tokenizer.js";
+
+export interface DetokenizerOptions {
+  /** Leave special tokens (EOS, chat control tokens) out of the text. Default true, as vLLM does. */
+  skipSpecialTokens?: boolean;
+}
+
+const REPLACEMENT = "\uFFFD";
+
+export class IncrementalDetokenizer {
+  private readonly ids: number[] = [];
+  /** Start of the window decoded for context (its text was already emitted). */
+  private prefixOffset = 0;
+  /** End of the text already emitted. */
+  private readOffset = 0;
+  private readonly skipSpecialTokens: boolean;
+
+  constructor(
+    private readonly tokenizer: TextTokenizer,
+    options: DetokenizerOptions = {},
+  ) {
+    this.skipSpecialTokens = options.skipSpecialTokens ?? true;
+  }
+
+  /**
+   * Adds one token; returns the text it completes (often "", e.g. within a
+   * multi-byte character). An id outside the tokenizer's vocabulary (a model
+   * whose embedding is padded past it) has no text and is skipped, as the Rust
+   * tokenizers' decode skips it; it never throws.
+   */
+  push(id: number): string {
+    if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) return "";
+    this.ids.push(id);
+    return this.advance(false);
+  }
+
+  /** Ends the stream: returns whatever is still held back (an incomplete character decodes to U+FFFD). */
+  flush(): string {
+    return this.advance(true);
+  }
+
+  /** All token ids pushed so far (those with text). */
+  get tokenIds(): readonly number[] {
+    return this.ids;
+  }
+
+  private advance(final: boolean): string {
+    if (this.readOffset >= this.ids.length) return "";
+    const options = { skipSpecialTokens: this.skipSpecialTokens };
+    const prefixText = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset), options);
+    const newText = this.tokenizer.decode(this.ids.slice(this.prefixOffset), options);
+    if (!final && (newText.length <= prefixText.length || newText.endsWith(REPLACEMENT))) return "";
+    // The window's text normally extends the prefix's; if a decoder rewrote the
+    // boundary, emit from the first difference on (never slicing a surrogate pair).
+    let start = prefixText.length;
+    if (!newText.startsWith(prefixText)) start = commonPrefixLength(prefixText, newText);
+    this.prefixOffset = this.readOffset;
+    this.readOffset = this.ids.length;
+    return newText.slice(start);
+  }
+}
+
+function commonPrefixLength(a: string, b: string): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  // Do not split a surrogate pair.
+  if (i > 0 && i < b.length && isHighSurrogate(b.charCodeAt(i - 1))) i--;
+  return i;
+}
+
+function isHighSurrogate(c: number): boolean {
+  return c >= 0xd800 && c <= 0xdbff;
+}

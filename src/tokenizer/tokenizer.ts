@@ -1,0 +1,408 @@
+/**
+ * Text <-> token ids for a model: a Hugging Face tokenizer.json (run by the
+ * pure-JS @huggingface/tokenizers), its tokenizer_config.json (special tokens,
+ * chat template) and generation_config.json (end-of-sequence ids); or, for a
+ * GGUF file with no tokenizer.json beside it, a byte-level BPE tokenizer built
+ * from the file's tokenizer.ggml.* metadata.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { InvalidRequestError, ModelLoadError } from "../errors.js";
+import {
+  type ChatMessage,
+  ChatTemplate,
+  type ChatTemplateOptions,
+  chatTemplateSource,
+  noChatTemplateError,
+} from "./chat-template.js";
+
+/** A GGUF file's tokenizer metadata (tokenizer.ggml.*), as the addon reads it. */
+export interface GgufTokenizerMetadata {
+  /** tokenizer.ggml.model; only "gpt2" (byte-level BPE) can be rebuilt. */
+  model: string;
+  /** tokenizer.ggml.pre: the pre-tokenizer ("gpt-2", "llama-bpe", "qwen2", "smollm", ...). */
+  pre?: string;
+  /** tokenizer.ggml.tokens, in id order. */
+  tokens: readonly string[];
+  /** tokenizer.ggml.merges, "a b" strings in priority order. */
+  merges: readonly string[];
+  /** tokenizer.ggml.token_type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte. */
+  tokenTypes?: ArrayLike<number>;
+  /** tokenizer.ggml.bos_token_id */
+  bosId?: number;
+  /** tokenizer.ggml.eos_token_id */
+  eosId?: number;
+  /** tokenizer.ggml.eot_token_id: also ends generation */
+  eotId?: number;
+  /** tokenizer.ggml.add_bos_token */
+  addBos?: boolean;
+  /** tokenizer.chat_template */
+  chatTemplate?: string;
+}
+
+export interface EncodeOptions {
+  /** Add the model's special tokens (e.g. BOS) as its post-processor says. Default true. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Leave out special tokens (BOS, EOS, chat control tokens). Default false. */
+  skipSpecialTokens?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+/** A model's tokenizer. Create with TextTokenizer.fromModelPath(). */
+export class TextTokenizer {
+  /** Size of the id space: every vocabulary and added token id is below it. */
+  readonly vocabSize: number;
+  /** The beginning-of-sequence token, if the model has one. */
+  readonly bosTokenId: number | undefined;
+  /** Tokens that end generation (EOS, end-of-turn), deduplicated. */
+  readonly eosTokenIds: readonly number[];
+  /** The chat template's source text, if the model has one. */
+  readonly chatTemplate: string | undefined;
+
+  private readonly parsedTemplate: ChatTemplate | undefined;
+  private readonly templateError: unknown;
+  private readonly cleanUpSpaces: boolean;
+  private readonly specialIds: ReadonlySet<number>;
+  private readonly prependBos: boolean;
+
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    private readonly source: string,
+    init: {
+      bosTokenId?: number;
+      eosTokenIds: number[];
+      chatTemplate?: string;
+      cleanUpSpaces: boolean;
+      /** Prepend BOS when adding special tokens (GGUF add_bos_token; tokenizer.json says it itself). */
+      prependBos: boolean;
+    },
+  ) {
+    let maxId = -1;
+    for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    this.bosTokenId = init.bosTokenId;
+    this.eosTokenIds = [...new Set(init.eosTokenIds)];
+    this.cleanUpSpaces = init.cleanUpSpaces;
+    this.prependBos = init.prependBos;
+    this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
+    this.chatTemplate = init.chatTemplate;
+    if (init.chatTemplate !== undefined) {
+      const tokenText = (id: number | undefined) => (id === undefined ? undefined : tokenizer.id_to_token(id));
+      try {
+        this.parsedTemplate = new ChatTemplate(init.chatTemplate, {
+          bosToken: tokenText(init.bosTokenId),
+          eosToken: tokenText(init.eosTokenIds[0]),
+        });
+      } catch (err) {
+        // A broken template must not stop the model from loading: prompts still work.
+        this.templateError = err;
+      }
+    }
+  }
+
+  /**
+   * Loads the tokenizer of a model:
+   * - a Hugging Face directory: tokenizer.json, optional tokenizer_config.json,
+   *   chat_template.jinja and generation_config.json;
+   * - a tokenizer.json file (its siblings are read the same way);
+   * - a .gguf file: a tokenizer.json beside it if there is one, else `gguf`, the
+   *   file's tokenizer metadata.
+   * Rejects with ModelLoadError naming the file when nothing usable is found.
+   */
+  static async fromModelPath(path: string, gguf?: GgufTokenizerMetadata | null): Promise<TextTokenizer> {
+    const info = await stat(path).catch((err: unknown) => {
+      throw new ModelLoadError(`${path}: cannot read the model path (${errMessage(err)})`, { cause: err });
+    });
+    let tokenizerJsonPath: string;
+    if (info.isDirectory()) {
+      tokenizerJsonPath = join(path, "tokenizer.json");
+      if (!(await isFile(tokenizerJsonPath))) {
+        if (gguf) return TextTokenizer.fromGguf(gguf, path);
+        throw new ModelLoadError(`${path}: no tokenizer.json in the model directory`);
+      }
+    } else if (path.toLowerCase().endsWith(".gguf")) {
+      tokenizerJsonPath = join(dirname(path), "tokenizer.json");
+      if (!(await isFile(tokenizerJsonPath))) {
+        if (gguf) return TextTokenizer.fromGguf(gguf, path);
+        throw new ModelLoadError(
+          `${path}: no tokenizer.json beside the GGUF file and no GGUF tokenizer metadata to build one from`,
+        );
+      }
+    } else {
+      tokenizerJsonPath = path; // a tokenizer.json given directly
+    }
+
+    const dir = dirname(tokenizerJsonPath);
+    const tokenizerJson = await readJson(tokenizerJsonPath, true);
+    const config = (await readJson(join(dir, "tokenizer_config.json"), false)) ?? {};
+    const generationConfig = await readJson(join(dir, "generation_config.json"), false);
+    const jinjaFile = join(dir, "chat_template.jinja");
+    const jinja = (await isFile(jinjaFile)) ? await readFile(jinjaFile, "utf8") : undefined;
+    return TextTokenizer.fromJson(tokenizerJson!, config, {
+      source: tokenizerJsonPath,
+      generationConfig: generationConfig ?? undefined,
+      chatTemplate: jinja,
+    });
+  }
+
+  /**
+   * Builds a tokenizer from tokenizer.json and tokenizer_config.json objects
+   * (`extra.generationConfig` adds its eos_token_id; `extra.chatTemplate`
+   * overrides the config's chat_template).
+   */
+  static fromJson(
+    tokenizerJson: Json,
+    tokenizerConfig: Json = {},
+    extra: { source?: string; generationConfig?: Json; chatTemplate?: string } = {},
+  ): TextTokenizer {
+    const source = extra.source ?? "tokenizer.json";
+    const config: Json = { ...tokenizerConfig };
+    const cleanUpSpaces = config.clean_up_tokenization_spaces === true;
+    config.clean_up_tokenization_spaces = cleanUpSpaces; // the Rust tokenizers default, not the JS port's `true`
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(tokenizerJson, config);
+    } catch (err) {
+      throw new ModelLoadError(`${source}: not a tokenizer this library can run (${errMessage(err)})`, { cause: err });
+    }
+    const idOf = (token: unknown): number | undefined => {
+      const text = specialTokenText(token);
+      return text === undefined ? undefined : tokenizer.token_to_id(text);
+    };
+    const eos: number[] = [];
+    const eosId = idOf(config.eos_token);
+    if (eosId !== undefined) eos.push(eosId);
+    const genEos = extra.generationConfig?.eos_token_id;
+    for (const id of Array.isArray(genEos) ? genEos : [genEos]) if (Number.isInteger(id)) eos.push(id as number);
+    let bos = idOf(config.bos_token);
+    if (bos === undefined && Number.isInteger(extra.generationConfig?.bos_token_id))
+      bos = extra.generationConfig!.bos_token_id as number;
+    return new TextTokenizer(tokenizer, source, {
+      bosTokenId: bos,
+      eosTokenIds: eos,
+      chatTemplate: extra.chatTemplate ?? chatTemplateSource(config.chat_template),
+      cleanUpSpaces,
+      prependBos: false,
+    });
+  }
+
+  /** Builds a byte-level BPE tokenizer from a GGUF file's tokenizer metadata. */
+  static fromGguf(meta: GgufTokenizerMetadata, source = "GGUF tokenizer metadata"): TextTokenizer {
+    const json = ggufToTokenizerJson(meta, source);
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = new Tokenizer(json, { clean_up_tokenization_spaces: false });
+    } catch (err) {
+      throw new ModelLoadError(`${source}: cannot build a tokenizer from its metadata (${errMessage(err)})`, {
+        cause: err,
+      });
+    }
+    const n = meta.tokens.length;
+    const inRange = (id: number | undefined) => (id !== undefined && Number.isInteger(id) && id >= 0 && id < n ? id : undefined);
+    const eos = [inRange(meta.eosId), inRange(meta.eotId)].filter((id): id is number => id !== undefined);
+    const bos = inRange(meta.bosId);
+    return new TextTokenizer(tokenizer, source, {
+      bosTokenId: bos,
+      eosTokenIds: eos,
+      chatTemplate: meta.chatTemplate || undefined,
+      cleanUpSpaces: false,
+      prependBos: meta.addBos === true && bos !== undefined,
+    });
+  }
+
+  /** Text to token ids. Special-token text in `text` (e.g. "<|im_start|>") becomes its one id. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (typeof text !== "string") throw new InvalidRequestError("the text to encode must be a string");
+    const addSpecial = options.addSpecialTokens ?? true;
+    const ids = this.tokenizer.encode(text, { add_special_tokens: addSpecial }).ids;
+    if (addSpecial && this.prependBos && ids[0] !== this.bosTokenId) ids.unshift(this.bosTokenId!);
+    return ids;
+  }
+
+  /** Token ids to text. Throws InvalidRequestError for an id outside [0, vocabSize). */
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    if (ids.length === 0) return "";
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+        throw new InvalidRequestError(`token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+    }
+    let list = ids as number[];
+    if (options.skipSpecialTokens) {
+      list = list.filter((id) => !this.specialIds.has(id));
+      if (list.length === 0) return "";
+    }
+    return this.tokenizer.decode(list, {
+      skip_special_tokens: options.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: this.cleanUpSpaces,
+    });
+  }
+
+  /** Whether `id` is a special (control) token. */
+  isSpecialToken(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  /** The token's string in the vocabulary (byte-level form for BPE), or undefined. */
+  idToToken(id: number): string | undefined {
+    return this.tokenizer.id_to_token(id);
+  }
+
+  /** The id of a token string, or undefined. */
+  tokenToId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+
+  /**
+   * Renders a conversation with the model's chat template. Throws
+   * InvalidRequestError if the model has none or the messages are malformed.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    if (this.templateError !== undefined) throw this.templateError;
+    if (!this.parsedTemplate) throw noChatTemplateError(this.source);
+    return this.parsedTemplate.render(messages, options);
+  }
+}
+
+// --- GGUF metadata -> tokenizer.json ------------------------------------------
+
+// Pre-tokenizer regexes, as the models' own tokenizer.json files give them.
+const LLAMA3_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+function byteLevel(useRegex: boolean): Json {
+  return { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: useRegex };
+}
+
+function splitThenByteLevel(pattern: string): Json {
+  return {
+    type: "Sequence",
+    pretokenizers: [
+      { type: "Split", pattern: { Regex: pattern }, behavior: "Isolated", invert: false },
+      byteLevel(false),
+    ],
+  };
+}
+
+function preTokenizerFor(pre: string | undefined, source: string): { pre_tokenizer: Json; normalizer: Json | null } {
+  switch (pre ?? "default") {
+    case "default":
+    case "gpt-2":
+    case "gpt2":
+      return { pre_tokenizer: byteLevel(true), normalizer: null };
+    case "smollm":
+      return {
+        pre_tokenizer: { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, byteLevel(true)] },
+        normalizer: null,
+      };
+    case "llama-bpe":
+    case "llama3":
+      return { pre_tokenizer: splitThenByteLevel(LLAMA3_SPLIT), normalizer: null };
+    case "qwen2":
+      return { pre_tokenizer: splitThenByteLevel(QWEN2_SPLIT), normalizer: { type: "NFC" } };
+    default:
+      throw new ModelLoadError(
+        `${source}: GGUF pre-tokenizer "${pre}" is not supported; put the model's tokenizer.json beside the file`,
+      );
+  }
+}
+
+/** The Hugging Face tokenizer.json equivalent of GGUF byte-level BPE metadata. */
+export function ggufToTokenizerJson(meta: GgufTokenizerMetadata, source = "GGUF tokenizer metadata"): Json {
+  if (meta.model !== "gpt2") {
+    throw new ModelLoadError(
+      `${source}: GGUF tokenizer model "${meta.model}" cannot be rebuilt here (only byte-level BPE, "gpt2"); ` +
+        "put the model's tokenizer.json beside the file",
+    );
+  }
+  if (!Array.isArray(meta.tokens) || meta.tokens.length === 0)
+    throw new ModelLoadError(`${source}: GGUF tokenizer has no tokens`);
+  const types = meta.tokenTypes;
+  if (types && types.length !== meta.tokens.length)
+    throw new ModelLoadError(
+      `${source}: GGUF tokenizer has ${meta.tokens.length} tokens but ${types.length} token types`,
+    );
+  const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
+  const added: Json[] = [];
+  meta.tokens.forEach((token, id) => {
+    if (typeof token !== "string") throw new ModelLoadError(`${source}: GGUF token ${id} is not a string`);
+    if (!(token in vocab)) vocab[token] = id;
+    const type = types ? types[id] : 1;
+    // Control tokens are special; user-defined ones are matched whole in text but decode as text.
+    if (type === 3 || type === 4)
+      added.push({ id, content: token, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type === 3 });
+  });
+  const merges = meta.merges.map((m, i) => {
+    if (typeof m !== "string" || m.split(" ").length !== 2)
+      throw new ModelLoadError(`${source}: GGUF merge ${i} is not "a b": ${JSON.stringify(m)}`);
+    return m;
+  });
+  const { pre_tokenizer, normalizer } = preTokenizerFor(meta.pre, source);
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer,
+    pre_tokenizer,
+    post_processor: null,
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
+  };
+}
+
+// --- helpers --------------------------------------------------------------------
+
+function specialTokenText(token: unknown): string | undefined {
+  if (typeof token === "string") return token;
+  if (typeof token === "object" && token !== null && typeof (token as Json).content === "string")
+    return (token as Json).content as string;
+  return undefined;
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function readJson(path: string, required: boolean): Promise<Json | null> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if (!required && (err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new ModelLoadError(`${path}: cannot read ${basename(path)} (${errMessage(err)})`, { cause: err });
+  }
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      throw new Error("the top level is not an object");
+    return value as Json;
+  } catch (err) {
+    throw new ModelLoadError(`${path}: malformed JSON (${errMessage(err)})`, { cause: err });
+  }
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
