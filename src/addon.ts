@@ -2,6 +2,7 @@
  * The one typed description of the raw native addon (native/binding). Nothing
  * else in src/ touches the addon untyped.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -110,10 +111,20 @@ export interface RawAddon {
   loadModel(path: string, options: RawLoadOptions, onEvents: RawEventsCallback): Promise<RawModel>;
 }
 
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+/** The package root (holding build/ or prebuilds/), whether this runs from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("neoserve: cannot find the package root");
+    dir = up;
+  }
+  return dir;
+}
+
 let cached: RawAddon | undefined;
 
 export function addon(): RawAddon {
-  cached ??= createRequire(import.meta.url)("node-gyp-build")(packageRoot) as RawAddon;
+  cached ??= createRequire(import.meta.url)("node-gyp-build")(packageRoot()) as RawAddon;
   return cached;
 }

@@ -136,7 +136,8 @@ export class Model {
     const given = [request.prompt, request.tokens, request.messages].filter((x) => x !== undefined).length;
     if (given !== 1) throw new InvalidRequestError("give exactly one of prompt, tokens or messages");
     if (request.tokens !== undefined) {
-      if (!Array.isArray(request.tokens)) throw new InvalidRequestError("tokens must be an array of token ids");
+      if (!Array.isArray(request.tokens) || !request.tokens.every((t) => Number.isInteger(t)))
+        throw new InvalidRequestError("tokens must be an array of integer token ids");
       return [...request.tokens];
     }
     if (request.messages !== undefined) {

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /** The neoserve command line: `neoserve generate [prompt]` streams tokens from a model. */
 import { Command, InvalidArgumentError } from "commander";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../addon.js";
 import { loadModel } from "../model.js";
 import { NeoserveError } from "../errors.js";
 
 /** The bundled tiny model that `npm install` generates: the default, so no download is needed. */
-export const defaultModelPath = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "models", "generated", "tiny", "hf");
+export const defaultModelPath = join(packageRoot(), "models", "generated", "tiny", "hf");
 
 function integer(value: string): number {
   const n = Number(value);
