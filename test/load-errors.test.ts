@@ -78,7 +78,7 @@ describe("malformed Hugging Face directories", () => {
     expectLoadError(
       hfCopy((d) =>
         editSafetensorsHeader(join(d, "model.safetensors"), (h) => {
-          h["model.norm.weightX"] = h["model.norm.weight"];
+          h["model.nrm.weight_"] = h["model.norm.weight"]; // same length: the header keeps its size
           delete h["model.norm.weight"];
         }),
       ),

@@ -1,11 +1,12 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { TEST_PRESETS } from "../../models/make-models.js";
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** Where the test suites find their models (made by test/setup/models.ts). */
 export const testModelsDir = join(repoRoot, "models", "generated");
-export const testPresets = ["tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3", "tiny-sharded"] as const;
-export type TestPreset = (typeof testPresets)[number];
+export { TEST_PRESETS as testPresets } from "../../models/make-models.js";
+export type TestPreset = (typeof TEST_PRESETS)[number];
 
 export function hfDir(preset: TestPreset): string {
   return join(testModelsDir, preset, "hf");
