@@ -2,7 +2,7 @@
 // determinism, stop conditions, cancellation, dispose and bad input.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidRequestError, loadModel, ModelDisposedError, type Model } from "../src/index.js";
-import { hfDir } from "./helpers/paths.js";
+import { ggufFile, hfDir } from "./helpers/paths.js";
 
 let model: Model;
 beforeAll(async () => {
@@ -143,6 +143,23 @@ describe("model lifecycle", () => {
     for (const s of streams) expect((await s.result).finishReason).toBe("cancelled");
     expect(() => m.generate({ prompt: "x" })).toThrow(ModelDisposedError);
     await m.dispose(); // idempotent
+  });
+
+  it("a GGUF alone brings its tokenizer, end-of-sequence ids and chat template", async () => {
+    const m = await loadModel(ggufFile("tiny"), { backend: "cpu", threads: 1 });
+    try {
+      expect(m.info.format).toBe("gguf");
+      expect(m.tokenizer.encode("Hello world", { addSpecialTokens: false })).toEqual(
+        model.tokenizer.encode("Hello world", { addSpecialTokens: false }),
+      );
+      expect([...m.tokenizer.eosTokenIds].sort()).toEqual([...model.tokenizer.eosTokenIds].sort());
+      const messages = [{ role: "user", content: "Hi" }];
+      expect(m.tokenizer.applyChatTemplate(messages)).toBe(model.tokenizer.applyChatTemplate(messages));
+      const r = await m.generate({ messages, maxTokens: 4, temperature: 0 }).result;
+      expect(r.usage.promptTokens).toBeGreaterThan(3);
+    } finally {
+      await m.dispose();
+    }
   });
 
   it("reports its engine and configuration", () => {

@@ -9,8 +9,14 @@ import { LlamaCppReference, topMargin } from "./reference/llama-cpp.js";
 
 /** Max |ours − llama.cpp| over every logit of every step, for F32 weights (FP32 math, F32 KV cache on both sides). */
 const F32_LOGIT_TOLERANCE = 2e-3;
-/** For Q8_0 weights: both sides quantize activations to 8 bits per 32-block, in a different summation order. */
-const Q8_0_LOGIT_TOLERANCE = 5e-2;
+/**
+ * Q8_0 weights: both engines quantize activations to 8 bits per 32-block, so
+ * ours must sit much closer to llama.cpp's Q8_0 than either sits to F32
+ * (llama.cpp's own Q8_0 is ~0.07 from its F32 in relative L2 on these models).
+ */
+const Q8_0_VS_LLAMA_REL_L2 = 0.03;
+/** INT8 / Q8_0 / F16 against our F32: relative L2 of the logits. */
+const QUANTIZED_VS_F32_REL_L2 = { int8: 0.1, q8_0: 0.1, f16: 0.01 } as const;
 
 const presets: TestPreset[] = ["tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3"];
 const STEPS = 12;
@@ -37,29 +43,45 @@ function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
 }
 
 describe.each(presets)("%s against llama.cpp", (preset) => {
-  for (const kind of ["f32", "q8_0"] as const) {
-    it(`${kind}: same greedy tokens and logits within tolerance`, async () => {
-      const path = ggufFile(preset, kind);
-      const model = await loadModel(path, { backend: "cpu", threads: 2 });
-      const ref = await LlamaCppReference.load(path, { threads: 2, contextSize: 512 });
-      try {
-        let worst = 0;
-        let minMargin = Infinity;
-        for (const p of prompts(model.info.vocabSize)) {
-          const a = await ours(model, p);
-          const b = await ref.greedy(p, STEPS);
-          expect(a.tokens).toEqual(b.tokens);
-          worst = Math.max(worst, maxAbsDiff(a.logits, b.logits));
-          for (const row of b.logits) minMargin = Math.min(minMargin, topMargin(row).margin);
-        }
-        console.log(`${preset} ${kind}: max |Δlogit| = ${worst.toExponential(2)}, smallest top-2 margin ${minMargin.toFixed(3)}`);
-        expect(worst).toBeLessThanOrEqual(kind === "f32" ? F32_LOGIT_TOLERANCE : Q8_0_LOGIT_TOLERANCE);
-      } finally {
-        await ref.dispose();
-        await model.dispose();
+  it("f32: same greedy tokens and logits within tolerance", async () => {
+    const path = ggufFile(preset, "f32");
+    const model = await loadModel(path, { backend: "cpu", threads: 2 });
+    const ref = await LlamaCppReference.load(path, { threads: 2, contextSize: 512 });
+    try {
+      let worst = 0;
+      let minMargin = Infinity;
+      for (const p of prompts(model.info.vocabSize)) {
+        const a = await ours(model, p);
+        const b = await ref.greedy(p, STEPS);
+        expect(a.tokens).toEqual(b.tokens);
+        worst = Math.max(worst, maxAbsDiff(a.logits, b.logits));
+        for (const row of b.logits) minMargin = Math.min(minMargin, topMargin(row).margin);
       }
-    });
-  }
+      console.log(`${preset} f32: max |Δlogit| = ${worst.toExponential(2)}, smallest top-2 margin ${minMargin.toFixed(3)}`);
+      expect(worst).toBeLessThanOrEqual(F32_LOGIT_TOLERANCE);
+    } finally {
+      await ref.dispose();
+      await model.dispose();
+    }
+  });
+
+  it("q8_0: prompt logits near llama.cpp's Q8_0", async () => {
+    const path = ggufFile(preset, "q8_0");
+    const model = await loadModel(path, { backend: "cpu", threads: 2 });
+    const ref = await LlamaCppReference.load(path, { threads: 2, contextSize: 512 });
+    try {
+      let worst = 0;
+      for (const p of prompts(model.info.vocabSize)) {
+        const a = await ours(model, p, 1);
+        worst = Math.max(worst, relativeL2(a.logits[0]!, await ref.promptLogits(p)));
+      }
+      console.log(`${preset} q8_0: relative L2 to llama.cpp ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThanOrEqual(Q8_0_VS_LLAMA_REL_L2);
+    } finally {
+      await ref.dispose();
+      await model.dispose();
+    }
+  });
 });
 
 describe("one checkpoint, every form", () => {
@@ -85,27 +107,38 @@ describe("one checkpoint, every form", () => {
     }
   });
 
-  // INT8 / Q8_0 stay within a stated bound of F32: the logits move by at most
-  // 5% of their spread, and the first greedy token agrees.
+  // INT8 / Q8_0 / F16 stay within a stated bound of F32 (relative L2 of the logits).
   it.each([
-    ["int8 from the HF directory", () => loadModel(hfDir("tiny"), { backend: "cpu", precision: "int8", threads: 2 })],
-    ["Q8_0 GGUF", () => loadModel(ggufFile("tiny", "q8_0"), { backend: "cpu", threads: 2 })],
-    ["F16 GGUF", () => loadModel(ggufFile("tiny", "f16"), { backend: "cpu", threads: 2 })],
-  ])("%s stays near F32", async (_name, load) => {
+    ["int8", () => loadModel(hfDir("tiny"), { backend: "cpu", precision: "int8", threads: 2 })],
+    ["q8_0", () => loadModel(ggufFile("tiny", "q8_0"), { backend: "cpu", threads: 2 })],
+    ["f16", () => loadModel(ggufFile("tiny", "f16"), { backend: "cpu", threads: 2 })],
+  ] as const)("%s stays near F32", async (kind, load) => {
     const q = await load();
     try {
+      let worst = 0;
       for (const p of prompts(q.info.vocabSize)) {
         const a = await ours(f32, p, 1);
         const b = await ours(q, p, 1);
-        const row = a.logits[0]!;
-        const spread = Math.max(...row) - Math.min(...row);
-        const diff = maxAbsDiff(a.logits, b.logits);
-        console.log(`${_name}: max |Δlogit| ${diff.toExponential(2)} of spread ${spread.toFixed(2)}`);
-        expect(diff / spread).toBeLessThan(0.05);
-        expect(b.tokens[0]).toBe(a.tokens[0]);
+        worst = Math.max(worst, relativeL2(b.logits[0]!, a.logits[0]!));
       }
+      console.log(`${kind} vs f32: relative L2 ${worst.toExponential(2)}`);
+      expect(worst).toBeLessThan(QUANTIZED_VS_F32_REL_L2[kind]);
     } finally {
       await q.dispose();
     }
   });
 });
+
+/** ||a − b|| / ||b − mean(b)||: the error relative to the logits' own spread. */
+function relativeL2(a: Float32Array, b: Float32Array): number {
+  let mean = 0;
+  for (const v of b) mean += v;
+  mean /= b.length;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += (b[i]! - mean) ** 2;
+  }
+  return Math.sqrt(num / den);
+}

@@ -1,0 +1,238 @@
+// GGUF (llama architecture) → ModelWeights in Hugging Face layout: llama.*
+// keys become LlamaConfig, ggml tensor names become HF names, and the Q/K row
+// permutation of llama.cpp's converter is undone so providers see one layout.
+#include <charconv>
+#include <cstring>
+
+#include "../error.h"
+#include "gguf.h"
+#include "model_loader.h"
+
+namespace neoserve {
+
+namespace {
+
+class Metadata {
+ public:
+  Metadata(const GgufFile& f, const std::string& name) : f_(f), name_(name) {}
+
+  const GgufValue* find(const char* key) const {
+    auto it = f_.kv.find(key);
+    return it == f_.kv.end() ? nullptr : &it->second;
+  }
+  [[noreturn]] void fail(const std::string& what) const { throw_load_error(name_, what); }
+
+  // A count or size: any integer type, 0..INT32_MAX.
+  int32_t get_int(const char* key, int32_t fallback, bool required = false) const {
+    const GgufValue* v = find(key);
+    if (!v) {
+      if (required) fail(std::string("missing metadata ") + key);
+      return fallback;
+    }
+    if (!v->is_integer()) fail(std::string("metadata ") + key + " is " + gguf_type_name(v->type) + ", expected an integer");
+    if (v->i < 0 || v->i > INT32_MAX) fail(std::string("metadata ") + key + " = " + std::to_string(v->i) + " is out of range");
+    return static_cast<int32_t>(v->i);
+  }
+  float get_float(const char* key, float fallback) const {
+    const GgufValue* v = find(key);
+    if (!v) return fallback;
+    if (v->is_float()) return static_cast<float>(v->f);
+    if (v->is_integer()) return static_cast<float>(v->i);
+    fail(std::string("metadata ") + key + " is " + gguf_type_name(v->type) + ", expected a number");
+  }
+  std::string get_string(const char* key) const {
+    const GgufValue* v = find(key);
+    if (!v) return "";
+    if (v->type != GgufType::STRING) fail(std::string("metadata ") + key + " is " + gguf_type_name(v->type) + ", expected a string");
+    return std::string(v->str);
+  }
+  const GgufArray* get_array(const char* key, GgufType elem) const {
+    const GgufValue* v = find(key);
+    if (!v) return nullptr;
+    if (v->type != GgufType::ARRAY || v->arr.elem != elem)
+      fail(std::string("metadata ") + key + " is not an array of " + gguf_type_name(elem));
+    return &v->arr;
+  }
+
+ private:
+  const GgufFile& f_;
+  const std::string& name_;
+};
+
+LlamaConfig read_config(const Metadata& md) {
+  LlamaConfig c;
+  c.hidden_size = md.get_int("llama.embedding_length", 0, true);
+  c.num_hidden_layers = md.get_int("llama.block_count", 0, true);
+  c.intermediate_size = md.get_int("llama.feed_forward_length", 0, true);
+  c.num_attention_heads = md.get_int("llama.attention.head_count", 0, true);
+  c.num_key_value_heads = md.get_int("llama.attention.head_count_kv", c.num_attention_heads);
+  c.max_position_embeddings = md.get_int("llama.context_length", c.max_position_embeddings);
+  c.rms_norm_eps = md.get_float("llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  c.rope_theta = md.get_float("llama.rope.freq_base", c.rope_theta);
+  if (c.num_attention_heads == 0) md.fail("llama.attention.head_count is 0");
+  const int32_t derived = c.hidden_size / c.num_attention_heads;
+  c.head_dim = md.get_int("llama.attention.key_length", derived);
+  if (md.find("llama.attention.value_length") && md.get_int("llama.attention.value_length", 0) != c.head_dim)
+    md.fail("llama.attention.value_length differs from key_length; not a Llama attention");
+  if (md.find("llama.rope.dimension_count") && md.get_int("llama.rope.dimension_count", 0) != c.head_dim)
+    md.fail("llama.rope.dimension_count differs from the head size (partial rotary embeddings are not supported)");
+  const std::string scaling = md.get_string("llama.rope.scaling.type");
+  if (!scaling.empty() && scaling != "none") md.fail("unsupported rope scaling type \"" + scaling + "\"");
+  if (md.find("llama.rope.scale_linear") && md.get_float("llama.rope.scale_linear", 1.0f) != 1.0f)
+    md.fail("unsupported linear rope scaling");
+  c.vocab_size = md.get_int("llama.vocab_size", 0);
+
+  if (md.find("tokenizer.ggml.bos_token_id")) c.bos_token_id = md.get_int("tokenizer.ggml.bos_token_id", -1);
+  // llama.cpp ends generation on end-of-turn and end-of-message tokens as well as EOS.
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    if (!md.find(key)) continue;
+    const int32_t id = md.get_int(key, -1);
+    bool seen = false;
+    for (int32_t e : c.eos_token_ids) seen |= e == id;
+    if (!seen) c.eos_token_ids.push_back(id);
+  }
+  return c;
+}
+
+GgufTokenizer read_tokenizer(const Metadata& md) {
+  GgufTokenizer t;
+  t.model = md.get_string("tokenizer.ggml.model");
+  t.pre = md.get_string("tokenizer.ggml.pre");
+  if (const GgufArray* a = md.get_array("tokenizer.ggml.tokens", GgufType::STRING)) t.tokens = gguf_strings(*a);
+  if (const GgufArray* a = md.get_array("tokenizer.ggml.merges", GgufType::STRING)) t.merges = gguf_strings(*a);
+  if (const GgufValue* v = md.find("tokenizer.ggml.token_type")) {
+    if (v->type != GgufType::ARRAY || !gguf_int32s(v->arr, t.token_types))
+      md.fail("metadata tokenizer.ggml.token_type is not an array of 32-bit integers");
+    if (!t.tokens.empty() && t.token_types.size() != t.tokens.size())
+      md.fail("tokenizer.ggml.token_type has " + std::to_string(t.token_types.size()) + " entries for " +
+              std::to_string(t.tokens.size()) + " tokens");
+  }
+  // Special ids and the chat template, so a GGUF alone gives a complete tokenizer.
+  t.bos_id = md.find("tokenizer.ggml.bos_token_id") ? md.get_int("tokenizer.ggml.bos_token_id", -1) : -1;
+  t.eos_id = md.find("tokenizer.ggml.eos_token_id") ? md.get_int("tokenizer.ggml.eos_token_id", -1) : -1;
+  t.eot_id = md.find("tokenizer.ggml.eot_token_id") ? md.get_int("tokenizer.ggml.eot_token_id", -1) : -1;
+  if (const GgufValue* v = md.find("tokenizer.ggml.add_bos_token")) {
+    if (v->type != GgufType::BOOL) md.fail("metadata tokenizer.ggml.add_bos_token is not a bool");
+    t.add_bos = v->u ? 1 : 0;
+  }
+  t.chat_template = md.get_string("tokenizer.chat_template");
+  return t;
+}
+
+bool to_dtype(uint32_t ggml_type, DType& out) {
+  switch (ggml_type) {
+    case kGgmlF32: out = DType::F32; return true;
+    case kGgmlF16: out = DType::F16; return true;
+    case kGgmlBF16: out = DType::BF16; return true;
+    case kGgmlQ8_0: out = DType::Q8_0; return true;
+    default: return false;
+  }
+}
+
+// llama.cpp tensor names → Hugging Face names; unknown names pass through.
+std::string hf_name(const std::string& g) {
+  if (g == "token_embd.weight") return "model.embed_tokens.weight";
+  if (g == "output_norm.weight") return "model.norm.weight";
+  if (g == "output.weight") return "lm_head.weight";
+  static constexpr std::pair<const char*, const char*> kLayerParts[] = {
+      {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"}, {"attn_v", "self_attn.v_proj"},
+      {"attn_output", "self_attn.o_proj"}, {"ffn_gate", "mlp.gate_proj"},  {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"},       {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+  };
+  if (g.rfind("blk.", 0) != 0) return g;
+  const char* first = g.data() + 4;
+  const char* last = g.data() + g.size();
+  int layer = -1;
+  auto [p, ec] = std::from_chars(first, last, layer);
+  if (ec != std::errc() || p == first || p == last || *p != '.' || layer < 0) return g;
+  const std::string rest(p + 1, last);  // e.g. "attn_q.weight"
+  const size_t dot = rest.rfind('.');
+  if (dot == std::string::npos) return g;
+  const std::string part = rest.substr(0, dot), suffix = rest.substr(dot);  // suffix ".weight" / ".bias"
+  for (const auto& [gguf_part, hf_part] : kLayerParts)
+    if (part == gguf_part) return "model.layers." + std::to_string(layer) + "." + hf_part + suffix;
+  return g;
+}
+
+// Undo convert_hf_to_gguf.py's permute(w, n_head): it reshapes the rows to
+// (n_head, 2, head_dim/2) and swaps the last two axes, interleaving the two
+// rotary halves of each head. So GGUF row h*hd + 2j + i holds HF row
+// h*hd + i*hd/2 + j. Rows are moved whole, which keeps Q8_0 blocks intact.
+void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int head_dim) {
+  auto it = w.tensors.find(name);
+  if (it == w.tensors.end()) return;
+  Tensor& t = it->second;
+  const size_t rows = static_cast<size_t>(n_head) * head_dim;
+  if (t.shape.empty() || static_cast<size_t>(t.shape[0]) != rows || t.nbytes % rows != 0)
+    throw Error(ErrorCode::Internal, "unpermute of " + name + ": shape not checked");
+  const size_t row_bytes = t.nbytes / rows;
+  const size_t half = static_cast<size_t>(head_dim) / 2;
+  auto buffer = std::make_unique<uint8_t[]>(t.nbytes);
+  for (size_t h = 0; h < static_cast<size_t>(n_head); ++h)
+    for (size_t i = 0; i < 2; ++i)
+      for (size_t j = 0; j < half; ++j) {
+        const size_t hf_row = h * head_dim + i * half + j;
+        const size_t gguf_row = h * head_dim + 2 * j + i;
+        std::memcpy(buffer.get() + hf_row * row_bytes, t.data + gguf_row * row_bytes, row_bytes);
+      }
+  t.data = buffer.get();
+  w.owned_buffers.push_back(std::move(buffer));
+}
+
+}  // namespace
+
+std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name) {
+  const GgufFile f = parse_gguf(bytes, size, name);
+  const Metadata md(f, name);
+  const std::string arch = md.get_string("general.architecture");
+  if (arch.empty()) md.fail("missing general.architecture");
+  if (arch != "llama") md.fail("unsupported architecture " + arch + " (supported: llama)");
+
+  auto w = std::make_unique<ModelWeights>();
+  w->source = name;
+  w->format = ModelFormat::GGUF;
+  w->config = read_config(md);
+  w->gguf_tokenizer = read_tokenizer(md);
+  if (w->config.vocab_size == 0 && !w->gguf_tokenizer.tokens.empty()) {
+    if (w->gguf_tokenizer.tokens.size() > static_cast<size_t>(INT32_MAX)) md.fail("too many tokens");
+    w->config.vocab_size = static_cast<int32_t>(w->gguf_tokenizer.tokens.size());
+  }
+
+  TensorFiles files;
+  for (const GgufTensorInfo& info : f.tensors) {
+    Tensor t;
+    if (!to_dtype(info.ggml_type, t.dtype))
+      md.fail("unsupported tensor type " + std::to_string(info.ggml_type) + " for tensor " + info.name +
+              " (supported: F32, F16, BF16, Q8_0)");
+    if (info.name == "rope_freqs.weight") {
+      // llama3 scaling as llama.cpp stores it: one divisor per rotary frequency.
+      if (t.dtype != DType::F32 || info.ne.size() != 1) md.fail("rope_freqs.weight must be a 1-D F32 tensor");
+      w->config.rope_freq_factors.resize(static_cast<size_t>(info.ne[0]));
+      if (info.nbytes > 0)  // memcpy: the data may be unaligned for float
+        std::memcpy(w->config.rope_freq_factors.data(), info.data, info.nbytes);
+      continue;
+    }
+    t.name = hf_name(info.name);
+    for (auto d = info.ne.rbegin(); d != info.ne.rend(); ++d) t.shape.push_back(static_cast<int64_t>(*d));
+    t.data = info.data;
+    t.nbytes = info.nbytes;
+    if (!files.emplace(t.name, name).second) md.fail("tensor " + info.name + " duplicates " + t.name);
+    std::string key = t.name;
+    w->tensors.emplace(std::move(key), std::move(t));
+  }
+  // llama.cpp omits output.weight when the head shares the embedding.
+  w->config.tie_word_embeddings = w->find("lm_head.weight") == nullptr;
+
+  finish_llama_weights(*w, files, name);
+
+  const LlamaConfig& c = w->config;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    for (const char* suffix : {"weight", "bias"}) {
+      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.q_proj.") + suffix).c_str()), c.num_attention_heads, c.head_dim);
+      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.k_proj.") + suffix).c_str()), c.num_key_value_heads, c.head_dim);
+    }
+  }
+  return w;
+}
+
+}  // namespace neoserve
