@@ -1,0 +1,323 @@
+// The Llama forward on the CPU, read top to bottom in step():
+//   embed -> per layer [RMSNorm, Q/K/V, RoPE, KV write, attention, O, residual,
+//   RMSNorm, SwiGLU MLP, residual] -> final RMSNorm -> lm_head on the last
+//   token of each step that wants logits.
+// Every token of the step goes through each matmul together (one pass over
+// the weights per step); attention is per (token, KV head) over that token's
+// own sequence, through its block table. Nothing in a token's arithmetic depends on the other tokens or
+// the thread count (see kernels/matmul.h), so results are batch invariant.
+#include "cpu_provider.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace neoserve::cpu {
+
+CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuProviderOptions& options)
+    : model_(std::move(weights)),
+      cfg_(model_ ? model_->config : LlamaConfig{}),
+      pool_(options.threads < 0 || options.threads > 1024
+                ? throw Error(ErrorCode::InvalidRequest, "threads must be in [0, 1024], got " + std::to_string(options.threads))
+                : options.threads),
+      kernels_(best_kernels()) {
+  if (!model_) throw_invalid("CpuProvider needs weights");
+  if (options.kv_block_size <= 0 || options.kv_block_size > 4096)
+    throw_invalid("kv_block_size must be in [1, 4096], got " + std::to_string(options.kv_block_size));
+  if (cfg_.num_attention_heads <= 0 || cfg_.num_key_value_heads <= 0 ||
+      cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 || cfg_.head_dim <= 0 || cfg_.head_dim % 2 != 0 ||
+      cfg_.hidden_size <= 0 || cfg_.vocab_size <= 0 || cfg_.max_position_embeddings <= 0)
+    throw_load_error(model_->source, "config does not describe a Llama model the CPU provider can run");
+  head_dim_ = cfg_.head_dim;
+  n_heads_ = cfg_.num_attention_heads;
+  n_kv_heads_ = cfg_.num_key_value_heads;
+  q_dim_ = n_heads_ * head_dim_;
+  kv_dim_ = n_kv_heads_ * head_dim_;
+
+  w_ = prepare_weights(*model_, options.precision, pool_);
+
+  inv_freq_ = rope_inv_freq(cfg_);
+  if (static_cast<int32_t>(inv_freq_.size()) != head_dim_ / 2)
+    throw_load_error(model_->source, "rope_inv_freq returned " + std::to_string(inv_freq_.size()) + " frequencies");
+
+  // The KV cache: calloc'd so untouched blocks cost no memory.
+  block_size_ = options.kv_block_size;
+  floats_per_block_ = static_cast<size_t>(cfg_.num_hidden_layers) * 2 * kv_dim_ * block_size_;
+  const size_t bytes_per_block = floats_per_block_ * sizeof(float);
+  size_t budget = options.kv_memory_bytes;
+  if (budget == 0) {
+    const size_t blocks_per_seq = (cfg_.max_position_embeddings + block_size_ - 1) / block_size_;
+    budget = std::min<size_t>(size_t{1} << 30, 8 * blocks_per_seq * bytes_per_block);
+  }
+  num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block, INT32_MAX));
+  if (num_blocks_ < 1) throw_invalid("kv_memory_bytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
+  kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
+  if (!kv_) throw_invalid("cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
+}
+
+CpuProvider::~CpuProvider() = default;
+
+ProviderInfo CpuProvider::info() const {
+  ProviderInfo i;
+  i.name = "cpu";
+  i.device = std::string("cpu (") + kernels_.isa + ", " + std::to_string(pool_.size()) + " threads)";
+  i.precision = w_->precision;
+  i.vocab_size = cfg_.vocab_size;
+  i.max_context = cfg_.max_position_embeddings;
+  return i;
+}
+
+KvGeometry CpuProvider::kv() const { return {block_size_, floats_per_block_ * sizeof(float), num_blocks_}; }
+
+float* CpuProvider::kv_head(int32_t block, int layer, int kind, int h) const {
+  const size_t head_floats = static_cast<size_t>(block_size_) * head_dim_;
+  return kv_.get() + block * floats_per_block_ + ((static_cast<size_t>(layer) * 2 + kind) * n_kv_heads_ + h) * head_floats;
+}
+
+// --- one step ------------------------------------------------------------------------
+
+void CpuProvider::step(std::span<const SeqStep> batch, LogitsOut& out) {
+  validate(batch);
+  out.vocab = cfg_.vocab_size;
+  out.rows = 0;
+  tokens_.clear();
+  refs_.clear();
+  int32_t max_end = 0;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SeqStep& st = batch[s];
+    for (size_t j = 0; j < st.tokens.size(); ++j) {
+      tokens_.push_back(st.tokens[j]);
+      refs_.push_back({static_cast<int32_t>(s), st.pos + static_cast<int32_t>(j)});
+    }
+    max_end = std::max(max_end, st.pos + static_cast<int32_t>(st.tokens.size()));
+  }
+  const int64_t T = static_cast<int64_t>(tokens_.size());
+  if (T == 0) {
+    out.data.clear();
+    return;
+  }
+  ensure_rope(max_end);
+  ensure_scratch(T);
+
+  embed(T);
+  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+    attention_block(w_->layers[l], l, batch, T);
+    mlp_block(w_->layers[l], T);
+  }
+  logits(batch, out);
+}
+
+void CpuProvider::validate(std::span<const SeqStep> batch) const {
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SeqStep& st = batch[s];
+    const std::string where = "batch[" + std::to_string(s) + "] (sequence " + std::to_string(st.id) + "): ";
+    if (st.tokens.empty()) throw_invalid(where + "no tokens");
+    if (st.pos < 0) throw_invalid(where + "negative position " + std::to_string(st.pos));
+    const int64_t end = static_cast<int64_t>(st.pos) + static_cast<int64_t>(st.tokens.size());
+    if (end > cfg_.max_position_embeddings)
+      throw_invalid(where + "positions up to " + std::to_string(end) + " exceed the context of " +
+                    std::to_string(cfg_.max_position_embeddings));
+    for (int32_t t : st.tokens)
+      if (t < 0 || t >= cfg_.vocab_size)
+        throw_invalid(where + "token id " + std::to_string(t) + " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
+    const int64_t needed = (end + block_size_ - 1) / block_size_;
+    if (static_cast<int64_t>(st.kv_blocks.size()) < needed)
+      throw_invalid(where + "block table has " + std::to_string(st.kv_blocks.size()) + " blocks, positions up to " +
+                    std::to_string(end) + " need " + std::to_string(needed));
+    for (int64_t i = 0; i < needed; ++i)
+      if (st.kv_blocks[i] < 0 || st.kv_blocks[i] >= num_blocks_)
+        throw_invalid(where + "KV block " + std::to_string(st.kv_blocks[i]) + " outside [0, " + std::to_string(num_blocks_) + ")");
+  }
+}
+
+void CpuProvider::ensure_rope(int32_t positions) {
+  if (positions <= rope_positions_) return;
+  const int32_t n = std::min(cfg_.max_position_embeddings, std::max(positions, 2 * rope_positions_));
+  const int32_t half = head_dim_ / 2;
+  rope_cos_.resize(static_cast<size_t>(n) * half);
+  rope_sin_.resize(static_cast<size_t>(n) * half);
+  for (int32_t p = rope_positions_; p < n; ++p)
+    for (int32_t i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(p) * inv_freq_[i];  // fp32 product, as Hugging Face computes it
+      rope_cos_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
+      rope_sin_[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+    }
+  rope_positions_ = n;
+}
+
+void CpuProvider::ensure_scratch(int64_t T) {
+  if (T <= scratch_tokens_) return;
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+  x_.resize(T * H);
+  xn_.resize(T * H);
+  q_.resize(T * q_dim_);
+  k_.resize(T * kv_dim_);
+  v_.resize(T * kv_dim_);
+  att_.resize(T * q_dim_);
+  proj_.resize(T * H);
+  gate_.resize(T * F);
+  up_.resize(T * F);
+  scratch_tokens_ = T;
+}
+
+// --- the pieces of the forward ------------------------------------------------------------
+
+void CpuProvider::embed(int64_t T) {
+  const int64_t H = cfg_.hidden_size;
+  pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) dequantize_row(w_->embed, tokens_[t], x_.data() + t * H);
+  });
+}
+
+// x * rsqrt(mean(x^2) + eps) * w, per token, in fp32.
+void CpuProvider::rmsnorm(const float* x, const std::vector<float>& w, float* out, int64_t T) {
+  const int64_t H = cfg_.hidden_size;
+  const float eps = cfg_.rms_norm_eps;
+  pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* xt = x + t * H;
+      float ss = 0.0f;
+      for (int64_t i = 0; i < H; ++i) ss += xt[i] * xt[i];
+      const float r = 1.0f / std::sqrt(ss / static_cast<float>(H) + eps);
+      for (int64_t i = 0; i < H; ++i) out[t * H + i] = (xt[i] * r) * w[i];
+    }
+  });
+}
+
+void CpuProvider::project(const float* x, int64_t T, int64_t cols, const MatmulJob* jobs, int njobs) {
+  bool integer = false;
+  for (int j = 0; j < njobs; ++j) integer |= jobs[j].w->integer();
+  if (integer) {
+    xq_.resize(T, cols);
+    pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) kernels_.quantize_row(x + t * cols, cols, xq_.q_row(t), xq_.d_row(t));
+    });
+  }
+  matmul(pool_, kernels_, x, integer ? &xq_ : nullptr, T, jobs, njobs);
+}
+
+static void add_bias(float* y, const std::vector<float>& bias, int64_t T) {
+  if (bias.empty()) return;
+  const int64_t n = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < n; ++i) y[t * n + i] += bias[i];
+}
+
+void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<const SeqStep> batch, int64_t T) {
+  const int64_t H = cfg_.hidden_size;
+  rmsnorm(x_.data(), L.attn_norm, xn_.data(), T);
+  const MatmulJob qkv[3] = {{&L.q, q_.data()}, {&L.k, k_.data()}, {&L.v, v_.data()}};
+  project(xn_.data(), T, H, qkv, 3);
+  add_bias(q_.data(), L.q_bias, T);
+  add_bias(k_.data(), L.k_bias, T);
+  add_bias(v_.data(), L.v_bias, T);
+
+  // RoPE (Hugging Face rotate_half: pairs (i, i + head_dim/2)) on q and k, then
+  // k and v into the token's slot of its sequence's KV blocks.
+  const int32_t half = head_dim_ / 2;
+  pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const TokenRef ref = refs_[t];
+      const float* cs = rope_cos_.data() + static_cast<size_t>(ref.pos) * half;
+      const float* sn = rope_sin_.data() + static_cast<size_t>(ref.pos) * half;
+      auto rotate = [&](float* v, int heads) {
+        for (int h = 0; h < heads; ++h, v += head_dim_)
+          for (int32_t i = 0; i < half; ++i) {
+            const float a = v[i], c = v[i + half];
+            v[i] = a * cs[i] - c * sn[i];
+            v[i + half] = c * cs[i] + a * sn[i];
+          }
+      };
+      rotate(q_.data() + t * q_dim_, n_heads_);
+      rotate(k_.data() + t * kv_dim_, n_kv_heads_);
+      const int32_t block = batch[ref.seq].kv_blocks[ref.pos / block_size_];
+      const int32_t slot = ref.pos % block_size_;
+      for (int h = 0; h < n_kv_heads_; ++h) {
+        std::memcpy(kv_head(block, layer, 0, h) + slot * head_dim_, k_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
+        std::memcpy(kv_head(block, layer, 1, h) + slot * head_dim_, v_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
+      }
+    }
+  });
+
+  // Attention per (token, KV head); later tokens cost more, so threads take small chunks.
+  const size_t score_floats = static_cast<size_t>(cfg_.max_position_embeddings) * (n_heads_ / n_kv_heads_);
+  pool_.parallel_for(T * n_kv_heads_, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < score_floats) scores.resize(score_floats);
+    for (int64_t i = b; i < e; ++i) attend(i / n_kv_heads_, static_cast<int>(i % n_kv_heads_), layer, batch, scores.data());
+  }, 2);
+
+  const MatmulJob o[1] = {{&L.o, proj_.data()}};
+  project(att_.data(), T, q_dim_, o, 1);
+  for (int64_t i = 0; i < T * H; ++i) x_[i] += proj_[i];
+}
+
+// Causal softmax attention of one token's query heads that share KV head
+// `kvh` (a GQA group, consecutive in q) over its sequence's positions [0, pos],
+// reading K/V through the block table. Scores: the group's queries times a
+// block of K rows is a small matmul, through the same kernel (and so the same
+// per-element arithmetic) as the projections.
+void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep> batch, float* scores) {
+  const TokenRef ref = refs_[t];
+  const SeqStep& seq = batch[ref.seq];
+  const int group = n_heads_ / n_kv_heads_;
+  const float* q = q_.data() + t * q_dim_ + static_cast<int64_t>(kvh) * group * head_dim_;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
+  const int32_t n = ref.pos + 1;
+
+  for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
+    const int32_t rows = std::min(block_size_, n - j0);
+    const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, 0, kvh);
+    const WMat kb{WFormat::F32, rows, head_dim_, reinterpret_cast<const uint8_t*>(k), nullptr};
+    kernels_.matmul_float(kb, q, group, 0, rows, scores + j0, n);  // scores[h * n + j]
+  }
+  for (int h = 0; h < group; ++h) {  // softmax in fp32 with the max subtracted
+    float* s = scores + static_cast<int64_t>(h) * n;
+    float max_score = -INFINITY;
+    for (int32_t j = 0; j < n; ++j) max_score = std::max(max_score, s[j] *= scale);
+    const float inv_sum = 1.0f / kernels_.exp_shift_sum(s, n, max_score);
+    for (int32_t j = 0; j < n; ++j) s[j] *= inv_sum;
+  }
+  float* out = att_.data() + t * q_dim_ + static_cast<int64_t>(kvh) * group * head_dim_;
+  std::fill(out, out + group * head_dim_, 0.0f);
+  for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
+    const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, 1, kvh);
+    kernels_.axpy_rows(out, scores + j0, n, group, v, std::min(block_size_, n - j0), head_dim_);
+  }
+}
+
+void CpuProvider::mlp_block(const LayerWeights& L, int64_t T) {
+  const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;
+  rmsnorm(x_.data(), L.mlp_norm, xn_.data(), T);
+  const MatmulJob gate_up[2] = {{&L.gate, gate_.data()}, {&L.up, up_.data()}};
+  project(xn_.data(), T, H, gate_up, 2);
+  pool_.parallel_for(T, [&](int64_t b, int64_t e) {  // silu(gate) * up, into gate, one token at a time
+    for (int64_t t = b; t < e; ++t) kernels_.silu_mul(gate_.data() + t * F, up_.data() + t * F, F);
+  });
+  const MatmulJob down[1] = {{&L.down, proj_.data()}};
+  project(gate_.data(), T, F, down, 1);
+  for (int64_t i = 0; i < T * H; ++i) x_[i] += proj_[i];
+}
+
+void CpuProvider::logits(std::span<const SeqStep> batch, LogitsOut& out) {
+  const int64_t H = cfg_.hidden_size;
+  int64_t rows = 0, t = 0;
+  last_.clear();
+  for (const SeqStep& st : batch) {
+    t += static_cast<int64_t>(st.tokens.size());
+    if (!st.want_logits) continue;
+    last_.insert(last_.end(), x_.begin() + (t - 1) * H, x_.begin() + t * H);
+    ++rows;
+  }
+  out.rows = static_cast<int32_t>(rows);
+  out.data.resize(static_cast<size_t>(rows) * cfg_.vocab_size);
+  if (rows == 0) return;
+  rmsnorm(last_.data(), w_->final_norm, xn_.data(), rows);
+  const MatmulJob head[1] = {{&w_->lm_head, out.data.data()}};
+  project(xn_.data(), rows, H, head, 1);
+}
+
+}  // namespace neoserve::cpu

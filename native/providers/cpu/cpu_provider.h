@@ -1,0 +1,78 @@
+// The CPU engine: a Llama forward over the scheduler's ragged batches, with a
+// paged KV cache in host memory and kernels for AVX-512 / AVX2 / portable x86.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model/model_weights.h"
+#include "core/provider.h"
+#include "cpu_weights.h"
+#include "kernels/matmul.h"
+#include "thread_pool.h"
+
+namespace neoserve::cpu {
+
+struct CpuProviderOptions {
+  int threads = 0;                   // 0 = physical cores
+  std::string precision = "auto";    // "auto" (the weights' own dtype), "f32" (convert at load), "int8"
+  int32_t kv_block_size = 16;        // positions per KV block
+  size_t kv_memory_bytes = 0;        // 0 = 8 sequences of max_position_embeddings, capped at 1 GiB
+};
+
+// step() is not reentrant (it reuses its scratch buffers): one caller at a
+// time, as the scheduler's loop is.
+class CpuProvider : public Provider {
+ public:
+  // Throws InvalidRequest for a bad option, ModelLoadFailed for unusable weights.
+  CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuProviderOptions& options = {});
+  ~CpuProvider() override;
+
+  ProviderInfo info() const override;
+  KvGeometry kv() const override;
+  void step(std::span<const SeqStep> batch, LogitsOut& out) override;
+
+ private:
+  struct TokenRef {  // where a token of the flattened batch belongs
+    int32_t seq;     // index into the batch
+    int32_t pos;     // absolute position
+  };
+
+  void validate(std::span<const SeqStep> batch) const;
+  void ensure_rope(int32_t positions);
+  void ensure_scratch(int64_t tokens);
+  void embed(int64_t T);
+  void attention_block(const LayerWeights& L, int layer, std::span<const SeqStep> batch, int64_t T);
+  void mlp_block(const LayerWeights& L, int64_t T);
+  void logits(std::span<const SeqStep> batch, LogitsOut& out);
+  // x (T x cols) through each job's matrix, quantizing x first if a job is int8.
+  void project(const float* x, int64_t T, int64_t cols, const MatmulJob* jobs, int njobs);
+  void rmsnorm(const float* x, const std::vector<float>& w, float* out, int64_t T);
+  void attend(int64_t token, int kv_head, int layer, std::span<const SeqStep> batch, float* scores);
+  float* kv_head(int32_t block, int layer, int kind, int kv_head_index) const;
+
+  std::shared_ptr<const ModelWeights> model_;
+  LlamaConfig cfg_;
+  int32_t head_dim_, n_heads_, n_kv_heads_, q_dim_, kv_dim_;
+  ThreadPool pool_;
+  const KernelSet& kernels_;
+  std::unique_ptr<CpuWeights> w_;
+
+  // Paged KV cache, fp32: [block][layer][K|V][kv_head][position in block][head_dim].
+  int32_t block_size_;
+  int32_t num_blocks_;
+  size_t floats_per_block_;
+  std::unique_ptr<float, void (*)(void*)> kv_{nullptr, nullptr};
+
+  std::vector<float> inv_freq_, rope_cos_, rope_sin_;  // [position][head_dim/2]
+  int32_t rope_positions_ = 0;
+
+  // Scratch, grown to the largest step seen and reused.
+  std::vector<int32_t> tokens_;
+  std::vector<TokenRef> refs_;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, proj_, gate_, up_, last_;
+  QActs xq_;
+  int64_t scratch_tokens_ = 0;
+};
+
+}  // namespace neoserve::cpu

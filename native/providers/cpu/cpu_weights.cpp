@@ -1,0 +1,160 @@
+#include "cpu_weights.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/model/half.h"
+#include "thread_pool.h"
+
+namespace neoserve::cpu {
+namespace {
+
+WFormat format_of(const Tensor& t, const std::string& source) {
+  switch (t.dtype) {
+    case DType::F32: return WFormat::F32;
+    case DType::F16: return WFormat::F16;
+    case DType::BF16: return WFormat::BF16;
+    case DType::Q8_0: return WFormat::Q8_0;
+  }
+  throw_load_error(source, "tensor " + t.name + " has a dtype the CPU provider does not run");
+}
+
+class Preparer {
+ public:
+  Preparer(const ModelWeights& m, const std::string& precision, ThreadPool& pool, CpuWeights& out)
+      : m_(m), precision_(precision), pool_(pool), out_(out) {}
+
+  // A 2-D weight of the expected shape, converted to the requested precision.
+  WMat matrix(const std::string& name, int64_t rows, int64_t cols) {
+    const Tensor& t = m_.get(name);
+    if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+      throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" +
+                                      std::to_string(rows) + ", " + std::to_string(cols) + "]");
+    WMat w{format_of(t, m_.source), rows, cols, t.data, nullptr};
+    if (w.format == WFormat::Q8_0 && cols % 32 != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
+    if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
+    if (precision_ == "f32" && w.format != WFormat::F32) return to_f32(w);
+    if (precision_ == "int8" && !w.integer()) return to_i8(w);
+    if (w.format == WFormat::Q8_0) return repack_q8_0(w);
+    return w;
+  }
+
+  std::vector<float> vector(const std::string& name, int64_t n) {
+    const Tensor& t = m_.get(name);
+    if (t.numel() != n || t.shape.size() != 1) throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" + std::to_string(n) + "]");
+    WMat w{format_of(t, m_.source), 1, n, t.data, nullptr};
+    if (w.format == WFormat::Q8_0 && n % 32 != 0) throw_load_error(m_.source, name + ": Q8_0 vector not whole blocks");
+    std::vector<float> v(n);
+    dequantize_row(w, 0, v.data());
+    return v;
+  }
+
+ private:
+  static std::string shape_str(const Tensor& t) {
+    std::string s = "[";
+    for (size_t i = 0; i < t.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
+    return s + "]";
+  }
+
+  WMat to_f32(const WMat& w) {
+    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * w.cols) * 4);
+    float* dst = reinterpret_cast<float*>(buf.get());
+    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) dequantize_row(w, r, dst + r * w.cols);
+    });
+    WMat out{WFormat::F32, w.rows, w.cols, buf.get(), nullptr};
+    out_.owned.push_back(std::move(buf));
+    return out;
+  }
+
+  WMat to_i8(const WMat& w) {
+    const int64_t kpad = w.kpad();
+    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
+    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * (kpad / 32)));
+    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+      std::vector<float> row(w.cols);
+      for (int64_t r = b; r < e; ++r) {
+        dequantize_row(w, r, row.data());
+        quantize_rows_i8(row.data(), 1, w.cols, reinterpret_cast<int8_t*>(q.get()) + r * kpad, d.get() + r * (kpad / 32));
+      }
+    });
+    WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
+    out_.owned.push_back(std::move(q));
+    out_.owned_scales.push_back(std::move(d));
+    return out;
+  }
+
+  // GGUF Q8_0 runs as Q8_0 — the same int8 values and scales — but in the I8
+  // layout (q rows contiguous, scales beside, fp16 -> fp32 is exact): the
+  // 34-byte blocks straddle cache lines and cost ~2x in decode.
+  WMat repack_q8_0(const WMat& w) {
+    const int64_t nb = w.cols / 32;
+    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * w.cols));
+    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * nb));
+    const size_t rb = w.row_bytes();
+    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r)
+        for (int64_t k = 0; k < nb; ++k) {
+          const uint8_t* blk = w.data + r * rb + k * 34;
+          uint16_t h;
+          std::memcpy(&h, blk, 2);
+          d[r * nb + k] = fp16_to_f32(h);
+          std::memcpy(q.get() + (r * nb + k) * 32, blk + 2, 32);
+        }
+    });
+    WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
+    out_.owned.push_back(std::move(q));
+    out_.owned_scales.push_back(std::move(d));
+    return out;
+  }
+
+  const ModelWeights& m_;
+  const std::string& precision_;
+  ThreadPool& pool_;
+  CpuWeights& out_;
+};
+
+}  // namespace
+
+std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool) {
+  if (precision != "auto" && precision != "f32" && precision != "int8")
+    throw_invalid("precision must be \"auto\", \"f32\" or \"int8\" for the CPU provider, got \"" + precision + "\"");
+  const LlamaConfig& c = model.config;
+  const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
+  const int64_t qdim = static_cast<int64_t>(c.num_attention_heads) * c.head_dim;
+  const int64_t kvdim = static_cast<int64_t>(c.num_key_value_heads) * c.head_dim;
+
+  auto w = std::make_unique<CpuWeights>();
+  Preparer p(model, precision, pool, *w);
+  w->embed = p.matrix("model.embed_tokens.weight", V, H);
+  const Tensor* head = model.find("lm_head.weight");
+  w->lm_head = (head && !c.tie_word_embeddings) ? p.matrix("lm_head.weight", V, H) : w->embed;
+  w->final_norm = p.vector("model.norm.weight", H);
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    LayerWeights L;
+    auto name = [l](const char* s) { return layer_tensor_name(l, s); };
+    L.attn_norm = p.vector(name("input_layernorm.weight"), H);
+    L.mlp_norm = p.vector(name("post_attention_layernorm.weight"), H);
+    L.q = p.matrix(name("self_attn.q_proj.weight"), qdim, H);
+    L.k = p.matrix(name("self_attn.k_proj.weight"), kvdim, H);
+    L.v = p.matrix(name("self_attn.v_proj.weight"), kvdim, H);
+    L.o = p.matrix(name("self_attn.o_proj.weight"), H, qdim);
+    L.gate = p.matrix(name("mlp.gate_proj.weight"), F, H);
+    L.up = p.matrix(name("mlp.up_proj.weight"), F, H);
+    L.down = p.matrix(name("mlp.down_proj.weight"), H, F);
+    if (model.find(name("self_attn.q_proj.bias"))) {
+      L.q_bias = p.vector(name("self_attn.q_proj.bias"), qdim);
+      L.k_bias = p.vector(name("self_attn.k_proj.bias"), kvdim);
+      L.v_bias = p.vector(name("self_attn.v_proj.bias"), kvdim);
+    }
+    w->layers.push_back(std::move(L));
+  }
+  // Report what the weights are, not their in-memory layout: Q8_0 stays "q8_0".
+  const Tensor& probe = model.get(c.num_hidden_layers > 0 ? layer_tensor_name(0, "self_attn.q_proj.weight") : "model.embed_tokens.weight");
+  if (precision == "f32") w->precision = "f32";
+  else if (precision == "int8" && probe.dtype != DType::Q8_0) w->precision = "int8";
+  else w->precision = wformat_name(format_of(probe, model.source));
+  return w;
+}
+
+}  // namespace neoserve::cpu

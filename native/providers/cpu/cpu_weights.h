@@ -1,0 +1,38 @@
+// The model's tensors as the CPU kernels run them: views of the mapped
+// weights when their dtype runs as is, or buffers converted once at load
+// ("f32": widen everything to fp32; "int8": quantize float weights to int8
+// with a scale per 32-block, keeping GGUF Q8_0 as it is).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/model/model_weights.h"
+#include "kernels/matmul.h"
+
+namespace neoserve::cpu {
+
+class ThreadPool;
+
+struct LayerWeights {
+  std::vector<float> attn_norm, mlp_norm;      // fp32 copies (tiny)
+  std::vector<float> q_bias, k_bias, v_bias;   // empty unless the checkpoint has them (Qwen2)
+  WMat q, k, v, o, gate, up, down;
+};
+
+struct CpuWeights {
+  std::string precision;  // what info() reports: "f32", "f16", "bf16", "int8", "q8_0"
+  WMat embed;             // vocab x hidden (looked up row by row)
+  WMat lm_head;           // vocab x hidden (== embed when tied)
+  std::vector<float> final_norm;
+  std::vector<LayerWeights> layers;
+
+  std::vector<std::unique_ptr<uint8_t[]>> owned;  // converted tensors
+  std::vector<std::unique_ptr<float[]>> owned_scales;
+};
+
+// precision: "auto" | "f32" | "int8". Throws InvalidRequest for another value,
+// ModelLoadFailed for a tensor of the wrong shape or an unsupported dtype.
+std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool);
+
+}  // namespace neoserve::cpu

@@ -1,0 +1,257 @@
+// Dispatch, the work split, load-time quantization and the portable kernels
+// (the reference path for CPUs without AVX2, and the tests' ground truth for
+// the SIMD ones' structure).
+#include "matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/model/half.h"
+#include "providers/cpu/thread_pool.h"
+
+namespace neoserve::cpu {
+
+const char* wformat_name(WFormat f) {
+  switch (f) {
+    case WFormat::F32: return "f32";
+    case WFormat::F16: return "f16";
+    case WFormat::BF16: return "bf16";
+    case WFormat::I8: return "int8";
+    case WFormat::Q8_0: return "q8_0";
+  }
+  return "?";
+}
+
+size_t WMat::row_bytes() const {
+  switch (format) {
+    case WFormat::F32: return static_cast<size_t>(cols) * 4;
+    case WFormat::F16:
+    case WFormat::BF16: return static_cast<size_t>(cols) * 2;
+    case WFormat::I8: return static_cast<size_t>(kpad());
+    case WFormat::Q8_0: return static_cast<size_t>(cols / 32) * 34;
+  }
+  return 0;
+}
+
+// Symmetric int8 of one 32-block: d = max|x| / 127, q = round(x / d).
+static void quantize_block(const float* x, int n, int8_t* q, float* d) {
+  float amax = 0.0f;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float scale = amax / 127.0f;
+  const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
+  for (int i = n; i < 32; ++i) q[i] = 0;
+  *d = scale;
+}
+
+static void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
+  for (int64_t b = 0; b * 32 < cols; ++b)
+    quantize_block(x + b * 32, static_cast<int>(std::min<int64_t>(32, cols - b * 32)), q + b * 32, d + b);
+}
+
+void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales) {
+  const int64_t kpad = (cols + 31) / 32 * 32;
+  for (int64_t r = 0; r < rows; ++r) quantize_row(src + r * cols, cols, q + r * kpad, scales + r * (kpad / 32));
+}
+
+void QActs::resize(int64_t t, int64_t cols) {
+  tokens = t;
+  kpad = (cols + 31) / 32 * 32;
+  if (q.size() < static_cast<size_t>(t * kpad)) q.resize(t * kpad);
+  if (d.size() < static_cast<size_t>(t * kpad / 32)) d.resize(t * kpad / 32);
+}
+
+void QActs::quantize(const float* x, int64_t t, int64_t cols) {
+  resize(t, cols);
+  for (int64_t i = 0; i < t; ++i) quantize_row(x + i * cols, cols, q_row(i), d_row(i));
+}
+
+void dequantize_row(const WMat& w, int64_t r, float* dst) {
+  const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();
+  switch (w.format) {
+    case WFormat::F32: std::memcpy(dst, row, w.cols * 4); break;
+    case WFormat::F16:
+      for (int64_t k = 0; k < w.cols; ++k) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * k, 2);
+        dst[k] = fp16_to_f32(h);
+      }
+      break;
+    case WFormat::BF16:
+      for (int64_t k = 0; k < w.cols; ++k) {
+        uint16_t h;
+        std::memcpy(&h, row + 2 * k, 2);
+        dst[k] = bf16_to_f32(h);
+      }
+      break;
+    case WFormat::I8: {
+      const int8_t* q = reinterpret_cast<const int8_t*>(row);
+      const float* d = w.scales + r * (w.kpad() / 32);
+      for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / 32] * q[k];
+      break;
+    }
+    case WFormat::Q8_0:
+      for (int64_t b = 0; b < w.cols / 32; ++b) {
+        const uint8_t* blk = row + b * 34;
+        uint16_t h;
+        std::memcpy(&h, blk, 2);
+        const float d = fp16_to_f32(h);
+        for (int i = 0; i < 32; ++i) dst[b * 32 + i] = d * static_cast<int8_t>(blk[2 + i]);
+      }
+      break;
+  }
+}
+
+// --- portable kernels --------------------------------------------------------
+
+static float dot_portable(const float* a, const float* b, int64_t n) {
+  float s[4] = {0, 0, 0, 0};  // four lanes, reduced in a fixed order
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4)
+    for (int l = 0; l < 4; ++l) s[l] += a[k + l] * b[k + l];
+  for (int l = 0; k < n; ++k, ++l) s[l] += a[k] * b[k];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static void axpy_portable(float* y, float a, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+static void axpy_rows_portable(float* out, const float* p, int64_t ldp, int64_t m, const float* v, int64_t n, int64_t d) {
+  for (int64_t h = 0; h < m; ++h)
+    for (int64_t j = 0; j < n; ++j) axpy_portable(out + h * d, p[h * ldp + j], v + j * d, d);
+}
+
+static float exp_shift_sum_portable(float* x, int64_t n, float shift) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return sum;
+}
+
+static void silu_mul_portable(float* g, const float* u, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+static void matmul_float_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out,
+                                  int64_t ldo) {
+  thread_local std::vector<float> row;
+  row.resize(w.cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = reinterpret_cast<const float*>(w.data + static_cast<size_t>(r) * w.row_bytes());
+    if (w.format != WFormat::F32) {
+      dequantize_row(w, r, row.data());
+      wr = row.data();
+    }
+    for (int64_t t = 0; t < T; ++t) out[t * ldo + r] = dot_portable(wr, x + t * w.cols, w.cols);
+  }
+}
+
+static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const int64_t nb = x.kpad / 32;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();
+    for (int64_t t = 0; t < x.tokens; ++t) {
+      const int8_t* xq = x.q.data() + t * x.kpad;
+      const float* xd = x.d.data() + t * nb;
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const int8_t* q;
+        float d;
+        if (w.format == WFormat::Q8_0) {
+          uint16_t h;
+          std::memcpy(&h, row + b * 34, 2);
+          d = fp16_to_f32(h);
+          q = reinterpret_cast<const int8_t*>(row + b * 34 + 2);
+        } else {
+          q = reinterpret_cast<const int8_t*>(row) + b * 32;
+          d = w.scales[r * nb + b];
+        }
+        int32_t s = 0;
+        for (int i = 0; i < 32; ++i) s += q[i] * xq[b * 32 + i];
+        acc += static_cast<float>(s) * (d * xd[b]);
+      }
+      out[t * ldo + r] = acc;
+    }
+  }
+}
+
+const KernelSet& kernels_portable() {
+  static const KernelSet k{"portable", matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
+                           axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable};
+  return k;
+}
+
+// The ISA files only hand out their table; CPUID is checked here, in code
+// compiled for plain x86-64, before anything of theirs runs.
+const KernelSet* kernels_avx512_table();
+const KernelSet* kernels_avx2_table();
+
+const KernelSet* kernels_avx512() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+      __builtin_cpu_supports("f16c"))
+    return kernels_avx512_table();
+#endif
+  return nullptr;
+}
+
+const KernelSet* kernels_avx2() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return kernels_avx2_table();
+#endif
+  return nullptr;
+}
+
+const KernelSet& best_kernels() {
+  static const KernelSet* chosen = [] {
+    const char* env = std::getenv("NEOSERVE_CPU_ISA");
+    const std::string want = env ? env : "";
+    if (want == "portable") return &kernels_portable();
+    const KernelSet* k = want == "avx2" ? nullptr : kernels_avx512();
+    if (!k) k = kernels_avx2();
+    return k ? k : &kernels_portable();
+  }();
+  return *chosen;
+}
+
+// --- the work split ------------------------------------------------------------
+
+void matmul(ThreadPool& pool, const KernelSet& k, const float* x, const QActs* xq, int64_t T,
+            const MatmulJob* jobs, int njobs) {
+  // Units of 16 output rows (a multiple of every kernel's row tile); threads
+  // take runs of units. Splitting only along N keeps each output element's
+  // whole reduction on one thread.
+  constexpr int64_t kRowsPerUnit = 16;
+  int64_t first_unit[8];
+  if (njobs > 8) std::abort();  // callers pass at most three
+  int64_t units = 0;
+  for (int j = 0; j < njobs; ++j) {
+    first_unit[j] = units;
+    units += (jobs[j].w->rows + kRowsPerUnit - 1) / kRowsPerUnit;
+  }
+  auto body = [&](int64_t ub, int64_t ue) {
+    for (int j = 0; j < njobs; ++j) {
+      const int64_t end_unit = j + 1 < njobs ? first_unit[j + 1] : units;
+      const int64_t b = std::max(ub, first_unit[j]), e = std::min(ue, end_unit);
+      if (b >= e) continue;
+      const WMat& w = *jobs[j].w;
+      const int64_t r0 = (b - first_unit[j]) * kRowsPerUnit;
+      const int64_t r1 = std::min(w.rows, (e - first_unit[j]) * kRowsPerUnit);
+      if (w.integer())
+        k.matmul_int8(w, *xq, r0, r1, jobs[j].out, w.rows);
+      else
+        k.matmul_float(w, x, T, r0, r1, jobs[j].out, w.rows);
+    }
+  };
+  const int64_t grain = std::max<int64_t>(1, units / (pool.size() * 4));
+  pool.parallel_for(units, body, grain);
+}
+
+}  // namespace neoserve::cpu

@@ -1,0 +1,94 @@
+// Matrix kernels of the CPU provider: out[t][n] = sum_k x[t][k] * W[n][k].
+//
+// Batch invariance: every output element is one accumulation chain over K in a
+// fixed order (SIMD-width lanes, blocks in order, one fixed horizontal
+// reduction), computed by one thread. The tile shape (rows x tokens), the
+// number of tokens and the thread split change only which elements are
+// computed together, never how one is computed — so out[t][n] has the same
+// bits for T=1 and T=512 and for any thread count.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace neoserve::cpu {
+
+class ThreadPool;
+
+enum class WFormat : uint8_t {
+  F32,
+  F16,
+  BF16,
+  I8,    // our load-time quantization: int8 q[rows][kpad], fp32 scale per 32 block
+  Q8_0,  // GGUF blocks {fp16 d; int8 q[32]} straight from the file
+};
+
+const char* wformat_name(WFormat f);
+
+// A weight matrix W[n][k] (a Linear weight as PyTorch stores it).
+struct WMat {
+  WFormat format = WFormat::F32;
+  int64_t rows = 0;  // N (output features)
+  int64_t cols = 0;  // K (input features)
+  const uint8_t* data = nullptr;  // F32/F16/BF16: rows x cols; I8: rows x kpad int8; Q8_0: rows x cols/32 blocks
+  const float* scales = nullptr;  // I8 only: rows x kpad/32
+
+  bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0; }
+  int64_t kpad() const { return (cols + 31) / 32 * 32; }  // I8 rows are zero-padded to whole blocks
+  size_t row_bytes() const;
+};
+
+// Activations quantized for the integer kernels: per token, per 32-block,
+// symmetric int8 with an fp32 scale; blocks past `cols` are zero.
+struct QActs {
+  int64_t tokens = 0, kpad = 0;
+  std::vector<int8_t> q;   // tokens x kpad
+  std::vector<float> d;    // tokens x kpad/32
+  void resize(int64_t tokens, int64_t cols);  // grows, never shrinks, its storage
+  int8_t* q_row(int64_t t) { return q.data() + t * kpad; }
+  float* d_row(int64_t t) { return d.data() + t * (kpad / 32); }
+  void quantize(const float* x, int64_t tokens, int64_t cols);  // resize + every row, portable code
+};
+
+// One instruction set's kernels. Each computes rows [r0, r1) of W for tokens
+// [0, T): out[t * ldo + n]. x is T x cols, row-major (stride cols).
+struct KernelSet {
+  const char* isa;  // "avx512-vnni", "avx2", "portable"
+  void (*matmul_float)(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
+  void (*matmul_int8)(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
+  float (*dot)(const float* a, const float* b, int64_t n);          // fixed-order dot product
+  void (*axpy)(float* y, float a, const float* x, int64_t n);       // y += a * x
+  // Attention's weighted sum over a run of n cached positions (rows of d
+  // floats) for m heads at once (they share v under GQA): for each head h,
+  // out[h*d + i] += sum_j p[h*ldp + j] * v[j*d + i], j in order. (Scores go
+  // through matmul_float with the K rows as the weight matrix.)
+  void (*axpy_rows)(float* out, const float* p, int64_t ldp, int64_t m, const float* v, int64_t n, int64_t d);
+  // One token's activations to int8 blocks (QActs layout); every set gives the same bits.
+  void (*quantize_row)(const float* x, int64_t cols, int8_t* q, float* d);
+  // Softmax's middle: x[i] = exp(x[i] - shift), returning their sum (fixed order).
+  float (*exp_shift_sum)(float* x, int64_t n, float shift);
+  // SwiGLU: g[i] = silu(g[i]) * u[i].
+  void (*silu_mul)(float* g, const float* u, int64_t n);
+};
+
+const KernelSet& kernels_portable();
+const KernelSet* kernels_avx2();    // nullptr if this CPU lacks AVX2/FMA/F16C
+const KernelSet* kernels_avx512();  // nullptr if this CPU lacks AVX-512 F/BW/VL/DQ/VNNI
+// The widest set this CPU runs; NEOSERVE_CPU_ISA=avx2|portable narrows it.
+const KernelSet& best_kernels();
+
+// One input, several weight matrices (q/k/v, or gate/up): their rows are split
+// into tiles that the pool's threads take in turn, so one wake-up serves all.
+struct MatmulJob {
+  const WMat* w;
+  float* out;  // T x w->rows
+};
+void matmul(ThreadPool& pool, const KernelSet& k, const float* x, const QActs* xq, int64_t T,
+            const MatmulJob* jobs, int njobs);
+
+// Load-time conversions (portable; run once).
+void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales);
+// Row `r` of any format as fp32 (embedding lookup, conversions).
+void dequantize_row(const WMat& w, int64_t r, float* dst);
+
+}  // namespace neoserve::cpu
