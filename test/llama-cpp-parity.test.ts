@@ -10,9 +10,12 @@ import { LlamaCppReference, topMargin } from "./reference/llama-cpp.js";
 /** Max |ours − llama.cpp| over every logit of every step, for F32 weights (FP32 math, F32 KV cache on both sides). */
 const F32_LOGIT_TOLERANCE = 2e-3;
 /**
- * Q8_0 weights: both engines quantize activations to 8 bits per 32-block, so
- * ours must sit much closer to llama.cpp's Q8_0 than either sits to F32
- * (llama.cpp's own Q8_0 is ~0.07 from its F32 in relative L2 on these models).
+ * Q8_0 weights: activations are quantized exactly as ggml does (same scale,
+ * same rounding), so the logits agree to float rounding (measured ~6e-8
+ * relative L2) unless an activation lands on a rounding boundary of the 8-bit
+ * quantizer in one engine and not the other; one such flip (seen on tiny-odd)
+ * moves the logits by ~1e-2. The bound sits well below the quantization error
+ * itself (Q8_0 vs F32: ~0.08).
  */
 const Q8_0_VS_LLAMA_REL_L2 = 0.03;
 /** INT8 / Q8_0 / F16 against our F32: relative L2 of the logits. */

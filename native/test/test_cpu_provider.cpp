@@ -69,12 +69,16 @@ std::vector<double> ref_inv_freq(const LlamaConfig& c) {
 // weights at load and to activations before each matmul. Written with the
 // same fp32 steps (x * (1/d)), so that values exactly halfway between two
 // steps (common with bf16 weights: x = max/2 gives 63.5) round alike.
-void quantize_blocks(double* x, int64_t n) {
+// Activations (weights = false) follow ggml's Q8_0 quantizer: q = rne(x * 127/max),
+// with the block scale rounded to fp16.
+void quantize_blocks(double* x, int64_t n, bool weights = true) {
   for (int64_t b = 0; b < n; b += 32) {
     const int64_t e = std::min(n, b + 32);
     float amax = 0;
     for (int64_t i = b; i < e; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
-    const float d = amax / 127.0f, inv = d > 0 ? 1.0f / d : 0.0f;
+    float d = amax / 127.0f;
+    const float inv = weights ? (d > 0 ? 1.0f / d : 0.0f) : (amax > 0 ? 127.0f / amax : 0.0f);
+    if (!weights) d = fp16_round(d);
     for (int64_t i = b; i < e; ++i) x[i] = double(d) * std::nearbyint(static_cast<float>(x[i]) * inv);
   }
 }
@@ -95,7 +99,7 @@ struct RefModel {
   // y[n] = sum_k W[n][k] x[k]
   std::vector<double> linear(const Mat& W, std::vector<double> x, int64_t rows) const {
     const int64_t cols = static_cast<int64_t>(x.size());
-    if (int8) quantize_blocks(x.data(), cols);
+    if (int8) quantize_blocks(x.data(), cols, /*weights=*/false);
     std::vector<double> y(rows, 0.0);
     for (int64_t n = 0; n < rows; ++n)
       for (int64_t k = 0; k < cols; ++k) y[n] += W[n * cols + k] * x[k];

@@ -279,7 +279,8 @@ TEST("kernels.activation_quantization_round_trip") {
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t k = 0; k < K; ++k) {
       const float d = q.d[t * 4 + k / 32];
-      CHECK(std::fabs(d * q.q[t * 128 + k] - x[t * K + k]) <= d * 0.5f + 1e-6f);
+      // Half a step, plus what rounding the scale to fp16 moves a value of up to 127 steps.
+      CHECK(std::fabs(d * q.q[t * 128 + k] - x[t * K + k]) <= d * (0.5f + 127.0f * 0x1p-11f) + 1e-6f);
       CHECK(q.q[t * 128 + k] >= -127);
     }
     for (int64_t k = K; k < 128; ++k) CHECK_EQ(static_cast<int>(q.q[t * 128 + k]), 0);

@@ -69,3 +69,10 @@ inline uint16_t f32_to_fp16(float f) {  // round to nearest even
 }
 
 }  // namespace neoserve
+
+namespace neoserve {
+
+// f rounded to the nearest fp16 value (as a float): GGUF block scales are stored so.
+inline float fp16_round(float f) { return fp16_to_f32(f32_to_fp16(f)); }
+
+}  // namespace neoserve

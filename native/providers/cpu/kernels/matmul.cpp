@@ -36,8 +36,9 @@ size_t WMat::row_bytes() const {
   return 0;
 }
 
-// Symmetric int8 of one 32-block: d = max|x| / 127, q = round(x / d).
-static void quantize_block(const float* x, int n, int8_t* q, float* d) {
+// Symmetric int8 of one 32-block of weights: d = max|x| / 127, q = round(x / d),
+// with the fp32 scale kept exactly.
+static void quantize_weight_block(const float* x, int n, int8_t* q, float* d) {
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
   const float scale = amax / 127.0f;
@@ -47,14 +48,28 @@ static void quantize_block(const float* x, int n, int8_t* q, float* d) {
   *d = scale;
 }
 
+// Activations are quantized exactly as ggml's quantize_row_q8_0 does on x86
+// (q = rne(x * 127/max|x|), the block scale rounded to fp16), so a Q8_0 GGUF
+// runs the same arithmetic here as in llama.cpp.
 static void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
-  for (int64_t b = 0; b * 32 < cols; ++b)
-    quantize_block(x + b * 32, static_cast<int>(std::min<int64_t>(32, cols - b * 32)), q + b * 32, d + b);
+  for (int64_t b = 0; b * 32 < cols; ++b) {
+    const int n = static_cast<int>(std::min<int64_t>(32, cols - b * 32));
+    const float* xb = x + b * 32;
+    float amax = 0.0f;
+    for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(xb[i]));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < n; ++i) q[b * 32 + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+    for (int i = n; i < 32; ++i) q[b * 32 + i] = 0;
+    d[b] = fp16_round(amax / 127.0f);
+  }
 }
 
 void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales) {
   const int64_t kpad = (cols + 31) / 32 * 32;
-  for (int64_t r = 0; r < rows; ++r) quantize_row(src + r * cols, cols, q + r * kpad, scales + r * (kpad / 32));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b * 32 < cols; ++b)
+      quantize_weight_block(src + r * cols + b * 32, static_cast<int>(std::min<int64_t>(32, cols - b * 32)),
+                            q + r * kpad + b * 32, scales + r * (kpad / 32) + b);
 }
 
 void QActs::resize(int64_t t, int64_t cols) {

@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "matmul.h"
+#include "core/model/half.h"
 
 namespace neoserve::cpu {
 namespace {
@@ -345,7 +346,7 @@ void axpy_rows(float* out, const float* p, int64_t ldp, int64_t m, const float* 
   }
 }
 
-// Same steps as the portable quantizer (max|x|, d = max / 127, q = rne(x * (1/d)))
+// Same steps as the portable quantizer (q = rne(x * 127/max|x|), d = fp16(max / 127))
 // so both give the same bits.
 void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
   for (int64_t b = 0; b * 32 < cols; ++b) {
@@ -354,13 +355,12 @@ void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
     const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
     const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + b * 32), v1 = _mm512_maskz_loadu_ps(m1, x + b * 32 + 16);
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    const float scale = amax / 127.0f;
-    const __m512 inv = _mm512_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
+    const __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
     const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, inv)));
     const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, inv)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32), q0);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * 32 + 16), q1);
-    d[b] = scale;
+    d[b] = fp16_round(amax / 127.0f);
   }
 }
 
