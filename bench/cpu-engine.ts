@@ -20,22 +20,10 @@ interface Row {
   llama: { decodeTokS: number; prefillTokS: number; peakRssMiB: number };
 }
 
+// Each engine runs in a child process of its own, so its peak RSS is its own.
 function runJson(script: string, args: string[]): Record<string, number | string> {
-  // maxRSS of the child comes from the child itself (process.resourceUsage in the script, or /usr/bin/time-free fallback).
   const out = execFileSync(process.execPath, [join(here, script), ...args, "--json"], { encoding: "utf8" });
   return JSON.parse(out.trim().split("\n").pop()!);
-}
-
-function llamaChild(gguf: string, threads: number): Row["llama"] {
-  const code = `
-    import(${JSON.stringify(join(here, "llama-cpp-baseline.js"))}).then(async (m) => {
-      const r = await m.llamaCppBaseline(${JSON.stringify(gguf)}, { threads: ${threads} });
-      console.log(JSON.stringify({ ...r, peakRssMiB: process.resourceUsage().maxRSS / 1024 }));
-      process.exit(0);
-    });`;
-  const out = execFileSync(process.execPath, ["--input-type=module", "-e", code], { encoding: "utf8" });
-  const r = JSON.parse(out.trim().split("\n").pop()!);
-  return { decodeTokS: r.decodeTokS, prefillTokS: r.prefillTokS, peakRssMiB: r.peakRssMiB };
 }
 
 async function main(): Promise<void> {
@@ -53,7 +41,7 @@ async function main(): Promise<void> {
   ];
   const rows: Row[] = [];
   for (const c of cases) {
-    const llama = llamaChild(c.llama, threads);
+    const llama = runJson("llama-cpp-baseline.js", [c.llama, "--threads", String(threads)]) as unknown as Row["llama"];
     const ours = runJson("neoserve-engine.js", [c.ours[0], "--precision", c.ours[1], "--threads", String(threads)]) as unknown as Row["ours"];
     rows.push({ weights: c.weights, ours, llama });
     console.log(`${c.weights}: decode ${ours.decodeTokS.toFixed(1)} vs ${llama.decodeTokS.toFixed(1)} tok/s, prefill ${ours.prefillTokS.toFixed(1)} vs ${llama.prefillTokS.toFixed(1)} tok/s`);

@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const r = await llamaCppBaseline(path, opts);
-  if (json) process.stdout.write(JSON.stringify(r) + "\n");
+  if (json) process.stdout.write(JSON.stringify({ ...r, peakRssMiB: process.resourceUsage().maxRSS / 1024 }) + "\n");
   else {
     process.stdout.write(
       `llama.cpp ${path} (${r.threads} threads): prefill ${r.prefillTokS.toFixed(1)} tok/s (${r.promptTokens} tokens), ` +
