@@ -2,49 +2,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GPT2_EOT_ID, IM_END_ID, gpt2TokenizerConfig, gpt2TokenizerJson } from "../models/gpt2-tokenizer.js";
 import { IncrementalDetokenizer } from "../src/tokenizer/detokenizer.js";
 import { TextTokenizer } from "../src/tokenizer/tokenizer.js";
+import { SAMPLE_TEXTS } from "./helpers/sample-texts.js";
 
-/** Strings with no special-token text: ASCII, punctuation, contractions, numbers, whitespace, emoji, CJK... */
-// The same samples as tokenizer.test.ts.
-const SAMPLE_TEXTS: readonly string[] = [
-  "Hello world",
-  "hello",
-  " leading space",
-  "trailing space ",
-  "  two leading spaces",
-  "The quick brown fox jumps over the lazy dog.",
-  "I'm sure you'll see they've done it, haven't they? We'd go.",
-  "Numbers: 0 7 42 1234567890 3.14159 -12,345",
-  "tabs\tand\nnewlines\r\nand\n\n\nblank lines",
-  "mixed   \t  whitespace \n \t end",
-  "    indented code:\n        return x + 1;",
-  "function f(a, b) { return a * b; } // comment",
-  "URL: https://example.com/path?q=1&x=y#frag",
-  "email@example.org, <tag attr=\"v\">text</tag>",
-  "emoji 😀 and family 👨‍👩‍👧‍👦 and flag 🇯🇵",
-  "skin tone 👋🏽 wave",
-  "日本語のテキストです。",
-  "中文字符测试，标点符号！",
-  "한국어 문장입니다",
-  "Ελληνικά και русский текст",
-  "accents: café naïve résumé façade Ångström",
-  "math ∑ ∫ √ ≤ ≥ ≠ ∞ π",
-  "mixed 日本 and English, 😀 and 中文",
-  "!!!???...,,,;;;:::",
-  "a",
-  " ",
-  "\n",
-  "😀",
-  "ü",
-  "€100 and £50 and ¥1000",
-  "zero\u200bwidth\u200cjoiners\u200d",
-  "\u00a0non-breaking\u00a0spaces",
-  "CamelCaseIdentifiersAndsnake_case_names",
-  "repeated repeated repeated repeated words",
-  "lowercase UPPERCASE MiXeD",
-  "ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ",
-  "🎉🎉🎉 party",
-  "end.",
-];
+
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
