@@ -3,7 +3,7 @@
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
     "cflags_cc": ["-std=c++20", "-O3", "-fexceptions"],
-    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
     "cflags": ["-fPIC"]
   },
   "targets": [
