@@ -43,3 +43,14 @@ MappedFile::~MappedFile() {
 }
 
 }  // namespace neoserve
+
+namespace neoserve {
+
+void MappedFile::release(const uint8_t* p, size_t n) const {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;  // whole pages only
+  const auto end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+}  // namespace neoserve

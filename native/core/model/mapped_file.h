@@ -16,6 +16,8 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages inside [p, p + n) from the resident set (madvise DONTNEED).
+  void release(const uint8_t* p, size_t n) const;
 
  private:
   std::string path_;

@@ -15,6 +15,11 @@ const Tensor& ModelWeights::get(const std::string& name) const {
   return *t;
 }
 
+void ModelWeights::release_pages(const Tensor& t) const {
+  for (const auto& f : files)
+    if (t.data >= f->data() && t.data + t.nbytes <= f->data() + f->size()) f->release(t.data, t.nbytes);
+}
+
 std::string layer_tensor_name(int layer, const char* suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
 }

@@ -41,6 +41,11 @@ struct ModelWeights {
   // Throws ModelLoadFailed "<source>: missing tensor <name>" / mis-shaped tensor.
   const Tensor& get(const std::string& name) const;
   const Tensor* find(const std::string& name) const;
+
+  // A provider that converted `t` into its own copy drops the tensor's pages
+  // from this process's resident set. Only file-backed bytes are released (a
+  // later read faults them back in from the file); owned buffers are kept.
+  void release_pages(const Tensor& t) const;
 };
 
 // Canonical tensor names of a Llama layer.

@@ -33,10 +33,13 @@ class Preparer {
     WMat w{format_of(t, m_.source), rows, cols, t.data, nullptr};
     if (w.format == WFormat::Q8_0 && cols % 32 != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
-    if (precision_ == "f32" && w.format != WFormat::F32) return to_f32(w);
-    if (precision_ == "int8" && !w.integer()) return to_i8(w);
-    if (w.format == WFormat::Q8_0) return repack_q8_0(w);
-    return w;
+    WMat converted;
+    if (precision_ == "f32" && w.format != WFormat::F32) converted = to_f32(w);
+    else if (precision_ == "int8" && !w.integer()) converted = to_i8(w);
+    else if (w.format == WFormat::Q8_0) converted = repack_q8_0(w);
+    else return w;  // computed in place from the mapping
+    m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
+    return converted;
   }
 
   std::vector<float> vector(const std::string& name, int64_t n) {
