@@ -66,7 +66,11 @@ Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Functi
   Napi::Object obj = g_constructor->New({});
   ModelHandle* self = Unwrap(obj);
   self->loaded_ = std::move(loaded);
-  self->events_ = EventsFn::New(env, on_events, "neoserve-events", 0, 1, self);
+  // Event batches may still be queued when dispose() returns: the JS object (and
+  // so `self`) stays pinned until the thread-safe function has delivered them all.
+  self->pinned_ = Napi::Persistent(obj);
+  self->events_ = EventsFn::New(env, on_events, "neoserve-events", 0, 1, self,
+                                [](Napi::Env, void*, ModelHandle* handle) { handle->pinned_.Reset(); });
   self->events_.Unref(env);  // only requests in flight keep the process alive
   self->scheduler_ = std::make_unique<Scheduler>(self->loaded_.provider, *self, self->loaded_.scheduler);
   return obj;

@@ -50,6 +50,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle>, public EventSink {
   LoadedModel loaded_;
   std::unique_ptr<Scheduler> scheduler_;
   EventsFn events_;
+  Napi::ObjectReference pinned_;  // released by the events function's finalizer
   int64_t in_flight_ = 0;  // JS thread only: keeps the event loop alive while requests run
   bool disposed_ = false;
 };
