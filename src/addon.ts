@@ -14,6 +14,8 @@ export const enum NativeFinish {
   Length = 2,
   Cancelled = 3,
   Error = 4,
+  DeadlineExceeded = 5,
+  QueueTimeout = 6,
 }
 
 export interface RawLoadOptions {
@@ -24,6 +26,11 @@ export interface RawLoadOptions {
   kvMemoryBytes?: number;
   maxBatchSize?: number;
   maxBatchTokens?: number;
+  maxQueueSize?: number;
+  maxQueueDelayMs?: number;
+  itlCapMs?: number;
+  policy?: string;
+  kvPolicy?: string;
 }
 
 export interface RawRequest {
@@ -39,6 +46,8 @@ export interface RawRequest {
   seed: number;
   stopTokenIds: Int32Array;
   captureLogits: boolean;
+  priority: number;
+  deadlineMs: number;
 }
 
 export interface RawModelInfo {
@@ -86,6 +95,12 @@ export interface RawStats {
   kvBlocksFree: number;
   steps: number;
   tokensGenerated: number;
+  promptTokens: number;
+  preemptions: number;
+  /** Requests that ended without finishing, by reason (queue_full counts rejections at submit). */
+  endedEarly: Record<"queue_full" | "queue_timeout" | "deadline_exceeded" | "cancelled" | "error", number>;
+  stepMsTotal: number;
+  scheduleMsTotal: number;
 }
 
 /** Called on the JS thread with every event of one scheduler iteration. */

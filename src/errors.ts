@@ -41,6 +41,13 @@ export class ProviderUnavailableError extends NeoserveError {
   }
 }
 
+/** The scheduler's waiting queue is at maxQueueSize: retry later or elsewhere. */
+export class QueueFullError extends NeoserveError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("queue_full", message, options);
+  }
+}
+
 export class ModelDisposedError extends NeoserveError {
   constructor(message = "the model has been disposed") {
     super("disposed", message);
@@ -51,6 +58,8 @@ const byCode: Record<string, new (message: string, options?: { cause?: unknown }
   invalid_request: InvalidRequestError,
   model_load_failed: ModelLoadError,
   provider_unavailable: ProviderUnavailableError,
+  queue_full: QueueFullError,
+  disposed: ModelDisposedError,
 };
 
 /** Turns an error thrown by the addon (an Error with a `code` set by native/binding) into its typed class. */

@@ -4,6 +4,7 @@
  */
 import { addon, NativeFinish, type RawEventsCallback, type RawModel, type RawModelInfo } from "./addon.js";
 import { fromNative, InvalidRequestError, ModelDisposedError } from "./errors.js";
+import { LatencyRecorder } from "./latency.js";
 import { TokenStream } from "./token-stream.js";
 import { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
 import { TextTokenizer } from "./tokenizer/tokenizer.js";
@@ -18,6 +19,16 @@ export interface SchedulerOptions {
   kvBlockSize?: number;
   /** Bytes of KV cache; 0 = the provider's default. */
   kvMemoryBytes?: number;
+  /** Waiting requests; beyond it generate() throws QueueFullError. 0 = unbounded. */
+  maxQueueSize?: number;
+  /** A request not started within this many ms ends with "queue_timeout". 0 = no cap. */
+  maxQueueDelayMs?: number;
+  /** Inter-token latency cap: prompt work per step is limited so decode steps stay under it. 0 = off. */
+  itlCapMs?: number;
+  /** Order of waiting requests. Default "fcfs". */
+  policy?: "fcfs" | "priority" | "edf";
+  /** "no-evict" reserves prompt + maxTokens at admission; "max-utilization" admits on need and preempts by recompute. */
+  kvPolicy?: "no-evict" | "max-utilization";
 }
 
 export interface LoadOptions {
@@ -39,11 +50,14 @@ const finishReasons: Record<number, FinishReason> = {
   [NativeFinish.Length]: "length",
   [NativeFinish.Cancelled]: "cancelled",
   [NativeFinish.Error]: "error",
+  [NativeFinish.DeadlineExceeded]: "deadline_exceeded",
+  [NativeFinish.QueueTimeout]: "queue_timeout",
 };
 
 export class Model {
   readonly info: ModelInfo;
   private disposed = false;
+  private readonly latency = new LatencyRecorder();
 
   private constructor(
     private readonly raw: RawModel,
@@ -96,6 +110,8 @@ export class Model {
         seed: request.seed ?? Math.floor(Math.random() * 2 ** 32),
         stopTokenIds: Int32Array.from(stopTokenIds),
         captureLogits: request.returnLogits === true,
+        priority: request.priority ?? 0,
+        deadlineMs: request.deadlineMs ?? 0,
       });
     } catch (err) {
       throw fromNative(err);
@@ -103,8 +119,12 @@ export class Model {
 
     const signal = request.signal;
     const onAbort = () => stream.cancel();
-    const stream = new TokenStream(prompt.length, new IncrementalDetokenizer(this.tokenizer), stop, () =>
-      this.raw.cancel(id),
+    const stream = new TokenStream(
+      prompt.length,
+      new IncrementalDetokenizer(this.tokenizer),
+      stop,
+      () => this.raw.cancel(id),
+      this.latency,
     );
     this.streams.set(id, stream);
     if (signal) {
@@ -117,10 +137,14 @@ export class Model {
     return stream;
   }
 
-  /** Scheduler counters: queue, running sequences, KV blocks, steps, tokens. */
+  /**
+   * Scheduler counters (queue, running sequences, KV blocks, steps, tokens,
+   * preemptions, requests ended early by reason) and latency percentiles of
+   * recent requests, in ms.
+   */
   stats() {
     if (this.disposed) throw new ModelDisposedError();
-    return this.raw.stats();
+    return { ...this.raw.stats(), inFlight: this.streams.size, latency: this.latency.summary() };
   }
 
   /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory. */
@@ -159,6 +183,11 @@ function toRawOptions(options: LoadOptions) {
     kvMemoryBytes: s.kvMemoryBytes,
     maxBatchSize: s.maxBatchSize,
     maxBatchTokens: s.maxBatchTokens,
+    maxQueueSize: s.maxQueueSize,
+    maxQueueDelayMs: s.maxQueueDelayMs,
+    itlCapMs: s.itlCapMs,
+    policy: s.policy,
+    kvPolicy: s.kvPolicy,
   };
 }
 

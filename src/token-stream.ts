@@ -3,6 +3,7 @@
  * Model's event dispatcher; a consumer that stops iterating cancels the request.
  */
 import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import type { LatencyRecorder } from "./latency.js";
 import { StopStringMatcher } from "./stop-strings.js";
 import type { FinishReason, GenerateResult, Token } from "./types.js";
 
@@ -22,6 +23,7 @@ export class TokenStream implements AsyncIterable<Token> {
   private text = "";
   private readonly startedAt = performance.now();
   private firstTokenAt: number | null = null;
+  private lastTokenAt = 0;
   private readonly stopMatcher: StopStringMatcher;
 
   constructor(
@@ -29,6 +31,7 @@ export class TokenStream implements AsyncIterable<Token> {
     private readonly detokenizer: IncrementalDetokenizer,
     stop: readonly string[],
     private readonly onCancel: () => void,
+    private readonly latency?: LatencyRecorder,
   ) {
     this.stopMatcher = new StopStringMatcher(stop);
     this.result = new Promise((resolve) => (this.resolveResult = resolve));
@@ -55,7 +58,14 @@ export class TokenStream implements AsyncIterable<Token> {
    */
   pushToken(id: number, last = false): boolean {
     if (this.done) return false;
-    this.firstTokenAt ??= performance.now();
+    const now = performance.now();
+    if (this.firstTokenAt === null) {
+      this.firstTokenAt = now;
+      this.latency?.firstToken(now - this.startedAt);
+    } else {
+      this.latency?.interToken(now - this.lastTokenAt);
+    }
+    this.lastTokenAt = now;
     this.tokens.push(id);
     let piece = this.detokenizer.push(id);
     if (last) piece += this.detokenizer.flush();
@@ -76,6 +86,7 @@ export class TokenStream implements AsyncIterable<Token> {
     this.done = true;
     const now = performance.now();
     const completion = this.tokens.length;
+    if (reason === "stop" || reason === "length") this.latency?.endToEnd(now - this.startedAt);
     this.resolveResult({
       tokens: this.tokens.slice(),
       text: this.text,

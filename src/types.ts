@@ -37,6 +37,10 @@ export interface GenerateRequest extends SamplingOptions {
   /** Do not stop at the model's end-of-sequence tokens. */
   ignoreEos?: boolean;
   signal?: AbortSignal;
+  /** Higher runs first under the "priority" policy and is preempted last. Default 0. */
+  priority?: number;
+  /** End-to-end budget from generate(), in ms: past it the request ends with "deadline_exceeded" ("edf" orders by it). */
+  deadlineMs?: number;
   /** Keep the raw logits each token was sampled from (before penalties) in result.logits. */
   returnLogits?: boolean;
 }

@@ -25,6 +25,9 @@ GenerationRequest read_request(const Napi::Object& o) {
   s.seed = static_cast<uint64_t>(seed);
   s.stop_token_ids = int_array(o.Get("stopTokenIds"), "stopTokenIds");
   r.capture_logits = o.Get("captureLogits").ToBoolean();
+  r.priority = int_or(o, "priority", 0);
+  r.deadline_ms = number_or(o, "deadlineMs", 0);
+  if (!(r.deadline_ms >= 0)) throw_invalid("deadlineMs must be 0 (none) or a positive number of milliseconds");
   return r;
 }
 
@@ -233,6 +236,17 @@ Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
   out.Set("kvBlocksFree", s.kv_blocks_free);
   out.Set("steps", static_cast<double>(s.steps));
   out.Set("tokensGenerated", static_cast<double>(s.tokens_generated));
+  out.Set("promptTokens", static_cast<double>(s.prompt_tokens));
+  out.Set("preemptions", static_cast<double>(s.preemptions));
+  auto rejected = Napi::Object::New(env);
+  rejected.Set("queue_full", static_cast<double>(s.rejected_queue_full));
+  rejected.Set("queue_timeout", static_cast<double>(s.finished_queue_timeout));
+  rejected.Set("deadline_exceeded", static_cast<double>(s.finished_deadline));
+  rejected.Set("cancelled", static_cast<double>(s.finished_cancelled));
+  rejected.Set("error", static_cast<double>(s.finished_error));
+  out.Set("endedEarly", rejected);
+  out.Set("stepMsTotal", s.step_ms_total);
+  out.Set("scheduleMsTotal", s.schedule_ms_total);
   return out;
 }
 

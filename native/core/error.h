@@ -10,6 +10,7 @@ enum class ErrorCode {
   InvalidRequest,       // a parameter the caller gave is wrong
   ModelLoadFailed,      // a model file or directory is missing, malformed or inconsistent
   ProviderUnavailable,  // an engine cannot run here (missing library, device)
+  QueueFull,            // the scheduler's waiting queue is at max_queue_size
   Internal,             // a bug: an invariant of our own was broken
 };
 

@@ -16,6 +16,8 @@ enum class FinishReason : uint8_t {
   Length,     // max_tokens reached, or the model's context is full
   Cancelled,  // cancel() or the model was disposed
   Error,      // the engine failed on this request; the message says why
+  DeadlineExceeded,  // its deadline_ms (end to end, from submit) passed before it finished
+  QueueTimeout,      // it waited longer than max_queue_delay_ms without being started
 };
 
 const char* finish_reason_name(FinishReason r);
@@ -24,6 +26,8 @@ struct GenerationRequest {
   std::vector<int32_t> prompt;
   int32_t max_tokens = 16;
   SamplingParams sampling;
+  int32_t priority = 0;      // higher runs first under the priority policy, and is preempted last
+  double deadline_ms = 0;    // end-to-end budget from submit; 0 = none (edf orders by it)
   bool capture_logits = false;  // deliver each sampled position's raw logits (research, reference tests)
 };
 

@@ -18,9 +18,20 @@
 
 namespace neoserve {
 
+enum class SchedulePolicy : uint8_t { Fcfs, Priority, Edf };
+enum class KvPolicy : uint8_t {
+  NoEvict,         // admission reserves prompt + max_tokens: a running sequence never runs out
+  MaxUtilization,  // admit on current need; when blocks run out, preempt by recompute and requeue at the front
+};
+
 struct SchedulerOptions {
   int32_t max_batch_size = 16;     // sequences in one step
   int32_t max_batch_tokens = 512;  // tokens in one step: decodes + prefill chunks
+  int32_t max_queue_size = 0;      // waiting requests; beyond it submit throws QueueFull. 0 = unbounded
+  double max_queue_delay_ms = 0;   // not started within it -> QueueTimeout. 0 = no cap
+  double itl_cap_ms = 0;           // predicted step time cap while decodes run: limits prefill tokens. 0 = off
+  SchedulePolicy policy = SchedulePolicy::Fcfs;
+  KvPolicy kv_policy = KvPolicy::NoEvict;
 };
 
 struct SchedulerStats {
@@ -30,6 +41,15 @@ struct SchedulerStats {
   int32_t kv_blocks_free = 0;
   uint64_t steps = 0;
   uint64_t tokens_generated = 0;
+  uint64_t prompt_tokens = 0;   // prefill tokens computed (recomputation after preemption included)
+  uint64_t preemptions = 0;
+  uint64_t rejected_queue_full = 0;
+  uint64_t finished_queue_timeout = 0;
+  uint64_t finished_deadline = 0;
+  uint64_t finished_cancelled = 0;
+  uint64_t finished_error = 0;
+  double step_ms_total = 0;       // time inside provider steps
+  double schedule_ms_total = 0;   // time in the scheduler's own work per iteration (excluding the step)
 };
 
 class Scheduler {
