@@ -32,8 +32,12 @@ export interface SchedulerOptions {
 }
 
 export interface LoadOptions {
-  /** "auto" picks the best engine this machine has for the model. Default "auto". */
-  backend?: "auto" | "cpu" | "tensorrt";
+  /**
+   * "auto" picks the best engine this machine has for the model. Default "auto".
+   * "synthetic" runs no model at all (a 256-token byte vocabulary, logits a fixed
+   * function of the input): it measures the scheduler and binding; give `tokenizer`.
+   */
+  backend?: "auto" | "cpu" | "tensorrt" | "synthetic";
   /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. */
   precision?: "auto" | "f32" | "int8";
   /** Engine threads; 0 = all cores. */
@@ -69,6 +73,8 @@ export class Model {
 
   /** @internal use loadModel(). */
   static async load(path: string, options: LoadOptions): Promise<Model> {
+    if (options.backend === "synthetic" && options.tokenizer === undefined)
+      throw new InvalidRequestError('backend "synthetic" has no tokenizer of its own: give options.tokenizer');
     const streams = new Map<number, TokenStream>();
     let raw: RawModel | undefined;
     const onEvents = dispatchTo(streams, (id) => raw?.cancel(id));

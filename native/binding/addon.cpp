@@ -22,7 +22,7 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      std::shared_ptr<const ModelWeights> weights = load_model(path_);
+      std::shared_ptr<const ModelWeights> weights = load_weights_for(path_, options_);
       CreatedProvider created = create_provider(weights, options_);
       loaded_.weights = std::move(weights);
       loaded_.provider = std::move(created.provider);

@@ -10,7 +10,7 @@
 namespace neoserve {
 
 struct ProviderOptions {
-  std::string backend = "auto";      // "auto", "cpu", "tensorrt"
+  std::string backend = "auto";      // "auto", "cpu", "tensorrt", "synthetic" (no model work; benchmarks)
   std::string precision = "auto";    // "auto" (the weights' own), "f32", "int8"
   int32_t threads = 0;               // 0 = the machine's cores
   int32_t kv_block_size = 16;
@@ -24,5 +24,8 @@ struct CreatedProvider {
 
 // Throws ProviderUnavailable naming what is missing, InvalidRequest for a bad option.
 CreatedProvider create_provider(std::shared_ptr<const ModelWeights> weights, const ProviderOptions& options);
+
+// Loads what `options.backend` runs from `path`: a checkpoint, or nothing for "synthetic".
+std::shared_ptr<const ModelWeights> load_weights_for(const std::string& path, const ProviderOptions& options);
 
 }  // namespace neoserve
