@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     globalSetup: ["test/setup/models.ts"],
+    // Memory tests force a collection before they measure.
+    execArgv: ["--expose-gc"],
   },
 });
