@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "../error.h"
 
@@ -13,6 +14,8 @@ const char* finish_reason_name(FinishReason r) {
     case FinishReason::Length: return "length";
     case FinishReason::Cancelled: return "cancelled";
     case FinishReason::Error: return "error";
+    case FinishReason::DeadlineExceeded: return "deadline_exceeded";
+    case FinishReason::QueueTimeout: return "queue_timeout";
   }
   return "error";
 }
@@ -26,20 +29,39 @@ KvGeometry checked_geometry(const Provider& provider) {
   return kv;
 }
 
+double steady_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// While the step-time model has no usable fit, prefill next to running decodes is
+// limited to this many tokens per step (conservative; also gives the fit varied data).
+constexpr int32_t kWarmupPrefillTokens = 16;
+
 }  // namespace
 
-Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, SchedulerOptions options)
+Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, SchedulerOptions options,
+                     SchedulerClock now_ms)
     : provider_(std::move(provider)),
       sink_(sink),
       options_(options),
       info_(provider_->info()),
-      blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size) {
+      blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
+      now_ms_(std::move(now_ms)) {
   if (options_.max_batch_size < 1) throw_invalid("maxBatchSize must be at least 1");
   if (options_.max_batch_tokens < 1) throw_invalid("maxBatchTokens must be at least 1");
+  if (options_.max_queue_size < 0) throw_invalid("maxQueueSize must not be negative");
+  if (!(options_.max_queue_delay_ms >= 0)) throw_invalid("maxQueueDelayMs must not be negative");
+  if (!(options_.itl_cap_ms >= 0)) throw_invalid("itlCapMs must not be negative");
+  running_.reserve(options_.max_batch_size);
+  stepped_.reserve(options_.max_batch_size);
+  by_importance_.reserve(options_.max_batch_size);
+  batch_.reserve(options_.max_batch_size);
   thread_ = std::thread([this] { run(); });
 }
 
 Scheduler::~Scheduler() { shutdown(); }
+
+double Scheduler::now() const { return now_ms_ ? now_ms_() : steady_ms(); }
 
 RequestId Scheduler::submit(GenerationRequest request) {
   const auto prompt_len = static_cast<int64_t>(request.prompt.size());
@@ -52,6 +74,7 @@ RequestId Scheduler::submit(GenerationRequest request) {
       throw_invalid("prompt token " + std::to_string(t) + " is outside the vocabulary [0, " +
                     std::to_string(info_.vocab_size) + ")");
   if (request.max_tokens < 1) throw_invalid("maxTokens must be at least 1");
+  if (!(request.deadline_ms >= 0)) throw_invalid("deadlineMs must not be negative");
   request.sampling.validate(info_.vocab_size);
 
   auto seq = std::make_unique<Sequence>();
@@ -62,14 +85,23 @@ RequestId Scheduler::submit(GenerationRequest request) {
                   " KV blocks; the cache has " + std::to_string(blocks_.num_blocks()));
   seq->context = request.prompt;
   seq->context.reserve(seq->max_positions);
+  seq->blocks.reserve(blocks_.blocks_for(seq->max_positions));
   seq->sampler = std::make_unique<Sampler>(request.sampling);
   seq->request = std::move(request);
 
   std::lock_guard lock(mutex_);
   if (stopping_) throw Error(ErrorCode::InvalidRequest, "the model has been disposed");
+  if (options_.max_queue_size > 0 && static_cast<int32_t>(waiting_.size()) >= options_.max_queue_size) {
+    ++stats_.rejected_queue_full;
+    throw Error(ErrorCode::QueueFull, "the waiting queue is full (maxQueueSize " +
+                                          std::to_string(options_.max_queue_size) + ")");
+  }
   seq->id = next_id_++;
+  seq->order = seq->id;
+  seq->submit_ms = now();
+  if (seq->request.deadline_ms > 0) seq->deadline_at = seq->submit_ms + seq->request.deadline_ms;
   const RequestId id = seq->id;
-  waiting_.push_back(std::move(seq));
+  enqueue(std::move(seq));
   stats_.waiting = static_cast<int32_t>(waiting_.size());
   wake_.notify_one();
   return id;
@@ -86,6 +118,11 @@ SchedulerStats Scheduler::stats() const {
   return stats_;
 }
 
+StepTimeModel Scheduler::step_time_model() const {
+  std::lock_guard lock(mutex_);
+  return model_snapshot_;
+}
+
 void Scheduler::shutdown() {
   {
     std::lock_guard lock(mutex_);
@@ -96,78 +133,241 @@ void Scheduler::shutdown() {
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
 }
 
+bool Scheduler::ahead(const Sequence& a, const Sequence& b) const {
+  switch (options_.policy) {
+    case SchedulePolicy::Fcfs: break;
+    case SchedulePolicy::Priority:
+      if (a.request.priority != b.request.priority) return a.request.priority > b.request.priority;
+      break;
+    case SchedulePolicy::Edf:
+      if (a.deadline_at != b.deadline_at) return a.deadline_at < b.deadline_at;  // none = +inf: last
+      break;
+  }
+  return a.order < b.order;
+}
+
+bool Scheduler::more_important(const Sequence& a, const Sequence& b) const {
+  if (a.request.priority != b.request.priority) return a.request.priority > b.request.priority;
+  if (options_.policy == SchedulePolicy::Edf && a.deadline_at != b.deadline_at) return a.deadline_at < b.deadline_at;
+  return a.order < b.order;
+}
+
+// Sorted insert (after its equals): the queue is always in policy order. A
+// preempted sequence keeps its `order`, so it lands at the front of its class.
+void Scheduler::enqueue(std::unique_ptr<Sequence> seq) {
+  auto pos = std::upper_bound(waiting_.begin(), waiting_.end(), seq,
+                              [&](const std::unique_ptr<Sequence>& x, const std::unique_ptr<Sequence>& y) {
+                                return ahead(*x, *y);
+                              });
+  waiting_.insert(pos, std::move(seq));
+}
+
 void Scheduler::finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token) {
   out.events.push_back({seq.id, last_token, reason});
   blocks_.release(seq.blocks);
+  switch (reason) {
+    case FinishReason::Cancelled: ++local_.finished_cancelled; break;
+    case FinishReason::Error: ++local_.finished_error; break;
+    case FinishReason::DeadlineExceeded: ++local_.finished_deadline; break;
+    case FinishReason::QueueTimeout: ++local_.finished_queue_timeout; break;
+    default: break;
+  }
 }
 
-// Admission reserves every block a request can ever need (prompt + maxTokens),
-// so a running sequence never runs out of cache mid-generation.
+// Cancellations, deadlines (waiting or running) and queue timeouts (never started).
+void Scheduler::expire(double t, EventBatch& out) {
+  const bool timers = options_.max_queue_delay_ms > 0 ||
+                      std::any_of(running_.begin(), running_.end(), [](auto& s) { return s->request.deadline_ms > 0; }) ||
+                      std::any_of(waiting_.begin(), waiting_.end(), [](auto& s) { return s->request.deadline_ms > 0; });
+  if (cancelled_.empty() && !timers) return;
+  auto reason_of = [&](const Sequence& s) {
+    if (!cancelled_.empty() && cancelled_.count(s.id) > 0) return FinishReason::Cancelled;
+    if (t > s.deadline_at) return FinishReason::DeadlineExceeded;
+    if (!s.started && options_.max_queue_delay_ms > 0 && t - s.submit_ms > options_.max_queue_delay_ms)
+      return FinishReason::QueueTimeout;
+    return FinishReason::None;
+  };
+  auto end_if_due = [&](const std::unique_ptr<Sequence>& s) {
+    const FinishReason r = reason_of(*s);
+    if (r == FinishReason::None) return false;
+    finish(*s, r, out);
+    return true;
+  };
+  std::erase_if(running_, end_if_due);
+  std::erase_if(waiting_, end_if_due);
+  cancelled_.clear();
+}
+
+// Frees `seq`'s cache and makes its whole context (prompt + generated) the prompt
+// to recompute. Generated tokens, sampler and step counter stay, so the resumed
+// tokens are exactly those of an uninterrupted run.
+void Scheduler::preempt(Sequence& seq) {
+  blocks_.release(seq.blocks);
+  seq.computed = 0;
+  ++local_.preemptions;
+  auto it = std::find_if(running_.begin(), running_.end(), [&](auto& s) { return s.get() == &seq; });
+  std::unique_ptr<Sequence> owned = std::move(*it);
+  running_.erase(it);
+  enqueue(std::move(owned));
+}
+
+// MaxUtilization: each running decode needs blocks for its next position. Most
+// important first; when the cache is out, the least important running sequence
+// (lowest priority, latest submitted; possibly the one asking) is preempted.
+// Returns whether anything was preempted.
+bool Scheduler::grow_or_preempt(EventBatch& out) {
+  if (options_.kv_policy != KvPolicy::MaxUtilization) return false;
+  by_importance_.clear();
+  for (auto& s : running_) by_importance_.push_back(s.get());
+  std::sort(by_importance_.begin(), by_importance_.end(),
+            [&](const Sequence* a, const Sequence* b) { return more_important(*a, *b); });
+  bool preempted = false;
+  size_t alive = by_importance_.size();  // [0, alive) still running, in importance order
+  for (size_t i = 0; i < alive; ++i) {
+    Sequence& s = *by_importance_[i];
+    const int64_t need = static_cast<int64_t>(s.context.size());
+    while (!blocks_.ensure(s.blocks, need)) {
+      Sequence& victim = *by_importance_[alive - 1];
+      if (&victim == &s && alive == 1) {
+        // Alone and still too big: it can never fit, so end it instead of looping.
+        out.errors.emplace_back(s.id, "the sequence needs " + std::to_string(blocks_.blocks_for(need)) +
+                                          " KV blocks and cannot fit in the cache (" +
+                                          std::to_string(blocks_.num_blocks()) + " blocks) even alone");
+        finish(s, FinishReason::Error, out);
+        std::erase_if(running_, [&](auto& p) { return p.get() == &s; });
+        return preempted;
+      }
+      --alive;
+      preempted = true;
+      preempt(victim);
+      if (&victim == &s) break;
+    }
+  }
+  return preempted;
+}
+
+// Admission in policy order; nobody overtakes the head of the queue.
+// NoEvict reserves every block the request can ever need (prompt + maxTokens);
+// MaxUtilization only what its prompt (for a preempted one: its whole context) needs now.
 void Scheduler::admit() {
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_batch_size) {
     Sequence& head = *waiting_.front();
-    if (!blocks_.ensure(head.blocks, head.max_positions)) break;  // FCFS: nobody overtakes the head
+    const int64_t need = options_.kv_policy == KvPolicy::NoEvict ? head.max_positions
+                                                                 : static_cast<int64_t>(head.context.size());
+    if (!blocks_.ensure(head.blocks, need)) break;
+    head.started = true;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
 }
 
+// Decodes first (one pending token each), then prompt chunks in admission order,
+// within max_batch_tokens; with itl_cap_ms and decodes present, prefill is
+// limited so the predicted step time stays under the cap.
+void Scheduler::compose() {
+  batch_.clear();
+  stepped_.clear();
+  batch_tokens_ = batch_attended_ = 0;
+  int32_t budget = options_.max_batch_tokens;
+  auto add = [&](Sequence& s, int32_t chunk) {
+    SeqStep step;
+    step.id = s.id;
+    step.tokens = std::span<const int32_t>(s.context.data() + s.computed, chunk);
+    step.pos = s.computed;
+    step.kv_blocks = s.blocks;
+    step.want_logits = s.computed + chunk == static_cast<int32_t>(s.context.size());
+    batch_.push_back(step);
+    stepped_.push_back(&s);
+    budget -= chunk;
+    batch_tokens_ += chunk;
+    batch_attended_ += StepTimeModel::attended_of(s.computed, chunk);
+  };
+  auto is_decode = [](const Sequence& s) {
+    return s.generated > 0 && static_cast<int32_t>(s.context.size()) - s.computed == 1;
+  };
+  int32_t& decodes = decodes_in_batch_;
+  decodes = 0;
+  for (auto& s : running_) {
+    if (budget <= 0) break;
+    if (is_decode(*s)) {
+      add(*s, 1);
+      ++decodes;
+    }
+  }
+  const bool capped = options_.itl_cap_ms > 0 && decodes > 0;
+  const bool model_ok = capped && model_.ready();
+  double time_left = model_ok ? options_.itl_cap_ms - model_.predict(batch_tokens_, batch_attended_) : 0;
+  // Trust region: never more than 1.5x the largest prefill already measured to fit under the
+  // cap next to decodes (and only the warm-up amount while the model is not ready). A fit thrown
+  // off by noise can then overshoot the cap by a bounded amount, once, before it learns.
+  int32_t prefill_left = model_ok ? std::max(kWarmupPrefillTokens, static_cast<int32_t>(1.5 * prefill_ok_tokens_))
+                                  : kWarmupPrefillTokens;
+  for (auto& s : running_) {
+    if (budget <= 0) break;
+    const int32_t pending = static_cast<int32_t>(s->context.size()) - s->computed;
+    if (pending <= 0 || is_decode(*s)) continue;
+    int32_t chunk = std::min(pending, budget);
+    if (capped) {
+      chunk = std::min(chunk, prefill_left);
+      if (model_ok) {
+        chunk = model_.max_chunk(s->computed, chunk, time_left);
+        time_left -= model_.chunk_cost(s->computed, chunk);
+      }
+      prefill_left -= chunk;
+      if (chunk <= 0) break;
+    }
+    add(*s, chunk);
+  }
+}
+
 void Scheduler::iterate(EventBatch& out) {
+  const double t0 = steady_ms();
   {
     std::lock_guard lock(mutex_);
-    if (!cancelled_.empty()) {
-      auto is_cancelled = [&](const std::unique_ptr<Sequence>& s) { return cancelled_.count(s->id) > 0; };
-      for (auto& s : running_)
-        if (is_cancelled(s)) finish(*s, FinishReason::Cancelled, out);
-      for (auto& s : waiting_)
-        if (is_cancelled(s)) finish(*s, FinishReason::Cancelled, out);
-      std::erase_if(running_, is_cancelled);
-      std::erase_if(waiting_, is_cancelled);
-      cancelled_.clear();
-    }
-    admit();
+    expire(now(), out);
+    const bool preempted = grow_or_preempt(out);
+    if (!preempted) admit();  // a preemption means the cache is short: no new admissions this step
   }
-  if (running_.empty()) return;
-
-  // Decodes first (one pending token each), then prompt chunks in admission order.
-  batch_.clear();
-  std::vector<Sequence*> stepped;
-  int32_t budget = options_.max_batch_tokens;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (auto& s : running_) {
-      const int32_t pending = static_cast<int32_t>(s->context.size()) - s->computed;
-      const bool decoding = s->generated > 0;
-      if (decoding != (pass == 0) || pending <= 0 || budget <= 0) continue;
-      const int32_t chunk = std::min(pending, budget);
-      budget -= chunk;
-      SeqStep step;
-      step.id = s->id;
-      step.tokens = std::span<const int32_t>(s->context.data() + s->computed, chunk);
-      step.pos = s->computed;
-      step.kv_blocks = s->blocks;
-      step.want_logits = s->computed + chunk == static_cast<int32_t>(s->context.size());
-      batch_.push_back(step);
-      stepped.push_back(s.get());
-    }
+  if (running_.empty()) {
+    local_.schedule_ms_total += steady_ms() - t0;
+    return;
+  }
+  compose();
+  if (batch_.empty()) {
+    local_.schedule_ms_total += steady_ms() - t0;
+    return;
   }
 
+  const double s0 = steady_ms();
+  bool failed = false;
   try {
     provider_->step(batch_, logits_);
   } catch (const std::exception& e) {
-    for (Sequence* s : stepped) {
+    failed = true;
+    for (Sequence* s : stepped_) {
       out.errors.emplace_back(s->id, e.what());
       finish(*s, FinishReason::Error, out);
       s->id = 0;  // marks it for removal below
     }
     std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->id == 0; });
+  }
+  const double step_ms = steady_ms() - s0;
+  local_.step_ms_total += step_ms;
+  if (failed) {
+    local_.schedule_ms_total += steady_ms() - t0 - step_ms;
     return;
   }
+  model_.observe(batch_tokens_, batch_attended_, step_ms);
+  if (options_.itl_cap_ms > 0 && decodes_in_batch_ > 0 && step_ms <= options_.itl_cap_ms)
+    prefill_ok_tokens_ = std::max(prefill_ok_tokens_, batch_tokens_ - decodes_in_batch_);
 
   int32_t row = 0;
   uint64_t generated = 0;
-  for (size_t i = 0; i < stepped.size(); ++i) {
-    Sequence& s = *stepped[i];
-    s.computed += static_cast<int32_t>(batch_[i].tokens.size());
+  for (size_t i = 0; i < stepped_.size(); ++i) {
+    Sequence& s = *stepped_[i];
+    const auto n = static_cast<int32_t>(batch_[i].tokens.size());
+    if (static_cast<int32_t>(i) >= decodes_in_batch_) local_.prompt_tokens += n;  // decodes come first
+    s.computed += n;
     if (!batch_[i].want_logits) continue;
     const float* row_logits = logits_.row(row++);
     if (s.request.capture_logits) out.logits.emplace_back(s.id, std::vector<float>(row_logits, row_logits + logits_.vocab));
@@ -188,10 +388,27 @@ void Scheduler::iterate(EventBatch& out) {
     s.id = 0;
   }
   std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->id == 0; });
+  local_.steps += 1;
+  local_.tokens_generated += generated;
+  local_.schedule_ms_total += steady_ms() - t0 - step_ms;
+}
 
-  std::lock_guard lock(mutex_);
-  stats_.steps += 1;
-  stats_.tokens_generated += generated;
+void Scheduler::publish() {
+  stats_.waiting = static_cast<int32_t>(waiting_.size());
+  stats_.running = static_cast<int32_t>(running_.size());
+  stats_.kv_blocks_used = blocks_.used_blocks();
+  stats_.kv_blocks_free = blocks_.free_blocks();
+  stats_.steps = local_.steps;
+  stats_.tokens_generated = local_.tokens_generated;
+  stats_.prompt_tokens = local_.prompt_tokens;
+  stats_.preemptions = local_.preemptions;
+  stats_.finished_queue_timeout = local_.finished_queue_timeout;
+  stats_.finished_deadline = local_.finished_deadline;
+  stats_.finished_cancelled = local_.finished_cancelled;
+  stats_.finished_error = local_.finished_error;
+  stats_.step_ms_total = local_.step_ms_total;
+  stats_.schedule_ms_total = local_.schedule_ms_total;
+  model_snapshot_ = model_;
 }
 
 void Scheduler::run() {
@@ -205,10 +422,7 @@ void Scheduler::run() {
     iterate(out);
     {
       std::lock_guard lock(mutex_);
-      stats_.waiting = static_cast<int32_t>(waiting_.size());
-      stats_.running = static_cast<int32_t>(running_.size());
-      stats_.kv_blocks_used = blocks_.used_blocks();
-      stats_.kv_blocks_free = blocks_.free_blocks();
+      publish();
     }
     if (!out.events.empty()) {
       sink_.deliver(std::move(out));
@@ -216,12 +430,15 @@ void Scheduler::run() {
     }
   }
   // Shutdown: every request still in flight ends exactly once, as cancelled.
-  std::lock_guard lock(mutex_);
-  for (auto& s : running_) finish(*s, FinishReason::Cancelled, out);
-  for (auto& s : waiting_) finish(*s, FinishReason::Cancelled, out);
-  running_.clear();
-  waiting_.clear();
-  stats_.waiting = stats_.running = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& s : running_) finish(*s, FinishReason::Cancelled, out);
+    for (auto& s : waiting_) finish(*s, FinishReason::Cancelled, out);
+    running_.clear();
+    waiting_.clear();
+    cancelled_.clear();
+    publish();
+  }
   if (!out.events.empty()) sink_.deliver(std::move(out));
 }
 

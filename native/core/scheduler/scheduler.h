@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "../kv/block_manager.h"
 #include "../provider.h"
 #include "request.h"
+#include "step_time_model.h"
 
 namespace neoserve {
 
@@ -52,21 +55,33 @@ struct SchedulerStats {
   double schedule_ms_total = 0;   // time in the scheduler's own work per iteration (excluding the step)
 };
 
+// Milliseconds on a monotonic clock. Request timing (submit times, queue delay,
+// deadlines) reads it; step timing always uses std::chrono::steady_clock.
+using SchedulerClock = std::function<double()>;
+
 class Scheduler {
  public:
-  Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, SchedulerOptions options);
+  // `now_ms` is a seam for tests; empty = std::chrono::steady_clock.
+  Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, SchedulerOptions options,
+            SchedulerClock now_ms = {});
   ~Scheduler();  // ends every request in flight as Cancelled and joins the thread
 
   // Validates and queues; throws InvalidRequest (nothing is queued then).
   RequestId submit(GenerationRequest request);
   void cancel(RequestId id);  // unknown or finished ids are ignored
   SchedulerStats stats() const;
+  // A snapshot of the online step-time model (what itl_cap_ms plans with).
+  StepTimeModel step_time_model() const;
   // Ends everything in flight as Cancelled and stops the thread; idempotent.
   void shutdown();
 
  private:
   struct Sequence {
     RequestId id;
+    uint64_t order = 0;            // submit order; kept across preemption so a requeued sequence sorts first
+    double submit_ms = 0;
+    double deadline_at = std::numeric_limits<double>::infinity();  // absolute, on the scheduler clock
+    bool started = false;          // admitted at least once (queue timeout no longer applies)
     GenerationRequest request;
     std::vector<int32_t> context;  // prompt, then generated tokens
     int32_t computed = 0;          // positions whose KV is in the cache
@@ -78,8 +93,17 @@ class Scheduler {
 
   void run();
   void admit();
+  void expire(double now, EventBatch& out);
+  bool grow_or_preempt(EventBatch& out);
+  void preempt(Sequence& seq);
+  void compose();
+  void enqueue(std::unique_ptr<Sequence> seq);
+  bool ahead(const Sequence& a, const Sequence& b) const;      // waiting order under the policy
+  bool more_important(const Sequence& a, const Sequence& b) const;  // preemption order (victim = least)
   void finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token = -1);
   void iterate(EventBatch& out);
+  void publish();  // copies the scheduler thread's counters into stats_; caller holds mutex_
+  double now() const;
 
   std::shared_ptr<Provider> provider_;
   EventSink& sink_;
@@ -94,9 +118,18 @@ class Scheduler {
   bool stopping_ = false;
   SchedulerStats stats_;
   RequestId next_id_ = 1;
+  StepTimeModel model_snapshot_;  // guarded by mutex_
 
+  SchedulerClock now_ms_;
+  SchedulerStats local_;  // scheduler thread only: counters published into stats_ each iteration
+  StepTimeModel model_;   // scheduler thread only
   std::vector<std::unique_ptr<Sequence>> running_;  // scheduler thread only
+  std::vector<Sequence*> stepped_;                  // reused per iteration
+  std::vector<Sequence*> by_importance_;            // reused per iteration
   std::vector<SeqStep> batch_;
+  double batch_tokens_ = 0, batch_attended_ = 0;
+  int32_t decodes_in_batch_ = 0;
+  double prefill_ok_tokens_ = 0;  // largest prefill measured within itl_cap_ms next to decodes  // batch_[0, decodes_in_batch_) are decodes
   LogitsOut logits_;
   std::thread thread_;
 };
