@@ -18,6 +18,7 @@ const MAX_TOKENS = 32;
 
 interface Outcome {
   reason: string;
+  queuedMs: number | null; // submit → started by the scheduler
   waitMs: number | null; // submit → first token
   maxGapMs: number;
   totalMs: number;
@@ -61,7 +62,7 @@ async function run(model: Model, rate: number, seconds: number, deadlineMs: numb
             last = now;
           }
           const r: GenerateResult = await stream.result;
-          return { reason: r.finishReason, waitMs: first, maxGapMs: maxGap, totalMs: r.timings.totalMs };
+          return { reason: r.finishReason, queuedMs: r.timings.queuedMs, waitMs: first, maxGapMs: maxGap, totalMs: r.timings.totalMs };
         })(),
       );
     } catch (e) {
@@ -70,7 +71,7 @@ async function run(model: Model, rate: number, seconds: number, deadlineMs: numb
     }
   }
   const done = await Promise.all(outcomes);
-  for (let k = 0; k < rejected; k++) done.push({ reason: "queue_full", waitMs: null, maxGapMs: 0, totalMs: 0 });
+  for (let k = 0; k < rejected; k++) done.push({ reason: "queue_full", queuedMs: null, waitMs: null, maxGapMs: 0, totalMs: 0 });
   return done;
 }
 
@@ -99,11 +100,13 @@ async function main(argv: string[]): Promise<void> {
     await model.dispose();
   }
 
-  // A request that finished normally must have started within the queue cap
-  // (allowing one step for its first token) and ended within its deadline.
+  // A request that finished normally must have been started within the queue
+  // cap (as the scheduler measured it; a step's length is its granularity) and
+  // have ended within its deadline (measured in JS, so event delivery adds a few ms).
   const finishedNormally = (o: Outcome) => o.reason === "length" || o.reason === "stop";
-  const silentQueue = outcomes.filter((o) => finishedNormally(o) && o.waitMs! > caps.maxQueueDelayMs + caps.itlCapMs * 2).length;
-  const silentDeadline = outcomes.filter((o) => finishedNormally(o) && o.totalMs > caps.deadlineMs).length;
+  const stepGrace = caps.itlCapMs * 1.5;
+  const silentQueue = outcomes.filter((o) => finishedNormally(o) && o.queuedMs! > caps.maxQueueDelayMs + stepGrace).length;
+  const silentDeadline = outcomes.filter((o) => finishedNormally(o) && o.totalMs > caps.deadlineMs + 25).length;
   const overItl = outcomes.filter((o) => finishedNormally(o) && o.maxGapMs > caps.itlCapMs * 1.5).length;
   const byReason = new Map<string, number>();
   for (const o of outcomes) byReason.set(o.reason, (byReason.get(o.reason) ?? 0) + 1);
@@ -124,11 +127,11 @@ async function main(argv: string[]): Promise<void> {
     "",
     "| check | count |",
     "|---|---|",
-    `| finished normally but waited past the queue cap (silent) | ${silentQueue} |`,
-    `| finished normally but past the deadline (silent) | ${silentDeadline} |`,
+    `| finished normally but started past the queue cap + one step (silent) | ${silentQueue} |`,
+    `| finished normally but past the deadline + 25 ms delivery (silent) | ${silentDeadline} |`,
     `| finished normally with an inter-token gap over 1.5× itlCapMs | ${overItl} |`,
     "",
-    `Met requests: time to first token p50 ${pct(met.map((o) => o.waitMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.waitMs!), 0.99)} ms; ` +
+    `Met requests: queue wait p50 ${pct(met.map((o) => o.queuedMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.queuedMs!), 0.99)} ms; time to first token p50 ${pct(met.map((o) => o.waitMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.waitMs!), 0.99)} ms; ` +
       `max inter-token gap p50 ${pct(met.map((o) => o.maxGapMs), 0.5)} ms, p99 ${pct(met.map((o) => o.maxGapMs), 0.99)} ms.`,
   ];
   const out = join(root, "bench", "results", "overload.md");

@@ -110,6 +110,7 @@ export type RawEventsCallback = (
   finishes: Uint8Array,
   errors: { id: number; message: string }[],
   logits: { id: number; data: Float32Array }[],
+  admissions: { id: number; queuedMs: number }[],
 ) => void;
 
 export interface RawModel {

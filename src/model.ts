@@ -199,7 +199,8 @@ function toRawOptions(options: LoadOptions) {
 
 // Routes one batch of native events to the streams they belong to.
 function dispatchTo(streams: Map<number, TokenStream>, cancel: (id: number) => void): RawEventsCallback {
-  return (ids, tokens, finishes, errors, logits) => {
+  return (ids, tokens, finishes, errors, logits, admissions) => {
+    for (const a of admissions) streams.get(a.id)?.started(a.queuedMs);
     // Logits first: they belong to tokens of this same batch.
     for (const row of logits) streams.get(row.id)?.pushLogits(row.data);
     for (let i = 0; i < ids.length; i++) {

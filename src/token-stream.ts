@@ -24,6 +24,7 @@ export class TokenStream implements AsyncIterable<Token> {
   private readonly startedAt = performance.now();
   private firstTokenAt: number | null = null;
   private lastTokenAt = 0;
+  private queuedMs: number | null = null;
   private readonly stopMatcher: StopStringMatcher;
 
   constructor(
@@ -44,6 +45,11 @@ export class TokenStream implements AsyncIterable<Token> {
   /** Ends the request; tokens already produced stay in the result. */
   cancel(): void {
     if (!this.done) this.onCancel();
+  }
+
+  /** @internal the scheduler started the request after it waited `queuedMs` in its queue. */
+  started(queuedMs: number): void {
+    this.queuedMs = queuedMs;
   }
 
   /** @internal the logits the next token is sampled from (requests with returnLogits). */
@@ -95,6 +101,7 @@ export class TokenStream implements AsyncIterable<Token> {
       ...(error !== undefined ? { error } : {}),
       usage: { promptTokens: this.promptTokens, completionTokens: completion, totalTokens: this.promptTokens + completion },
       timings: {
+        queuedMs: this.queuedMs,
         timeToFirstTokenMs: this.firstTokenAt === null ? null : this.firstTokenAt - this.startedAt,
         totalMs: now - this.startedAt,
         decodeTokensPerSecond:

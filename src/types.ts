@@ -61,6 +61,8 @@ export interface GenerateResult {
   error?: string;
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };
   timings: {
+    /** Time in the scheduler's queue before the request started (null if it never started). */
+    queuedMs: number | null;
     /** From generate() to the first token. */
     timeToFirstTokenMs: number | null;
     totalMs: number;

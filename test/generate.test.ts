@@ -35,6 +35,8 @@ describe("generate", () => {
     expect(r.usage.completionTokens).toBe(24);
     expect(r.usage.promptTokens).toBe(model.tokenizer.encode("Once upon a time", { addSpecialTokens: true }).length);
     expect(r.timings.timeToFirstTokenMs).toBeGreaterThan(0);
+    expect(r.timings.queuedMs).toBeGreaterThanOrEqual(0);
+    expect(r.timings.queuedMs!).toBeLessThanOrEqual(r.timings.timeToFirstTokenMs!);
     expect(r.timings.totalMs).toBeGreaterThanOrEqual(r.timings.timeToFirstTokenMs!);
   });
 

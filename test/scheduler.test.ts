@@ -105,6 +105,7 @@ describe("overload", () => {
         const r = await s.result;
         expect(r.finishReason).toBe("queue_timeout");
         expect(r.tokens).toHaveLength(0);
+        expect(r.timings.queuedMs).toBeNull(); // never started
       }
       head.cancel();
       expect((await head.result).finishReason).toBe("cancelled");

@@ -131,11 +131,18 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
     entry.Set("data", data);
     logits.Set(static_cast<uint32_t>(i), entry);
   }
+  auto admissions = Napi::Array::New(env, owned->admissions.size());
+  for (size_t i = 0; i < owned->admissions.size(); ++i) {
+    auto entry = Napi::Object::New(env);
+    entry.Set("id", owned->admissions[i].first);
+    entry.Set("queuedMs", owned->admissions[i].second);
+    admissions.Set(static_cast<uint32_t>(i), entry);
+  }
   if (finished > 0 && self->in_flight_ > 0) {
     self->in_flight_ -= std::min(finished, self->in_flight_);
     if (self->in_flight_ == 0 && !self->disposed_) self->events_.Unref(env);
   }
-  callback.Call({ids, tokens, finishes, errors, logits});
+  callback.Call({ids, tokens, finishes, errors, logits, admissions});
 }
 
 void ModelHandle::check_live(Napi::Env env) const {

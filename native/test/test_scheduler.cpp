@@ -640,3 +640,45 @@ TEST("scheduler.property_random_workloads_finish_once_without_leaks") {
     }
   }
 }
+
+TEST("scheduler.itl_cap_bounds_the_running_batch") {
+  // Decode steps cost 300 + 20·sequences µs: a 1.2 ms cap fits about 45 decodes, not 60.
+  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 4096, 16);
+  provider->busy_base_us = 300;
+  provider->busy_per_token_us = 20;
+  provider->decode_pos_from = 4;
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 64;
+  opts.max_batch_tokens = 512;
+  opts.itl_cap_ms = 1.2;
+  Scheduler sched(provider, sink, opts);
+  for (int i = 0; i < 60; ++i) sched.submit(greedy({1, 2, 3, i % 50}, 120));
+  CHECK(sink.wait(60, 120));
+  std::lock_guard l(provider->log_mutex);
+  int violations = 0, decode_steps = 0, max_tokens = 0;
+  for (const auto& r : provider->step_log) {
+    if (!r.has_decode) continue;
+    ++decode_steps;
+    max_tokens = std::max(max_tokens, r.tokens);
+    if (r.nominal_ms > opts.itl_cap_ms * 1.5) ++violations;
+  }
+  CHECK(decode_steps > 100);
+  CHECK_EQ(violations, 0);
+  CHECK(max_tokens < 60);  // admission held the batch below what max_batch_size allowed
+  for (auto& [id, r] : sink.finish) CHECK_EQ(r, FinishReason::Length);
+}
+
+TEST("scheduler.finishing_after_the_deadline_reports_it") {
+  auto provider = std::make_shared<test::CountingProvider>(50, 256, 64, 4);
+  std::atomic<double> clock{0};
+  provider->on_step = [&](std::span<const SeqStep>) { clock = clock + 10; };  // each step takes 10 ms of scheduler time
+  Collector sink;
+  Scheduler sched(provider, sink, {}, [&] { return clock.load(); });
+  GenerationRequest r = greedy({1, 2}, 3);  // 3 steps: ends at t = 30
+  r.deadline_ms = 25;
+  const RequestId id = sched.submit(r);
+  CHECK(sink.wait(1));
+  CHECK_EQ(sink.finish[id], FinishReason::DeadlineExceeded);
+  CHECK_EQ(sink.tokens[id].size(), 3u);  // it keeps every token it produced
+}

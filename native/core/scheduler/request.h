@@ -43,6 +43,7 @@ struct EventBatch {
   std::vector<TokenEvent> events;
   std::vector<std::pair<RequestId, std::string>> errors;  // messages of Error finishes
   std::vector<std::pair<RequestId, std::vector<float>>> logits;  // for requests with capture_logits, in token order
+  std::vector<std::pair<RequestId, double>> admissions;  // requests started this iteration, with their queue wait in ms
 };
 
 // Receives every event of one scheduler iteration at once, on the scheduler thread.

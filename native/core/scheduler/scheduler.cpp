@@ -249,12 +249,33 @@ bool Scheduler::grow_or_preempt(EventBatch& out) {
 // Admission in policy order; nobody overtakes the head of the queue.
 // NoEvict reserves every block the request can ever need (prompt + maxTokens);
 // MaxUtilization only what its prompt (for a preempted one: its whole context) needs now.
-void Scheduler::admit() {
+// With itl_cap_ms, a request joins only while a decode step of the enlarged
+// batch is predicted to stay under the cap: the cap bounds the running batch,
+// not just the prefill beside it (one sequence always runs, or nothing would).
+void Scheduler::admit(double t, EventBatch& out) {
+  const bool itl_bound = options_.itl_cap_ms > 0 && model_.ready();
+  // Until the step-time model is fitted, a capped scheduler lets requests in a
+  // couple at a time, so an early burst cannot fill the batch past the cap.
+  int32_t warmup_admits = options_.itl_cap_ms > 0 && !itl_bound ? 2 : INT32_MAX;
+  double decode_tokens = 0, decode_attended = 0;
+  if (itl_bound)
+    for (const auto& s : running_) {
+      decode_tokens += 1;
+      decode_attended += StepTimeModel::attended_of(static_cast<int32_t>(s->context.size()), 1);
+    }
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_batch_size) {
     Sequence& head = *waiting_.front();
+    if (warmup_admits-- <= 0) break;
+    if (itl_bound && !running_.empty()) {
+      const double attended = StepTimeModel::attended_of(static_cast<int32_t>(head.context.size()), 1);
+      if (model_.predict(decode_tokens + 1, decode_attended + attended) > options_.itl_cap_ms) break;
+      decode_tokens += 1;
+      decode_attended += attended;
+    }
     const int64_t need = options_.kv_policy == KvPolicy::NoEvict ? head.max_positions
                                                                  : static_cast<int64_t>(head.context.size());
     if (!blocks_.ensure(head.blocks, need)) break;
+    if (!head.started) out.admissions.emplace_back(head.id, t - head.submit_ms);
     head.started = true;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
@@ -324,9 +345,10 @@ void Scheduler::iterate(EventBatch& out) {
   const double t0 = steady_ms();
   {
     std::lock_guard lock(mutex_);
-    expire(now(), out);
+    const double t = now();
+    expire(t, out);
     const bool preempted = grow_or_preempt(out);
-    if (!preempted) admit();  // a preemption means the cache is short: no new admissions this step
+    if (!preempted) admit(t, out);  // a preemption means the cache is short: no new admissions this step
   }
   if (running_.empty()) {
     local_.schedule_ms_total += steady_ms() - t0;
@@ -361,6 +383,10 @@ void Scheduler::iterate(EventBatch& out) {
   if (options_.itl_cap_ms > 0 && decodes_in_batch_ > 0 && step_ms <= options_.itl_cap_ms)
     prefill_ok_tokens_ = std::max(prefill_ok_tokens_, batch_tokens_ - decodes_in_batch_);
 
+  // A sequence that completes in a step which ended past its deadline reports
+  // deadline_exceeded (with all its tokens): no request finishes late silently.
+  const double t_end = now();
+  auto on_time = [&](const Sequence& s, FinishReason r) { return t_end > s.deadline_at ? FinishReason::DeadlineExceeded : r; };
   int32_t row = 0;
   uint64_t generated = 0;
   for (size_t i = 0; i < stepped_.size(); ++i) {
@@ -378,9 +404,9 @@ void Scheduler::iterate(EventBatch& out) {
     ++s.generated;
     ++generated;
     if (s.sampler->is_stop(token)) {
-      finish(s, FinishReason::Stop, out, token);
+      finish(s, on_time(s, FinishReason::Stop), out, token);
     } else if (s.generated >= s.request.max_tokens || static_cast<int32_t>(s.context.size()) >= s.max_positions) {
-      finish(s, FinishReason::Length, out, token);
+      finish(s, on_time(s, FinishReason::Length), out, token);
     } else {
       out.events.push_back({s.id, token, FinishReason::None});
       continue;
@@ -424,7 +450,7 @@ void Scheduler::run() {
       std::lock_guard lock(mutex_);
       publish();
     }
-    if (!out.events.empty()) {
+    if (!out.events.empty() || !out.admissions.empty()) {
       sink_.deliver(std::move(out));
       out = EventBatch{};
     }

@@ -92,7 +92,7 @@ class Scheduler {
   };
 
   void run();
-  void admit();
+  void admit(double t, EventBatch& out);
   void expire(double now, EventBatch& out);
   bool grow_or_preempt(EventBatch& out);
   void preempt(Sequence& seq);
