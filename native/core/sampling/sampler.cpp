@@ -141,26 +141,45 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     std::sort(order_.begin(), order_.begin() + n, before);
     sorted = true;
   }
-  if (params_.top_p < 1.0f && !sorted) {
-    std::sort(order_.begin(), order_.begin() + n, before);
-    sorted = true;
-  }
-
   // Softmax of logit / temperature in FP64, max subtracted (unnormalised: the max weighs 1).
   const double inv_t = 1.0 / static_cast<double>(params_.temperature);
   const bool inf_max = std::isinf(max_logit);  // +inf logits share all the mass equally
+  auto weight = [&](float l) {
+    return inf_max ? (l == max_logit ? 1.0 : 0.0)
+                   : std::exp((static_cast<double>(l) - static_cast<double>(max_logit)) * inv_t);
+  };
+
+  // Top-p needs the candidates in order only as far as the nucleus reaches, and
+  // the nucleus of a real distribution is small: select the best k, sort them,
+  // and widen k until they hold top_p of the mass. The sorted prefix is the
+  // same as a full sort's, so the result is too — at O(n) instead of O(n log n).
+  double nucleus_mass = 0.0;
+  if (params_.top_p < 1.0f && !sorted) {
+    double all = 0.0;
+    for (size_t j = 0; j < n; ++j) all += weight(s[order_[j]]);
+    nucleus_mass = static_cast<double>(params_.top_p) * all;
+    for (size_t k = std::min<size_t>(n, 64);; k = std::min(n, k * 4)) {
+      if (k < n) std::nth_element(order_.begin(), order_.begin() + k, order_.begin() + n, before);
+      std::sort(order_.begin(), order_.begin() + k, before);
+      double held = 0.0;
+      for (size_t j = 0; j < k; ++j) held += weight(s[order_[j]]);
+      if (held >= nucleus_mass || k == n) {
+        n = k;
+        break;
+      }
+    }
+    sorted = true;
+  }
+
   double total = 0.0;
   for (size_t j = 0; j < n; ++j) {
-    const float l = s[order_[j]];
-    const double w = inf_max ? (l == max_logit ? 1.0 : 0.0)
-                             : std::exp((static_cast<double>(l) - static_cast<double>(max_logit)) * inv_t);
-    probs_[j] = w;
-    total += w;
+    probs_[j] = weight(s[order_[j]]);
+    total += probs_[j];
   }
 
   // Top-p: the smallest prefix of the sorted candidates holding >= top_p of the mass.
   if (params_.top_p < 1.0f) {
-    const double threshold = static_cast<double>(params_.top_p) * total;
+    const double threshold = nucleus_mass > 0.0 ? nucleus_mass : static_cast<double>(params_.top_p) * total;
     double cum = 0.0;
     for (size_t j = 0; j < n; ++j) {
       cum += probs_[j];
