@@ -100,7 +100,10 @@ export interface RawStats {
   /** Requests that ended without finishing, by reason (queue_full counts rejections at submit). */
   endedEarly: Record<"queue_full" | "queue_timeout" | "deadline_exceeded" | "cancelled" | "error", number>;
   stepMsTotal: number;
+  /** The scheduler's own work (excluding provider steps and sampling). */
   scheduleMsTotal: number;
+  /** Sampling and emitting tokens. */
+  sampleMsTotal: number;
 }
 
 /** Called on the JS thread with every event of one scheduler iteration. */

@@ -254,6 +254,7 @@ Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
   out.Set("endedEarly", rejected);
   out.Set("stepMsTotal", s.step_ms_total);
   out.Set("scheduleMsTotal", s.schedule_ms_total);
+  out.Set("sampleMsTotal", s.sample_ms_total);
   return out;
 }
 

@@ -144,9 +144,12 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Softmax of logit / temperature in FP64, max subtracted (unnormalised: the max weighs 1).
   const double inv_t = 1.0 / static_cast<double>(params_.temperature);
   const bool inf_max = std::isinf(max_logit);  // +inf logits share all the mass equally
+  // A weight below e^-60 (~1e-26) is lost against the max's weight of 1 in any
+  // double sum over a vocabulary, so its exp is not worth computing.
   auto weight = [&](float l) {
-    return inf_max ? (l == max_logit ? 1.0 : 0.0)
-                   : std::exp((static_cast<double>(l) - static_cast<double>(max_logit)) * inv_t);
+    if (inf_max) return l == max_logit ? 1.0 : 0.0;
+    const double z = (static_cast<double>(l) - static_cast<double>(max_logit)) * inv_t;
+    return z < -60.0 ? 0.0 : std::exp(z);
   };
 
   // Top-p needs the candidates in order only as far as the nucleus reaches, and

@@ -386,6 +386,7 @@ void Scheduler::iterate(EventBatch& out) {
   // A sequence that completes in a step which ended past its deadline reports
   // deadline_exceeded (with all its tokens): no request finishes late silently.
   const double t_end = now();
+  const double sample_t0 = steady_ms();
   auto on_time = [&](const Sequence& s, FinishReason r) { return t_end > s.deadline_at ? FinishReason::DeadlineExceeded : r; };
   int32_t row = 0;
   uint64_t generated = 0;
@@ -416,7 +417,9 @@ void Scheduler::iterate(EventBatch& out) {
   std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->id == 0; });
   local_.steps += 1;
   local_.tokens_generated += generated;
-  local_.schedule_ms_total += steady_ms() - t0 - step_ms;
+  const double sample_ms = steady_ms() - sample_t0;
+  local_.sample_ms_total += sample_ms;
+  local_.schedule_ms_total += steady_ms() - t0 - step_ms - sample_ms;
 }
 
 void Scheduler::publish() {
@@ -434,6 +437,7 @@ void Scheduler::publish() {
   stats_.finished_error = local_.finished_error;
   stats_.step_ms_total = local_.step_ms_total;
   stats_.schedule_ms_total = local_.schedule_ms_total;
+  stats_.sample_ms_total = local_.sample_ms_total;
   model_snapshot_ = model_;
 }
 

@@ -52,7 +52,8 @@ struct SchedulerStats {
   uint64_t finished_cancelled = 0;
   uint64_t finished_error = 0;
   double step_ms_total = 0;       // time inside provider steps
-  double schedule_ms_total = 0;   // time in the scheduler's own work per iteration (excluding the step)
+  double schedule_ms_total = 0;   // the scheduler's own work per iteration (excluding the step and sampling)
+  double sample_ms_total = 0;     // turning logits into tokens (sampling) and emitting them
 };
 
 // Milliseconds on a monotonic clock. Request timing (submit times, queue delay,
