@@ -62,6 +62,7 @@ export class Model {
   readonly info: ModelInfo;
   private disposed = false;
   private readonly latency = new LatencyRecorder();
+  private lastRate = { at: performance.now(), tokens: 0 };
 
   private constructor(
     private readonly raw: RawModel,
@@ -150,7 +151,12 @@ export class Model {
    */
   stats() {
     if (this.disposed) throw new ModelDisposedError();
-    return { ...this.raw.stats(), inFlight: this.streams.size, latency: this.latency.summary() };
+    const raw = this.raw.stats();
+    const now = performance.now();
+    // Generated tokens per second of wall time since the previous stats() call (or the load).
+    const tokensPerSecond = ((raw.tokensGenerated - this.lastRate.tokens) * 1000) / Math.max(now - this.lastRate.at, 1);
+    this.lastRate = { at: now, tokens: raw.tokensGenerated };
+    return { ...raw, tokensPerSecond, inFlight: this.streams.size, latency: this.latency.summary() };
   }
 
   /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory. */
