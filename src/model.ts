@@ -62,7 +62,6 @@ export class Model {
   readonly info: ModelInfo;
   private disposed = false;
   private readonly latency = new LatencyRecorder();
-  private lastRate = { at: performance.now(), tokens: 0 };
 
   private constructor(
     private readonly raw: RawModel,
@@ -152,10 +151,9 @@ export class Model {
   stats() {
     if (this.disposed) throw new ModelDisposedError();
     const raw = this.raw.stats();
-    const now = performance.now();
-    // Generated tokens per second of wall time since the previous stats() call (or the load).
-    const tokensPerSecond = ((raw.tokensGenerated - this.lastRate.tokens) * 1000) / Math.max(now - this.lastRate.at, 1);
-    this.lastRate = { at: now, tokens: raw.tokensGenerated };
+    // Generated tokens per second of engine time (steps, scheduling and sampling; idle time excluded).
+    const busyMs = raw.stepMsTotal + raw.scheduleMsTotal + raw.sampleMsTotal;
+    const tokensPerSecond = busyMs > 0 ? (raw.tokensGenerated * 1000) / busyMs : 0;
     return { ...raw, tokensPerSecond, inFlight: this.streams.size, latency: this.latency.summary() };
   }
 
