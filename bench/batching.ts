@@ -5,12 +5,12 @@
 //
 //   npm run bench:batching [-- --threads 2 --tokens 64]
 import { execFileSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { makeModel } from "../models/make-models.js";
+import { recordResult, runIfMain } from "./record.js";
 import { loadModel } from "../src/index.js";
 import { packageRoot } from "../src/addon.js";
 import { benchTokens } from "./llama-cpp-baseline.js";
@@ -130,20 +130,8 @@ async function main(argv: string[]): Promise<void> {
       `${(share.schedule * 100).toFixed(2)}%; sampling over the 50,259-token vocabulary ${(share.sample * 100).toFixed(1)}%.`,
   );
   console.log(lines[lines.length - 1]);
-  const out = join(root, "bench", "results", "batching.md");
-  mkdirSync(dirname(out), { recursive: true });
-  if (!existsSync(out)) writeFileSync(out, "# Continuous batching: aggregate decode throughput\n\n");
-  appendFileSync(out, lines.join("\n") + "\n\n");
+  recordResult("batching", "Continuous batching: aggregate decode throughput", lines);
   console.log(lines.join("\n"));
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const argv = process.argv.slice(2);
-  (argv[0] === "--child" ? child(argv.slice(1)) : main(argv)).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, (argv) => (argv[0] === "--child" ? child(argv.slice(1)) : main(argv)));

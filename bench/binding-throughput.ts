@@ -3,13 +3,12 @@
 // sampling and the event path cost on their own.
 //
 //   npm run bench:binding [-- --streams 256 --tokens 2000]
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { addon, NativeFinish, packageRoot } from "../src/addon.js";
 import { loadModel } from "../src/index.js";
 import { makeModel } from "../models/make-models.js";
+import { recordResult, runIfMain } from "./record.js";
 
 /** Raw binding: count tokens as event batches arrive in JS. */
 async function rawRate(streams: number, tokens: number): Promise<{ tokS: number; batches: number }> {
@@ -95,19 +94,8 @@ async function main(argv: string[]): Promise<void> {
     `| raw binding (event batches into JS, ${tokens} tokens per stream, ${raw.batches} batches) | ${raw.tokS.toFixed(0)} |`,
     `| public API (TokenStream + detokenizer, for await, ${Math.min(tokens, 500)} tokens per stream) | ${api.toFixed(0)} |`,
   ];
-  const out = join(root, "bench", "results", "binding-throughput.md");
-  mkdirSync(dirname(out), { recursive: true });
-  if (!existsSync(out)) writeFileSync(out, "# Binding throughput\n\n");
-  appendFileSync(out, lines.join("\n") + "\n\n");
+  recordResult("binding-throughput", "Binding throughput", lines);
   console.log(lines.join("\n"));
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);

@@ -4,11 +4,10 @@
 // finished normally but broke a cap is a silent violation, and there must be none.
 //
 //   npm run bench:overload [-- --seconds 20 --load 2]
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { makeModel } from "../models/make-models.js";
+import { recordResult, runIfMain } from "./record.js";
 import { packageRoot } from "../src/addon.js";
 import { loadModel, QueueFullError, type GenerateResult, type Model } from "../src/index.js";
 import { benchTokens } from "./llama-cpp-baseline.js";
@@ -134,19 +133,8 @@ async function main(argv: string[]): Promise<void> {
     `Met requests: queue wait p50 ${pct(met.map((o) => o.queuedMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.queuedMs!), 0.99)} ms; time to first token p50 ${pct(met.map((o) => o.waitMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.waitMs!), 0.99)} ms; ` +
       `max inter-token gap p50 ${pct(met.map((o) => o.maxGapMs), 0.5)} ms, p99 ${pct(met.map((o) => o.maxGapMs), 0.99)} ms.`,
   ];
-  const out = join(root, "bench", "results", "overload.md");
-  mkdirSync(dirname(out), { recursive: true });
-  if (!existsSync(out)) writeFileSync(out, "# Overload: latency caps under 2× capacity\n\n");
-  appendFileSync(out, lines.join("\n") + "\n\n");
+  recordResult("overload", "Overload: latency caps under 2× capacity", lines);
   console.log(lines.join("\n"));
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}
+runIfMain(import.meta.url, main);
