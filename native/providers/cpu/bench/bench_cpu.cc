@@ -1,10 +1,9 @@
 // Micro-benchmark of the CPU provider on a SmolLM2-135M-shaped random model
 // (hidden 576, 30 layers, 9 heads, 3 KV heads, ffn 1536, vocab 50257, tied):
-// single-token decode steps and one 512-token prefill. Not part of the CMake
-// build (the .cc suffix keeps it out of the library glob); compile by hand:
-//   g++ -O3 -std=c++20 -I native -I native/test native/providers/cpu/bench/bench_cpu.cc \
-//       native/test/random_model.cpp build-cpu/libneoserve_core.a -lpthread -o build-cpu/bench_cpu
-//   build-cpu/bench_cpu [threads=2] [decode_steps=64]
+// single-token decode steps and one 512-token prefill. Built on request (the
+// .cc suffix keeps it out of the library glob):
+//   cmake -S . -B build-bench -G Ninja -DNEOSERVE_BENCH=ON && cmake --build build-bench --target bench_cpu
+//   build-bench/bench_cpu [threads=2] [decode_steps=64]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
