@@ -100,6 +100,12 @@ export class Model {
     if (stop.some((s) => typeof s !== "string" || s.length === 0))
       throw new InvalidRequestError("stop must be a non-empty string or an array of them");
     const stopTokenIds = [...(request.ignoreEos ? [] : this.tokenizer.eosTokenIds), ...(request.stopTokenIds ?? [])];
+    if (request.signal?.aborted) {
+      // Aborted before it began: validated, but never queued.
+      const stream = new TokenStream(prompt.length, new IncrementalDetokenizer(this.tokenizer), stop, () => {});
+      stream.end("cancelled", "the request's AbortSignal was already aborted");
+      return stream;
+    }
 
     let id: number;
     try {
@@ -134,11 +140,8 @@ export class Model {
     );
     this.streams.set(id, stream);
     if (signal) {
-      if (signal.aborted) stream.cancel();
-      else {
-        signal.addEventListener("abort", onAbort, { once: true });
-        void stream.result.then(() => signal.removeEventListener("abort", onAbort));
-      }
+      signal.addEventListener("abort", onAbort, { once: true });
+      void stream.result.then(() => signal.removeEventListener("abort", onAbort));
     }
     return stream;
   }

@@ -99,8 +99,12 @@ describe("generate", () => {
     const stream = model.generate({ prompt: "Abort", maxTokens: 2000, ignoreEos: true, signal: ac.signal });
     setTimeout(() => ac.abort(), 20);
     expect((await stream.result).finishReason).toBe("cancelled");
+    const steps = model.stats().steps;
     const early = model.generate({ prompt: "Abort", maxTokens: 5, signal: AbortSignal.abort() });
-    expect((await early.result).finishReason).toBe("cancelled");
+    const r = await early.result;
+    expect(r.finishReason).toBe("cancelled");
+    expect(r.tokens).toHaveLength(0);
+    expect(model.stats().steps).toBe(steps); // never queued, never ran
   });
 
   it("returns the logits each token was sampled from", async () => {
