@@ -5,19 +5,16 @@
 import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
 import type { LatencyRecorder } from "./latency.js";
 import { StopStringMatcher } from "./stop-strings.js";
+import { TokenChannel } from "./token-channel.js";
 import type { FinishReason, GenerateResult, Token } from "./types.js";
-
-type Waiter = { resolve: (r: IteratorResult<Token>) => void };
 
 export class TokenStream implements AsyncIterable<Token> {
   /** Resolves once, when the request ends for whatever reason; never rejects. */
   readonly result: Promise<GenerateResult>;
 
   private resolveResult!: (r: GenerateResult) => void;
-  private readonly queue: Token[] = [];
-  private waiter: Waiter | undefined;
+  private readonly channel: TokenChannel;
   private done = false;
-  private iterating = false;
   private readonly tokens: number[] = [];
   private logits: Float32Array[] | undefined;
   private text = "";
@@ -35,6 +32,7 @@ export class TokenStream implements AsyncIterable<Token> {
     private readonly latency?: LatencyRecorder,
   ) {
     this.stopMatcher = new StopStringMatcher(stop);
+    this.channel = new TokenChannel(() => this.cancel());
     this.result = new Promise((resolve) => (this.resolveResult = resolve));
   }
 
@@ -110,43 +108,15 @@ export class TokenStream implements AsyncIterable<Token> {
             : null,
       },
     });
-    this.wake();
+    this.channel.close();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Token> {
-    if (this.iterating) throw new Error("a TokenStream can be iterated only once");
-    this.iterating = true;
-    return {
-      next: () => {
-        const token = this.queue.shift();
-        if (token) return Promise.resolve({ value: token, done: false });
-        if (this.done) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => (this.waiter = { resolve }));
-      },
-      return: () => {
-        this.cancel();
-        this.queue.length = 0;
-        return Promise.resolve({ value: undefined, done: true });
-      },
-    };
+    return this.channel[Symbol.asyncIterator]();
   }
 
   private emit(token: Token): void {
     this.text += token.text;
-    if (this.waiter) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.resolve({ value: token, done: false });
-    } else {
-      this.queue.push(token);
-    }
-  }
-
-  private wake(): void {
-    if (this.waiter && this.queue.length === 0) {
-      const w = this.waiter;
-      this.waiter = undefined;
-      w.resolve({ value: undefined, done: true });
-    }
+    this.channel.push(token);
   }
 }

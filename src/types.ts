@@ -8,6 +8,7 @@ export type FinishReason =
   | "deadline_exceeded"
   | "queue_timeout"
   | "queue_full"
+  | "device_lost"
   | "error";
 
 export interface SamplingOptions {
@@ -41,6 +42,8 @@ export interface GenerateRequest extends SamplingOptions {
   priority?: number;
   /** End-to-end budget from generate(), in ms: past it the request ends with "deadline_exceeded" ("edf" orders by it). */
   deadlineMs?: number;
+  /** In a pool: run on this slice only. */
+  slice?: string;
   /** Keep the raw logits each token was sampled from (before penalties) in result.logits. */
   returnLogits?: boolean;
 }

@@ -1,0 +1,281 @@
+/**
+ * A pool of model replicas, one worker process per slice (a process can use
+ * only one MIG instance: CUDA_VISIBLE_DEVICES=MIG-<uuid>), behind the same
+ * generate() as a Model. The router sends each request to the slice with the
+ * least predicted wait; when a worker dies, requests that had streamed nothing
+ * are resent elsewhere, the others end with "device_lost", and the worker is
+ * restarted with backoff.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { packageRoot } from "../addon.js";
+import { InvalidRequestError, ModelDisposedError, ModelLoadError, NeoserveError } from "../errors.js";
+import type { LoadOptions } from "../model.js";
+import type { FinishReason, GenerateRequest } from "../types.js";
+import { PoolStream } from "./pool-stream.js";
+import type { FromWorker, ToWorker, WireRequest } from "./protocol.js";
+
+export interface PoolOptions {
+  /** Model path, as for loadModel. */
+  model: string;
+  /** A count of workers on this machine's default device, or one device id per worker ("MIG-<uuid>", "GPU-<uuid>", or an index). */
+  slices: number | readonly string[];
+  load?: LoadOptions;
+  /** Restart delay after a worker dies: doubles from `initialMs` up to `maxMs`. */
+  restartBackoff?: { initialMs: number; maxMs: number };
+}
+
+export interface SliceStats {
+  slice: string;
+  ready: boolean;
+  pid: number | undefined;
+  inFlight: number;
+  pendingTokens: number;
+  served: number;
+  restarts: number;
+}
+
+interface InFlight {
+  id: number;
+  request: WireRequest;
+  stream: PoolStream;
+  /** Predicted work: prompt tokens plus tokens still to generate. */
+  cost: number;
+  slot: Slot | undefined;
+}
+
+class Slot {
+  proc: ChildProcess | undefined;
+  ready = false;
+  readonly inFlight = new Map<number, InFlight>();
+  pendingTokens = 0;
+  served = 0;
+  restarts = 0;
+  backoffMs: number;
+  constructor(
+    readonly slice: string,
+    readonly env: Record<string, string>,
+    initialBackoffMs: number,
+  ) {
+    this.backoffMs = initialBackoffMs;
+  }
+  send(m: ToWorker): void {
+    this.proc?.send(m);
+  }
+}
+
+const workerPath = () => join(packageRoot(), "dist", "src", "pool", "worker.js");
+
+export class ModelPool {
+  private readonly slots: Slot[];
+  private readonly pending: InFlight[] = [];
+  private readonly requests = new Map<number, InFlight>();
+  private nextId = 1;
+  private disposed = false;
+  private counters = { routed: 0, resent: 0, deviceLost: 0, restarts: 0 };
+
+  private constructor(private readonly options: PoolOptions) {
+    const backoff = options.restartBackoff ?? { initialMs: 100, maxMs: 5000 };
+    const slices =
+      typeof options.slices === "number"
+        ? Array.from({ length: options.slices }, (_, i) => ({ slice: `worker-${i}`, env: {} as Record<string, string> }))
+        : options.slices.map((s) => ({ slice: s, env: { CUDA_VISIBLE_DEVICES: s } }));
+    if (slices.length === 0) throw new InvalidRequestError("a pool needs at least one slice");
+    this.slots = slices.map((s) => new Slot(s.slice, s.env, backoff.initialMs));
+  }
+
+  /** Starts one worker per slice; resolves when every worker has loaded the model. */
+  static async start(options: PoolOptions): Promise<ModelPool> {
+    const pool = new ModelPool(options);
+    try {
+      await Promise.all(pool.slots.map((slot) => pool.spawn(slot)));
+    } catch (e) {
+      await pool.dispose();
+      throw e;
+    }
+    return pool;
+  }
+
+  generate(request: GenerateRequest): PoolStream {
+    if (this.disposed) throw new ModelDisposedError("the pool has been disposed");
+    if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
+      throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
+    const { signal, ...wire } = request;
+    const id = this.nextId++;
+    const promptCost = wire.tokens?.length ?? Math.ceil((wire.prompt?.length ?? 256) / 4);
+    const stream = new PoolStream(() => this.cancel(id));
+    const req: InFlight = { id, request: wire, stream, cost: promptCost + (wire.maxTokens ?? 128), slot: undefined };
+    this.requests.set(id, req);
+    void stream.result.then(() => this.forget(req));
+    if (signal) {
+      const onAbort = () => stream.cancel();
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener("abort", onAbort, { once: true });
+        void stream.result.then(() => signal.removeEventListener("abort", onAbort));
+      }
+    }
+    if (!stream.finished) this.dispatch(req);
+    return stream;
+  }
+
+  stats(): { slices: SliceStats[]; pending: number; routed: number; resent: number; deviceLost: number; restarts: number } {
+    return {
+      slices: this.slots.map((s) => ({
+        slice: s.slice,
+        ready: s.ready,
+        pid: s.proc?.pid,
+        inFlight: s.inFlight.size,
+        pendingTokens: s.pendingTokens,
+        served: s.served,
+        restarts: s.restarts,
+      })),
+      pending: this.pending.length,
+      ...this.counters,
+    };
+  }
+
+  /** Ends every request in flight ("cancelled") and stops the workers. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const req of [...this.requests.values()]) req.stream.end("cancelled", "the pool was disposed");
+    await Promise.all(
+      this.slots.map(
+        (slot) =>
+          new Promise<void>((resolve) => {
+            const proc = slot.proc;
+            if (!proc || proc.exitCode !== null || proc.signalCode !== null) return resolve();
+            const kill = setTimeout(() => proc.kill("SIGKILL"), 5000);
+            proc.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            proc.disconnect(); // the worker disposes its model and exits
+          }),
+      ),
+    );
+  }
+
+  // Least predicted wait: the slice with the fewest tokens of work in flight.
+  private route(req: InFlight): Slot | undefined {
+    const ready = this.slots.filter((s) => s.ready && (req.request.slice === undefined || s.slice === req.request.slice));
+    let best: Slot | undefined;
+    for (const s of ready) if (!best || s.pendingTokens < best.pendingTokens) best = s;
+    return best;
+  }
+
+  private dispatch(req: InFlight): void {
+    const slot = this.route(req);
+    if (!slot) {
+      this.pending.push(req); // no live worker for it yet: sent when one is ready
+      return;
+    }
+    req.slot = slot;
+    slot.inFlight.set(req.id, req);
+    slot.pendingTokens += req.cost;
+    this.counters.routed++;
+    slot.send({ t: "gen", id: req.id, request: req.request });
+  }
+
+  private drainPending(): void {
+    const waiting = this.pending.splice(0);
+    for (const req of waiting) if (!req.stream.finished) this.dispatch(req);
+  }
+
+  private cancel(id: number): void {
+    const req = this.requests.get(id);
+    if (!req) return;
+    if (req.slot) req.slot.send({ t: "cancel", id });
+    else req.stream.end("cancelled", "cancelled before it reached a worker");
+  }
+
+  private forget(req: InFlight): void {
+    this.requests.delete(req.id);
+    const i = this.pending.indexOf(req);
+    if (i >= 0) this.pending.splice(i, 1);
+    if (req.slot?.inFlight.delete(req.id)) req.slot.pendingTokens -= req.cost;
+  }
+
+  private spawn(slot: Slot): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const proc = fork(workerPath(), [], {
+        env: { ...process.env, ...slot.env },
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        serialization: "advanced",
+      });
+      slot.proc = proc;
+      proc.on("message", (m: FromWorker) => this.onMessage(slot, m, resolve, reject));
+      proc.once("exit", (code, signal) => {
+        reject(new NeoserveError("device_lost", `worker for slice ${slot.slice} exited (${signal ?? `code ${code}`}) while loading`));
+        this.onExit(slot, proc, signal ?? `code ${code}`);
+      });
+      proc.send({ t: "load", path: this.options.model, options: this.options.load ?? {} } satisfies ToWorker);
+    });
+  }
+
+  private onMessage(slot: Slot, m: FromWorker, loaded: () => void, failed: (e: Error) => void): void {
+    switch (m.t) {
+      case "ready":
+        slot.ready = true;
+        slot.backoffMs = this.options.restartBackoff?.initialMs ?? 100;
+        loaded();
+        this.drainPending();
+        return;
+      case "loadError":
+        failed(new ModelLoadError(`slice ${slot.slice}: ${m.message}`));
+        slot.proc?.kill("SIGKILL");
+        return;
+      case "tok": {
+        const req = this.requests.get(m.id);
+        if (!req) return;
+        req.stream.pushToken(m.token);
+        req.cost--;
+        slot.pendingTokens--;
+        return;
+      }
+      case "end": {
+        const req = this.requests.get(m.id);
+        if (!req) return;
+        slot.served++;
+        req.stream.finish(m.result);
+        return;
+      }
+      case "rejected": {
+        const req = this.requests.get(m.id);
+        req?.stream.end("error", `${m.code}: ${m.message}`);
+        return;
+      }
+    }
+  }
+
+  // A worker died: what streamed nothing goes elsewhere, the rest ends device_lost; restart with backoff.
+  private onExit(slot: Slot, proc: ChildProcess, how: string): void {
+    if (slot.proc !== proc) return;
+    slot.proc = undefined;
+    slot.ready = false;
+    const orphans = [...slot.inFlight.values()];
+    slot.inFlight.clear();
+    slot.pendingTokens = 0;
+    for (const req of orphans) {
+      req.slot = undefined;
+      if (req.stream.finished) continue;
+      if (req.stream.streamed === 0 && !this.disposed) {
+        this.counters.resent++;
+        this.dispatch(req);
+      } else {
+        this.counters.deviceLost++;
+        req.stream.end("device_lost" satisfies FinishReason, `the worker for slice ${slot.slice} died (${how}) after streaming ${req.stream.streamed} tokens`);
+      }
+    }
+    if (this.disposed) return;
+    const delay = slot.backoffMs;
+    slot.backoffMs = Math.min(slot.backoffMs * 2, this.options.restartBackoff?.maxMs ?? 5000);
+    setTimeout(() => {
+      if (this.disposed) return;
+      slot.restarts++;
+      this.counters.restarts++;
+      this.spawn(slot).catch(() => {}); // a failed restart exits and schedules the next one
+    }, delay).unref();
+  }
+}
