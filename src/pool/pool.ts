@@ -216,6 +216,9 @@ export class ModelPool {
 
   private onMessage(slot: Slot, m: FromWorker, loaded: () => void, failed: (e: Error) => void): void {
     switch (m.t) {
+      case "batch":
+        for (const inner of m.messages) this.onMessage(slot, inner, loaded, failed);
+        return;
       case "ready":
         slot.ready = true;
         slot.backoffMs = this.options.restartBackoff?.initialMs ?? 100;

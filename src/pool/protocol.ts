@@ -11,6 +11,7 @@ export type ToWorker =
   | { t: "cancel"; id: number };
 
 export type FromWorker =
+  | { t: "batch"; messages: FromWorker[] }
   | { t: "ready"; backend: string; device: string }
   | { t: "loadError"; code: string; message: string }
   | { t: "tok"; id: number; token: Token }

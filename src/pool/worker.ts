@@ -7,7 +7,17 @@ import { loadModel, type Model } from "../model.js";
 import type { TokenStream } from "../token-stream.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 
-const send = (m: FromWorker) => process.send!(m);
+// Messages go out once per turn of the event loop, as one batch: a message per
+// token would cost the parent more than the tokens themselves.
+let outbox: FromWorker[] = [];
+function send(m: FromWorker): void {
+  if (outbox.push(m) === 1)
+    setImmediate(() => {
+      const messages = outbox;
+      outbox = [];
+      process.send!(messages.length === 1 ? messages[0]! : { t: "batch", messages });
+    });
+}
 let model: Model | undefined;
 const streams = new Map<number, TokenStream>();
 
