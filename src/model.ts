@@ -61,7 +61,8 @@ const finishReasons: Record<number, FinishReason> = {
 export class Model {
   readonly info: ModelInfo;
   private disposed = false;
-  private readonly latency = new LatencyRecorder();
+  /** @internal request latencies; metrics observe them here. */
+  readonly latency = new LatencyRecorder();
 
   private constructor(
     private readonly raw: RawModel,
@@ -69,6 +70,11 @@ export class Model {
     private readonly streams: Map<number, TokenStream>,
   ) {
     this.info = raw.info();
+  }
+
+  /** True once dispose() has begun. */
+  get isDisposed(): boolean {
+    return this.disposed;
   }
 
   /** @internal use loadModel(). */

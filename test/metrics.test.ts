@@ -1,0 +1,60 @@
+// The metrics endpoint text parses as Prometheus exposition format (with a
+// parser, not a regex) and its numbers agree with what the engine did.
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Runtime, type Model } from "../src/index.js";
+import { hfDir } from "./helpers/paths.js";
+
+let runtime: Runtime;
+let model: Model;
+beforeAll(async () => {
+  runtime = new Runtime({ pricePerHour: 2.5 });
+  model = await runtime.loadModel(hfDir("tiny"), { backend: "cpu", threads: 2, name: "tiny" });
+});
+afterAll(() => runtime.dispose());
+
+async function scrape() {
+  const families = parsePrometheusTextFormat(await runtime.metrics().metrics());
+  return new Map(families.map((f) => [f.name, f]));
+}
+
+describe("engine metrics", () => {
+  it("report tokens, latencies, queue, KV and cost that agree with the engine", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => model.generate({ tokens: [i + 1, 2, 3], maxTokens: 10, temperature: 0, ignoreEos: true }).result),
+    );
+    const early = model.generate({ tokens: [1], maxTokens: 5000, ignoreEos: true });
+    early.cancel();
+    await early.result;
+    const m = await scrape();
+    const value = (name: string, labels: Record<string, string> = { model: "tiny" }) =>
+      Number(m.get(name)!.metrics.find((s) => Object.entries(labels).every(([k, v]) => s.labels?.[k] === v))!.value);
+
+    expect(m.get("neoserve_tokens_generated_total")!.type).toBe("COUNTER");
+    expect(value("neoserve_tokens_generated_total")).toBe(model.stats().tokensGenerated);
+    expect(value("neoserve_tokens_generated_total")).toBeGreaterThanOrEqual(results.reduce((n, r) => n + r.tokens.length, 0));
+    expect(value("neoserve_requests_ended_early_total", { model: "tiny", reason: "cancelled" })).toBe(1);
+    expect(value("neoserve_queue_length")).toBe(0);
+    expect(value("neoserve_kv_blocks_used")).toBe(0);
+    expect(value("neoserve_kv_blocks_free")).toBe(model.info.kv.numBlocks);
+
+    const ttft = m.get("neoserve_time_to_first_token_ms")!;
+    expect(ttft.type).toBe("HISTOGRAM");
+    // A histogram's +Inf bucket is its count of observations.
+    const count = (name: string) => Number(m.get(name)!.metrics[0]!.buckets!["+Inf"]);
+    expect(count("neoserve_time_to_first_token_ms")).toBeGreaterThanOrEqual(6);
+    expect(count("neoserve_end_to_end_latency_ms")).toBe(6); // only requests that finished
+    expect(count("neoserve_inter_token_latency_ms")).toBeGreaterThanOrEqual(6 * 9);
+
+    expect(value("neoserve_cost_per_1k_tokens")).toBeGreaterThan(0);
+    expect(value("neoserve_cost_per_request")).toBeGreaterThan(0);
+  });
+
+  it("counters never go down across scrapes", async () => {
+    const first = await scrape();
+    await model.generate({ tokens: [7], maxTokens: 5, temperature: 0, ignoreEos: true }).result;
+    const second = await scrape();
+    const total = (m: Map<string, { metrics: { value: string }[] }>) => Number(m.get("neoserve_tokens_generated_total")!.metrics[0]!.value);
+    expect(total(second) - total(first)).toBe(5);
+  });
+});
