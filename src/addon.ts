@@ -126,8 +126,62 @@ export interface RawModel {
   dispose(): Promise<void>;
 }
 
+/** A MIG instance. NVML has no per-instance utilization: `utilizationGpuPct` is absent, and `absent` says why. */
+export interface MigTelemetry {
+  index: number;
+  uuid: string;
+  name: string;
+  /** e.g. "1g.10gb"; "" when NVML does not say. */
+  profile: string;
+  gpuInstanceId?: number;
+  computeInstanceId?: number;
+  memoryTotalBytes?: number;
+  memoryUsedBytes?: number;
+  memoryFreeBytes?: number;
+  utilizationGpuPct?: number;
+  absent: Record<string, string>;
+}
+
+/** One GPU. A field NVML refuses or the driver lacks is absent (never 0), with the reason in `absent`. */
+export interface GpuTelemetry {
+  index: number;
+  name: string;
+  uuid: string;
+  pciBusId: string;
+  memoryTotalBytes?: number;
+  memoryUsedBytes?: number;
+  memoryFreeBytes?: number;
+  utilizationGpuPct?: number;
+  utilizationMemoryPct?: number;
+  temperatureC?: number;
+  powerDrawW?: number;
+  powerLimitW?: number;
+  smClockMhz?: number;
+  memClockMhz?: number;
+  migMode: boolean;
+  mig: MigTelemetry[];
+  absent: Record<string, string>;
+}
+
+export interface TelemetrySnapshot {
+  timestampMs: number;
+  /** False when NVML cannot be used here; `reason` says why (no library, no driver, no GPU). */
+  available: boolean;
+  reason: string;
+  gpus: GpuTelemetry[];
+  process: { cpuUserSeconds: number; cpuSystemSeconds: number; rssBytes: number; engineBytes: number };
+}
+
+export interface RawTelemetry {
+  snapshot(): TelemetrySnapshot;
+  startSampler(periodMs: number, onSample: (s: TelemetrySnapshot) => void): void;
+  close(): void;
+}
+
 export interface RawAddon {
   loadModel(path: string, options: RawLoadOptions, onEvents: RawEventsCallback): Promise<RawModel>;
+  /** NVML from `nvmlLibrary` (default: $NEOSERVE_NVML_LIBRARY, else libnvidia-ml.so.1). */
+  TelemetryHandle: new (nvmlLibrary?: string) => RawTelemetry;
 }
 
 /** The package root (holding build/ or prebuilds/), whether this runs from src/ or dist/src/. */

@@ -1,4 +1,5 @@
 export { Runtime, type RuntimeOptions } from "./runtime.js";
+export type { GpuTelemetry, MigTelemetry, TelemetrySnapshot } from "./addon.js";
 export { loadModel, Model, type LoadOptions, type ModelInfo, type SchedulerOptions } from "./model.js";
 export { TokenStream } from "./token-stream.js";
 export { ModelPool, type PoolOptions, type SliceStats } from "./pool/pool.js";

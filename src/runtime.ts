@@ -1,13 +1,18 @@
 /**
- * The process-wide entry point: loads models and pools, and exposes their
- * metrics as one Prometheus registry.
+ * The process-wide entry point: loads models and pools, reads GPU telemetry
+ * (NVML through dlopen), and exposes it all as one Prometheus registry.
  */
 import { Registry } from "prom-client";
+import { addon, type GpuTelemetry, type RawTelemetry, type TelemetrySnapshot } from "./addon.js";
+import { registerGpuMetrics } from "./metrics/gpu-metrics.js";
 import { EngineMetrics, type CostOptions } from "./metrics/engine-metrics.js";
 import { loadModel, type LoadOptions, type Model } from "./model.js";
 import { ModelPool, type PoolOptions } from "./pool/pool.js";
 
-export interface RuntimeOptions extends CostOptions {}
+export interface RuntimeOptions extends CostOptions {
+  /** Path of libnvidia-ml.so.1 (default: $NEOSERVE_NVML_LIBRARY, else the system's). */
+  nvmlLibrary?: string;
+}
 
 export class Runtime {
   private readonly registry = new Registry();
@@ -15,8 +20,51 @@ export class Runtime {
   private readonly models = new Set<Model>();
   private readonly pools = new Set<ModelPool>();
 
+  private readonly nvml: RawTelemetry;
+  private readonly sampleListeners = new Set<(s: TelemetrySnapshot) => void>();
+
   constructor(options: RuntimeOptions = {}) {
     this.engine = new EngineMetrics(this.registry, options);
+    this.nvml = new (addon().TelemetryHandle)(options.nvmlLibrary);
+    registerGpuMetrics(this.registry, () => this.telemetry());
+  }
+
+  /** GPUs and their MIG instances, as NVML reports them ([] without NVML). */
+  devices(): GpuTelemetry[] {
+    return this.telemetry().gpus;
+  }
+
+  /** A snapshot now: GPUs (absent values stay absent), MIG instances, this process. */
+  telemetry(): TelemetrySnapshot {
+    return this.nvml.snapshot();
+  }
+
+  /**
+   * Samples every `periodMs` (the first iterator's period sets it for all),
+   * read on a native thread, until the loop ends. Sampling keeps no event loop
+   * alive on its own.
+   */
+  async *samples(periodMs = 1000): AsyncGenerator<TelemetrySnapshot> {
+    const queue: TelemetrySnapshot[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (s: TelemetrySnapshot) => {
+      queue.push(s);
+      wake?.();
+    };
+    this.sampleListeners.add(listener);
+    if (this.sampleListeners.size === 1)
+      this.nvml.startSampler(periodMs, (s) => {
+        for (const l of this.sampleListeners) l(s);
+      });
+    try {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      this.sampleListeners.delete(listener);
+      if (this.sampleListeners.size === 0) this.nvml.close();
+    }
   }
 
   /** loadModel(), with the model's metrics reported under `name` (default: its path). */
@@ -45,5 +93,6 @@ export class Runtime {
     this.models.clear();
     await Promise.all([...this.pools].map((p) => p.dispose()));
     this.pools.clear();
+    this.nvml.close();
   }
 }

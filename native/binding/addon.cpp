@@ -4,6 +4,7 @@
 #include "js_errors.h"
 #include "js_options.h"
 #include "model_handle.h"
+#include "telemetry_handle.h"
 #include "providers/registry.h"
 
 namespace neoserve::binding {
@@ -108,6 +109,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("TelemetryHandle", TelemetryHandle::Define(env));
   return exports;
 }
 
