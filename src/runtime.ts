@@ -4,6 +4,7 @@
  */
 import { Registry } from "prom-client";
 import { addon, type GpuTelemetry, type RawTelemetry, type TelemetrySnapshot } from "./addon.js";
+import { ProviderUnavailableError } from "./errors.js";
 import { registerGpuMetrics } from "./metrics/gpu-metrics.js";
 import { EngineMetrics, type CostOptions } from "./metrics/engine-metrics.js";
 import { loadModel, type LoadOptions, type Model } from "./model.js";
@@ -27,6 +28,15 @@ export class Runtime {
     this.engine = new EngineMetrics(this.registry, options);
     this.nvml = new (addon().TelemetryHandle)(options.nvmlLibrary);
     registerGpuMetrics(this.registry, () => this.telemetry());
+  }
+
+  /** Device ids for CUDA_VISIBLE_DEVICES: MIG-<uuid> per instance of a MIG-mode GPU, GPU-<uuid> otherwise. */
+  allSlices(): string[] {
+    const snap = this.telemetry();
+    if (!snap.available) throw new ProviderUnavailableError(`no GPU slices to pool: ${snap.reason}`);
+    const slices = snap.gpus.flatMap((g) => (g.migMode ? g.mig.map((m) => m.uuid) : [g.uuid]));
+    if (slices.length === 0) throw new ProviderUnavailableError("no GPU slices to pool: NVML reports no GPU");
+    return slices;
   }
 
   /** GPUs and their MIG instances, as NVML reports them ([] without NVML). */
@@ -76,9 +86,13 @@ export class Runtime {
     return model;
   }
 
-  /** One worker process per slice, behind one generate(). */
-  async pool(options: PoolOptions): Promise<ModelPool> {
-    const pool = await ModelPool.start(options);
+  /**
+   * One worker process per slice, behind one generate(). `slices: "all"`
+   * takes every MIG instance of GPUs in MIG mode and every other GPU whole.
+   */
+  async pool(options: Omit<PoolOptions, "slices"> & { slices: PoolOptions["slices"] | "all" }): Promise<ModelPool> {
+    const slices = options.slices === "all" ? this.allSlices() : options.slices;
+    const pool = await ModelPool.start({ ...options, slices });
     this.pools.add(pool);
     return pool;
   }

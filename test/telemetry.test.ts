@@ -5,7 +5,9 @@ import { join } from "node:path";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterEach, describe, expect, it } from "vitest";
 import { Runtime } from "../src/index.js";
-import { repoRoot } from "./helpers/paths.js";
+import { hfDir, repoRoot } from "./helpers/paths.js";
+
+const hfDirTiny = () => hfDir("tiny");
 
 const fakeNvml = join(repoRoot, "build", "fake_nvml", "libnvidia-ml.so.1");
 const runtimes: Runtime[] = [];
@@ -86,5 +88,24 @@ describe("telemetry", () => {
     expect(byName.get("DCGM_FI_DEV_GPU_TEMP")!.metrics).toHaveLength(1);
     // The parent GPU of a MIG layout reports no utilization: the series is absent, not 0.
     expect(byName.get("DCGM_FI_DEV_GPU_UTIL")?.metrics ?? []).toHaveLength(0);
+  });
+});
+
+describe("pools over discovered slices", () => {
+  it('slices: "all" starts one worker per GPU (CPU workers here), each told its device', async () => {
+    const r = runtime("two-gpus");
+    const uuids = r.devices().map((g) => g.uuid);
+    expect(r.allSlices()).toEqual(uuids);
+    const pool = await r.pool({ model: hfDirTiny(), slices: "all", load: { backend: "cpu", threads: 1 } });
+    expect(pool.stats().slices.map((s) => s.slice)).toEqual(uuids);
+    expect(pool.stats().slices.map((s) => s.visibleDevices)).toEqual(uuids); // CUDA_VISIBLE_DEVICES=<uuid> per worker
+    expect(pool.stats().slices.every((s) => s.backend === "cpu")).toBe(true);
+    const res = await pool.generate({ tokens: [1, 2, 3], maxTokens: 4, slice: uuids[1] }).result;
+    expect(res.finishReason).not.toBe("error");
+  });
+
+  it("MIG mode yields one slice per instance; no NVML is a clear error", () => {
+    expect(runtime("h100-mig7").allSlices()).toHaveLength(7);
+    expect(() => runtime("two-gpus", "/nonexistent/libnvidia-ml.so.1").allSlices()).toThrow(/no GPU slices/);
   });
 });

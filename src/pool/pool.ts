@@ -33,6 +33,10 @@ export interface SliceStats {
   pendingTokens: number;
   served: number;
   restarts: number;
+  /** The worker's engine and device, and the CUDA_VISIBLE_DEVICES it runs under. */
+  backend: string | undefined;
+  device: string | undefined;
+  visibleDevices: string | undefined;
 }
 
 interface InFlight {
@@ -51,6 +55,7 @@ class Slot {
   pendingTokens = 0;
   served = 0;
   restarts = 0;
+  engine: { backend: string; device: string; visibleDevices: string | undefined } | undefined;
   backoffMs: number;
   constructor(
     readonly slice: string,
@@ -60,7 +65,7 @@ class Slot {
     this.backoffMs = initialBackoffMs;
   }
   send(m: ToWorker): void {
-    this.proc?.send(m);
+    if (this.proc?.connected) this.proc.send(m); // a dead worker's requests are handled by its exit
   }
 }
 
@@ -129,6 +134,9 @@ export class ModelPool {
         pendingTokens: s.pendingTokens,
         served: s.served,
         restarts: s.restarts,
+        backend: s.engine?.backend,
+        device: s.engine?.device,
+        visibleDevices: s.engine?.visibleDevices,
       })),
       pending: this.pending.length,
       ...this.counters,
@@ -210,7 +218,7 @@ export class ModelPool {
         reject(new NeoserveError("device_lost", `worker for slice ${slot.slice} exited (${signal ?? `code ${code}`}) while loading`));
         this.onExit(slot, proc, signal ?? `code ${code}`);
       });
-      proc.send({ t: "load", path: this.options.model, options: this.options.load ?? {} } satisfies ToWorker);
+      slot.send({ t: "load", path: this.options.model, options: this.options.load ?? {} });
     });
   }
 
@@ -221,6 +229,7 @@ export class ModelPool {
         return;
       case "ready":
         slot.ready = true;
+        slot.engine = { backend: m.backend, device: m.device, visibleDevices: m.visibleDevices };
         slot.backoffMs = this.options.restartBackoff?.initialMs ?? 100;
         loaded();
         this.drainPending();

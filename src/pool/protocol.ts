@@ -12,7 +12,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: "batch"; messages: FromWorker[] }
-  | { t: "ready"; backend: string; device: string }
+  | { t: "ready"; backend: string; device: string; visibleDevices: string | undefined }
   | { t: "loadError"; code: string; message: string }
   | { t: "tok"; id: number; token: Token }
   | { t: "end"; id: number; result: GenerateResult }

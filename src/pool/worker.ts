@@ -15,7 +15,7 @@ function send(m: FromWorker): void {
     setImmediate(() => {
       const messages = outbox;
       outbox = [];
-      process.send!(messages.length === 1 ? messages[0]! : { t: "batch", messages });
+      if (process.connected) process.send!(messages.length === 1 ? messages[0]! : { t: "batch", messages });
     });
 }
 let model: Model | undefined;
@@ -38,7 +38,7 @@ process.on("message", (m: ToWorker) => {
       loadModel(m.path, m.options).then(
         (loaded) => {
           model = loaded;
-          send({ t: "ready", backend: loaded.info.backend, device: loaded.info.device });
+          send({ t: "ready", backend: loaded.info.backend, device: loaded.info.device, visibleDevices: process.env.CUDA_VISIBLE_DEVICES });
         },
         (e: unknown) => send({ t: "loadError", code: e instanceof NeoserveError ? e.code : "internal", message: String((e as Error)?.message ?? e) }),
       );
