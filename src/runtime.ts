@@ -51,8 +51,8 @@ export class Runtime {
 
   /**
    * Samples every `periodMs` (the first iterator's period sets it for all),
-   * read on a native thread, until the loop ends. Sampling keeps no event loop
-   * alive on its own.
+   * read on a native thread, until the loop ends (break or return stops the
+   * sampler once no other loop uses it).
    */
   async *samples(periodMs = 1000): AsyncGenerator<TelemetrySnapshot> {
     const queue: TelemetrySnapshot[] = [];

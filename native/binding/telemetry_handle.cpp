@@ -116,8 +116,9 @@ Napi::Value TelemetryHandle::StartSampler(const Napi::CallbackInfo& info) {
   const double period = info[0].As<Napi::Number>().DoubleValue();
   if (!(period >= 1 && period <= 3'600'000)) throw to_js_error(env, Error(ErrorCode::InvalidRequest, "periodMs must be in [1, 3600000]"));
   stop_sampler();
+  // While sampling, the function holds the event loop (a `for await` over
+  // samples keeps the process alive); close() lets it go.
   samples_ = SamplesFn::New(env, info[1].As<Napi::Function>(), "neoserve-telemetry", 0, 1, this);
-  samples_.Unref(env);  // sampling alone does not keep the process alive
   telemetry::SamplerOptions opts;
   opts.period_ms = static_cast<uint32_t>(period);
   opts.on_sample = [fn = samples_](const telemetry::TelemetrySnapshot& s) mutable {
