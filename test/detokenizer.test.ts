@@ -68,7 +68,9 @@ describe("IncrementalDetokenizer", () => {
     const ids = tok.encode("ok 😀").slice(0, -1);
     const detok = new IncrementalDetokenizer(tok);
     const pushed = ids.map((id) => detok.push(id)).join("");
-    expect(pushed).toBe("ok");
+    // Every complete character is out ("ok", and the space once the byte-level path sees it); no half one.
+    expect(pushed.trimEnd()).toBe("ok");
+    expect(pushed).not.toContain("\uFFFD");
     const rest = detok.flush();
     expect(pushed + rest).toBe(tok.decode(ids));
     expect(rest).toContain("\uFFFD");
@@ -135,5 +137,21 @@ describe("IncrementalDetokenizer", () => {
     for (let k = 0; k <= ids.length; k++) stream(ids.slice(0, k), true, llama);
     const detok = new IncrementalDetokenizer(llama);
     expect(ids.map((id) => detok.push(id))).toEqual(["", "Hello", " world", " ", "", "", "日", "!", "  ", "x", " world", ""]);
+  });
+});
+
+describe("the byte-level fast path", () => {
+  it("is taken for GPT-2's tokenizer and agrees with decode on every prefix of every sample", () => {
+    expect(tok.tokenBytes()).not.toBeNull();
+    for (const text of SAMPLE_TEXTS) {
+      const ids = tok.encode(text);
+      const detok = new IncrementalDetokenizer(tok);
+      let out = "";
+      ids.forEach((id, i) => {
+        out += detok.push(id);
+        expect(tok.decode(ids.slice(0, i + 1)).startsWith(out)).toBe(true);
+      });
+      expect(out + detok.flush()).toBe(tok.decode(ids));
+    }
   });
 });

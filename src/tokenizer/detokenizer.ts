@@ -26,12 +26,16 @@ export class IncrementalDetokenizer {
   /** End of the text already emitted. */
   private readOffset = 0;
   private readonly skipSpecialTokens: boolean;
+  /** Byte-level fast path: each token's bytes into a streaming UTF-8 decoder. */
+  private readonly bytes: (Uint8Array | null)[] | null;
+  private readonly utf8 = new TextDecoder("utf-8");
 
   constructor(
     private readonly tokenizer: TextTokenizer,
     options: DetokenizerOptions = {},
   ) {
     this.skipSpecialTokens = options.skipSpecialTokens ?? true;
+    this.bytes = this.skipSpecialTokens ? tokenizer.tokenBytes() : null;
   }
 
   /**
@@ -43,12 +47,17 @@ export class IncrementalDetokenizer {
   push(id: number): string {
     if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) return "";
     this.ids.push(id);
+    if (this.bytes) {
+      // A streaming decoder holds an incomplete UTF-8 sequence back by itself.
+      const b = this.bytes[id];
+      return b ? this.utf8.decode(b, { stream: true }) : "";
+    }
     return this.advance(false);
   }
 
   /** Ends the stream: returns whatever is still held back (an incomplete character decodes to U+FFFD). */
   flush(): string {
-    return this.advance(true);
+    return this.bytes ? this.utf8.decode() : this.advance(true);
   }
 
   /** All token ids pushed so far (those with text). */

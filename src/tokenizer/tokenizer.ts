@@ -69,6 +69,8 @@ export class TextTokenizer {
   private readonly cleanUpSpaces: boolean;
   private readonly specialIds: ReadonlySet<number>;
   private readonly prependBos: boolean;
+  private readonly byteLevelDecoder: boolean;
+  private tokenBytesTable: (Uint8Array | null)[] | null | undefined;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -80,6 +82,8 @@ export class TextTokenizer {
       cleanUpSpaces: boolean;
       /** Prepend BOS when adding special tokens (GGUF add_bos_token; tokenizer.json says it itself). */
       prependBos: boolean;
+      /** tokenizer.json's decoder is exactly ByteLevel: each token is a fixed byte string. */
+      byteLevelDecoder: boolean;
     },
   ) {
     let maxId = -1;
@@ -90,6 +94,7 @@ export class TextTokenizer {
     this.cleanUpSpaces = init.cleanUpSpaces;
     this.prependBos = init.prependBos;
     this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
+    this.byteLevelDecoder = init.byteLevelDecoder && !init.cleanUpSpaces;
     this.chatTemplate = init.chatTemplate;
     if (init.chatTemplate !== undefined) {
       const tokenText = (id: number | undefined) => (id === undefined ? undefined : tokenizer.id_to_token(id));
@@ -103,6 +108,35 @@ export class TextTokenizer {
         this.templateError = err;
       }
     }
+  }
+
+  /**
+   * The bytes each id decodes to, when decoding is exactly "concatenate the
+   * tokens' bytes" (a plain ByteLevel decoder, every added token special, no
+   * space clean-up); null entries are special tokens. null when decoding needs
+   * the general path. Streaming detokenization uses it instead of re-decoding.
+   */
+  tokenBytes(): (Uint8Array | null)[] | null {
+    if (this.tokenBytesTable !== undefined) return this.tokenBytesTable;
+    this.tokenBytesTable = null;
+    if (!this.byteLevelDecoder) return null;
+    const added = this.tokenizer.get_added_tokens_decoder();
+    if ([...added.values()].some((t) => !t.special)) return null;
+    const byteOf = unicodeToByte();
+    const table: (Uint8Array | null)[] = new Array(this.vocabSize).fill(null);
+    for (const [token, id] of this.tokenizer.get_vocab(true)) {
+      if (this.specialIds.has(id)) continue;
+      const bytes = new Uint8Array(token.length);
+      let n = 0;
+      for (const ch of token) {
+        const b = byteOf.get(ch);
+        if (b === undefined) return null; // not a byte-level vocabulary after all
+        bytes[n++] = b;
+      }
+      table[id] = bytes.subarray(0, n);
+    }
+    this.tokenBytesTable = table;
+    return table;
   }
 
   /**
@@ -188,6 +222,7 @@ export class TextTokenizer {
       chatTemplate: extra.chatTemplate ?? chatTemplateSource(config.chat_template),
       cleanUpSpaces,
       prependBos: false,
+      byteLevelDecoder: isByteLevelDecoder(tokenizerJson),
     });
   }
 
@@ -212,6 +247,7 @@ export class TextTokenizer {
       chatTemplate: meta.chatTemplate || undefined,
       cleanUpSpaces: false,
       prependBos: meta.addBos === true && bos !== undefined,
+      byteLevelDecoder: isByteLevelDecoder(json),
     });
   }
 
@@ -405,4 +441,20 @@ async function readJson(path: string, required: boolean): Promise<Json | null> {
 
 function errMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+function isByteLevelDecoder(json: unknown): boolean {
+  return (json as { decoder?: { type?: unknown } } | null)?.decoder?.type === "ByteLevel";
+}
+
+// GPT-2's byte ↔ unicode map (bytes_to_unicode): printable bytes stand for
+// themselves, the others are shifted to U+0100 onwards.
+let byteDecoder: Map<string, number> | undefined;
+function unicodeToByte(): Map<string, number> {
+  if (byteDecoder) return byteDecoder;
+  const visible = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  byteDecoder = new Map();
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) byteDecoder.set(String.fromCodePoint(visible(b) ? b : 256 + shifted++), b);
+  return byteDecoder;
 }
