@@ -114,6 +114,8 @@ export type RawEventsCallback = (
   errors: { id: number; message: string }[],
   logits: { id: number; data: Float32Array }[],
   admissions: { id: number; queuedMs: number }[],
+  /** [sequences, tokens] of this iteration's provider step; [0, 0] when it ran none. */
+  step: [number, number],
 ) => void;
 
 export interface RawModel {

@@ -68,6 +68,8 @@ export class Model {
     private readonly raw: RawModel,
     readonly tokenizer: TextTokenizer,
     private readonly streams: Map<number, TokenStream>,
+    /** @internal each provider step's shape; metrics observe it here. */
+    readonly steps: StepObserver,
   ) {
     this.info = raw.info();
   }
@@ -83,7 +85,8 @@ export class Model {
       throw new InvalidRequestError('backend "synthetic" has no tokenizer of its own: give options.tokenizer');
     const streams = new Map<number, TokenStream>();
     let raw: RawModel | undefined;
-    const onEvents = dispatchTo(streams, (id) => raw?.cancel(id));
+    const steps: StepObserver = { observe: undefined };
+    const onEvents = dispatchTo(streams, (id) => raw?.cancel(id), steps);
     raw = await addon()
       .loadModel(path, toRawOptions(options), onEvents)
       .catch((err: unknown) => {
@@ -91,7 +94,7 @@ export class Model {
       });
     try {
       const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer());
-      return new Model(raw, tokenizer, streams);
+      return new Model(raw, tokenizer, streams, steps);
     } catch (err) {
       await raw.dispose();
       throw err;
@@ -211,8 +214,14 @@ function toRawOptions(options: LoadOptions) {
 }
 
 // Routes one batch of native events to the streams they belong to.
-function dispatchTo(streams: Map<number, TokenStream>, cancel: (id: number) => void): RawEventsCallback {
-  return (ids, tokens, finishes, errors, logits, admissions) => {
+/** Sees the shape of every provider step (batch size and tokens). */
+export interface StepObserver {
+  observe: ((sequences: number, tokens: number) => void) | undefined;
+}
+
+function dispatchTo(streams: Map<number, TokenStream>, cancel: (id: number) => void, steps: StepObserver): RawEventsCallback {
+  return (ids, tokens, finishes, errors, logits, admissions, step) => {
+    if (step[0] > 0) steps.observe?.(step[0], step[1]);
     for (const a of admissions) streams.get(a.id)?.started(a.queuedMs);
     // Logits first: they belong to tokens of this same batch.
     for (const row of logits) streams.get(row.id)?.pushLogits(row.data);

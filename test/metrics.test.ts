@@ -46,6 +46,11 @@ describe("engine metrics", () => {
     expect(count("neoserve_end_to_end_latency_ms")).toBe(6); // only requests that finished
     expect(count("neoserve_inter_token_latency_ms")).toBeGreaterThanOrEqual(6 * 9);
 
+    // Every step is one observation of each batch histogram; their sums are the steps' sizes.
+    expect(count("neoserve_batch_size")).toBe(model.stats().steps);
+    expect(count("neoserve_batch_tokens")).toBe(model.stats().steps);
+    expect(Number(m.get("neoserve_batch_size")!.metrics[0]!.buckets!["1"])).toBeLessThan(model.stats().steps); // 6 requests shared steps
+
     expect(value("neoserve_cost_per_1k_tokens")).toBeGreaterThan(0);
     expect(value("neoserve_cost_per_request")).toBeGreaterThan(0);
   });

@@ -142,7 +142,10 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
     self->in_flight_ -= std::min(finished, self->in_flight_);
     if (self->in_flight_ == 0 && !self->disposed_) self->events_.Unref(env);
   }
-  callback.Call({ids, tokens, finishes, errors, logits, admissions});
+  auto step = Napi::Array::New(env, 2);
+  step.Set(0u, owned->step_sequences);
+  step.Set(1u, owned->step_tokens);
+  callback.Call({ids, tokens, finishes, errors, logits, admissions, step});
 }
 
 void ModelHandle::check_live(Napi::Env env) const {

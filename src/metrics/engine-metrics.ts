@@ -22,6 +22,8 @@ export class EngineMetrics {
   private readonly tokens: Counter<"model">;
   private readonly preemptions: Counter<"model">;
   private readonly endedEarly: Counter<"model" | "reason">;
+  private readonly batchSize: Histogram<"model">;
+  private readonly batchTokens: Histogram<"model">;
 
   constructor(
     registry: Registry,
@@ -53,6 +55,9 @@ export class EngineMetrics {
     this.ttft = histogram("neoserve_time_to_first_token_ms", "Time from generate() to the first token, ms");
     this.itl = histogram("neoserve_inter_token_latency_ms", "Time between consecutive tokens of a request, ms");
     this.e2e = histogram("neoserve_end_to_end_latency_ms", "Time from generate() to the last token of a finished request, ms");
+    const powersOf2 = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+    this.batchSize = new Histogram({ name: "neoserve_batch_size", help: "Sequences in each model step", labelNames: ["model"], buckets: powersOf2, registers });
+    this.batchTokens = new Histogram({ name: "neoserve_batch_tokens", help: "Tokens in each model step (decodes and prompt chunks)", labelNames: ["model"], buckets: powersOf2, registers });
     const counter = (name: string, help: string, labels: ("model" | "reason")[]) =>
       new Counter({ name, help, labelNames: labels, registers, collect: () => this.syncCounters() });
     this.tokens = counter("neoserve_tokens_generated_total", "Tokens generated", ["model"]) as Counter<"model">;
@@ -65,6 +70,10 @@ export class EngineMetrics {
     this.models.set(model, { name, startedAt: performance.now(), seen: new Map() });
     model.latency.observer = (kind, ms) =>
       (kind === "timeToFirstToken" ? this.ttft : kind === "interToken" ? this.itl : this.e2e).observe({ model: name }, ms);
+    model.steps.observe = (sequences, tokens) => {
+      this.batchSize.observe({ model: name }, sequences);
+      this.batchTokens.observe({ model: name }, tokens);
+    };
   }
 
   // A disposed model has nothing more to report: it leaves at the next scrape.

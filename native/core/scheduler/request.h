@@ -44,6 +44,8 @@ struct EventBatch {
   std::vector<std::pair<RequestId, std::string>> errors;  // messages of Error finishes
   std::vector<std::pair<RequestId, std::vector<float>>> logits;  // for requests with capture_logits, in token order
   std::vector<std::pair<RequestId, double>> admissions;  // requests started this iteration, with their queue wait in ms
+  int32_t step_sequences = 0;  // the provider step of this iteration: sequences in it (0: no step)
+  int32_t step_tokens = 0;     // and tokens in it
 };
 
 // Receives every event of one scheduler iteration at once, on the scheduler thread.

@@ -380,6 +380,8 @@ void Scheduler::iterate(EventBatch& out) {
     return;
   }
   model_.observe(batch_tokens_, batch_attended_, step_ms);
+  out.step_sequences = static_cast<int32_t>(batch_.size());
+  out.step_tokens = batch_tokens_;
   if (options_.itl_cap_ms > 0 && decodes_in_batch_ > 0 && step_ms <= options_.itl_cap_ms)
     prefill_ok_tokens_ = std::max(prefill_ok_tokens_, batch_tokens_ - decodes_in_batch_);
 
@@ -454,7 +456,7 @@ void Scheduler::run() {
       std::lock_guard lock(mutex_);
       publish();
     }
-    if (!out.events.empty() || !out.admissions.empty()) {
+    if (!out.events.empty() || !out.admissions.empty() || out.step_sequences > 0) {
       sink_.deliver(std::move(out));
       out = EventBatch{};
     }
