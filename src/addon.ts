@@ -175,7 +175,8 @@ export interface TelemetrySnapshot {
 }
 
 export interface RawTelemetry {
-  snapshot(): TelemetrySnapshot;
+  /** `engineBytes`: memory the engines hold (reported as process.engineBytes). */
+  snapshot(engineBytes?: number): TelemetrySnapshot;
   startSampler(periodMs: number, onSample: (s: TelemetrySnapshot) => void): void;
   close(): void;
 }

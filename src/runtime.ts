@@ -46,7 +46,14 @@ export class Runtime {
 
   /** A snapshot now: GPUs (absent values stay absent), MIG instances, this process. */
   telemetry(): TelemetrySnapshot {
-    return this.nvml.snapshot();
+    return this.nvml.snapshot(this.engineBytes());
+  }
+
+  /** What the loaded models' engines hold: their KV caches (weights are mapped from their files). */
+  private engineBytes(): number {
+    let bytes = 0;
+    for (const m of this.models) if (!m.isDisposed) bytes += m.info.kv.numBlocks * m.info.kv.bytesPerBlock;
+    return bytes;
   }
 
   /**
@@ -77,12 +84,15 @@ export class Runtime {
     }
   }
 
-  /** loadModel(), with the model's metrics reported under `name` (default: its path). */
-  async loadModel(path: string, options: LoadOptions & { name?: string } = {}): Promise<Model> {
-    const { name, ...load } = options;
+  /**
+   * loadModel(), with the model's metrics reported under `name` (default: its
+   * path); `pricePerHour` overrides the runtime's for this model (a slice's price).
+   */
+  async loadModel(path: string, options: LoadOptions & { name?: string; pricePerHour?: number } = {}): Promise<Model> {
+    const { name, pricePerHour, ...load } = options;
     const model = await loadModel(path, load);
     this.models.add(model);
-    this.engine.track(model, name ?? path);
+    this.engine.track(model, name ?? path, pricePerHour);
     return model;
   }
 

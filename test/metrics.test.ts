@@ -53,6 +53,13 @@ describe("engine metrics", () => {
 
     expect(value("neoserve_cost_per_1k_tokens")).toBeGreaterThan(0);
     expect(value("neoserve_cost_per_request")).toBeGreaterThan(0);
+    // A model's own price overrides the runtime's: a slice priced at 0 costs nothing.
+    const slice = await runtime.loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, name: "slice", pricePerHour: 0 });
+    await slice.generate({ tokens: [1], maxTokens: 4, ignoreEos: true }).result;
+    const priced = await scrape();
+    const costOf = (model: string) => Number(priced.get("neoserve_cost_per_request")!.metrics.find((s) => s.labels?.model === model)!.value);
+    expect(costOf("slice")).toBe(0);
+    expect(costOf("tiny")).toBeGreaterThan(0);
   });
 
   it("counters never go down across scrapes", async () => {

@@ -65,6 +65,14 @@ describe("telemetry", () => {
     expect(snap.process.rssBytes).toBeGreaterThan(0);
   });
 
+  it("process telemetry counts the engines' KV caches as the engine's own memory", async () => {
+    const r = runtime("two-gpus");
+    expect(r.telemetry().process.engineBytes).toBe(0);
+    const m = await r.loadModel(hfDir("tiny"), { backend: "cpu", threads: 1 });
+    expect(r.telemetry().process.engineBytes).toBe(m.info.kv.numBlocks * m.info.kv.bytesPerBlock);
+    expect(r.telemetry().process.engineBytes).toBeGreaterThan(0);
+  });
+
   it("samples arrive from the native sampler at its period", async () => {
     const r = runtime("two-gpus");
     const seen = [];

@@ -105,8 +105,10 @@ void TelemetryHandle::stop_sampler() {
   }
 }
 
+// snapshot(engineBytes?): the engine's own memory comes from the caller, which knows its models.
 Napi::Value TelemetryHandle::Snapshot(const Napi::CallbackInfo& info) {
-  return snapshot_to_js(info.Env(), telemetry::read_snapshot(nvml_.get()));
+  const double engine = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  return snapshot_to_js(info.Env(), telemetry::read_snapshot(nvml_.get(), engine > 0 ? static_cast<uint64_t>(engine) : 0));
 }
 
 Napi::Value TelemetryHandle::StartSampler(const Napi::CallbackInfo& info) {

@@ -7,6 +7,14 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { Model } from "../model.js";
 
+interface Tracked {
+  name: string;
+  startedAt: number;
+  /** Native counters as of the last scrape. */
+  seen: Map<string, number>;
+  pricePerHour: number | undefined;
+}
+
 const latencyBuckets = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000];
 
 export interface CostOptions {
@@ -15,7 +23,7 @@ export interface CostOptions {
 }
 
 export class EngineMetrics {
-  private readonly models = new Map<Model, { name: string; startedAt: number; seen: Map<string, number> }>();
+  private readonly models = new Map<Model, Tracked>();
   private readonly ttft: Histogram<"model">;
   private readonly itl: Histogram<"model">;
   private readonly e2e: Histogram<"model">;
@@ -65,9 +73,9 @@ export class EngineMetrics {
     this.endedEarly = counter("neoserve_requests_ended_early_total", "Requests that ended without finishing, by reason", ["model", "reason"]);
   }
 
-  /** Starts reporting `model` under the label `name`. */
-  track(model: Model, name: string): void {
-    this.models.set(model, { name, startedAt: performance.now(), seen: new Map() });
+  /** Starts reporting `model` under the label `name`, priced at `pricePerHour` (default: the runtime's). */
+  track(model: Model, name: string, pricePerHour = this.cost.pricePerHour): void {
+    this.models.set(model, { name, startedAt: performance.now(), seen: new Map(), pricePerHour });
     model.latency.observer = (kind, ms) =>
       (kind === "timeToFirstToken" ? this.ttft : kind === "interToken" ? this.itl : this.e2e).observe({ model: name }, ms);
     model.steps.observe = (sequences, tokens) => {
@@ -77,7 +85,7 @@ export class EngineMetrics {
   }
 
   // A disposed model has nothing more to report: it leaves at the next scrape.
-  private live(): [Model, { name: string; startedAt: number; seen: Map<string, number> }][] {
+  private live(): [Model, Tracked][] {
     for (const m of this.models.keys()) if (m.isDisposed) this.models.delete(m);
     return [...this.models];
   }
@@ -106,8 +114,8 @@ export class EngineMetrics {
 
   private costPer(m: Model, per: "tokens" | "requests"): number {
     const entry = this.models.get(m)!;
-    if (!this.cost.pricePerHour) return 0;
-    const spent = (this.cost.pricePerHour * (performance.now() - entry.startedAt)) / 3_600_000;
+    if (!entry.pricePerHour) return 0;
+    const spent = (entry.pricePerHour * (performance.now() - entry.startedAt)) / 3_600_000;
     if (per === "tokens") {
       const tokens = m.stats().tokensGenerated;
       return tokens > 0 ? (spent * 1000) / tokens : 0;
