@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/model/half.h"
+#include "harness.h"
 
 namespace neoserve::test {
 
@@ -337,6 +338,22 @@ GgufWriter tiny_llama_gguf(const TinyLlama& m, const std::vector<TestTensor>& hf
     g.tensor(gguf_name(t.name), type, ne, data);
   }
   return g;
+}
+
+void check_default_tiny_llama_config(const LlamaConfig& c) {
+  CHECK_EQ(c.hidden_size, 64);
+  CHECK_EQ(c.intermediate_size, 96);
+  CHECK_EQ(c.num_hidden_layers, 2);
+  CHECK_EQ(c.num_attention_heads, 4);
+  CHECK_EQ(c.num_key_value_heads, 2);
+  CHECK_EQ(c.head_dim, 16);
+  CHECK_EQ(c.vocab_size, 128);
+  CHECK_EQ(c.max_position_embeddings, 256);
+  CHECK_NEAR(c.rms_norm_eps, 1e-5, 1e-12);
+  CHECK_NEAR(c.rope_theta, 10000, 0);
+  CHECK(!c.tie_word_embeddings);
+  CHECK_EQ(c.bos_token_id, 1);
+  CHECK(c.eos_token_ids == std::vector<int32_t>{2});
 }
 
 }  // namespace neoserve::test

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/model/llama_config.h"
+
 namespace neoserve::test {
 
 using Bytes = std::vector<uint8_t>;
@@ -59,6 +61,10 @@ struct TinyLlama {
   bool qkv_bias = false;       // Qwen2-style attention biases
   std::string model_type = "llama";
 };
+
+// Checks the config a loader read for the default TinyLlama (either file format):
+// sizes, eps 1e-5, theta 10000, untied, bos 1, eos {2}.
+void check_default_tiny_llama_config(const LlamaConfig& c);
 
 // Every tensor of the model, HF names and layout, F32.
 std::vector<TestTensor> tiny_llama_tensors(const TinyLlama& m);
