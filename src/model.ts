@@ -103,6 +103,7 @@ export class Model {
 
   /** Starts a request. Throws InvalidRequestError at once if the request is malformed. */
   generate(request: GenerateRequest): TokenStream {
+    const startedAt = performance.now(); // timings count from here, tokenizing and submitting included
     if (this.disposed) throw new ModelDisposedError();
     const prompt = this.promptTokens(request);
     const stop = typeof request.stop === "string" ? [request.stop] : [...(request.stop ?? [])];
@@ -146,6 +147,7 @@ export class Model {
       stop,
       () => this.raw.cancel(id),
       this.latency,
+      startedAt,
     );
     this.streams.set(id, stream);
     if (signal) {

@@ -18,7 +18,8 @@ export class TokenStream implements AsyncIterable<Token> {
   private readonly tokens: number[] = [];
   private logits: Float32Array[] | undefined;
   private text = "";
-  private readonly startedAt = performance.now();
+  /** When generate() was called: every timing counts from it. */
+  private readonly startedAt: number;
   private firstTokenAt: number | null = null;
   private lastTokenAt = 0;
   private queuedMs: number | null = null;
@@ -30,7 +31,9 @@ export class TokenStream implements AsyncIterable<Token> {
     stop: readonly string[],
     private readonly onCancel: () => void,
     private readonly latency?: LatencyRecorder,
+    startedAt = performance.now(),
   ) {
+    this.startedAt = startedAt;
     this.stopMatcher = new StopStringMatcher(stop);
     this.channel = new TokenChannel(() => this.cancel());
     this.result = new Promise((resolve) => (this.resolveResult = resolve));

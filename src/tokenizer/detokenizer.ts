@@ -10,7 +10,7 @@
  * sequence). The offsets then move up, so each step decodes a few tokens only.
  * Concatenated, the pieces equal decode(allIds) with the same options.
  */
-import type { TextTokenizer } from "./tokenizer.js";
+import type { TextTokenizer, TokenBytes } from "./tokenizer.js";
 
 export interface DetokenizerOptions {
   /** Leave special tokens (EOS, chat control tokens) out of the text. Default true, as vLLM does. */
@@ -27,7 +27,7 @@ export class IncrementalDetokenizer {
   private readOffset = 0;
   private readonly skipSpecialTokens: boolean;
   /** Byte-level fast path: each token's bytes into a streaming UTF-8 decoder. */
-  private readonly bytes: (Uint8Array | null)[] | null;
+  private readonly bytes: TokenBytes | null;
   private readonly utf8 = new TextDecoder("utf-8");
 
   constructor(
@@ -49,8 +49,9 @@ export class IncrementalDetokenizer {
     this.ids.push(id);
     if (this.bytes) {
       // A streaming decoder holds an incomplete UTF-8 sequence back by itself.
-      const b = this.bytes[id];
-      return b ? this.utf8.decode(b, { stream: true }) : "";
+      const { bytes, offsets } = this.bytes;
+      const start = offsets[id]!, end = offsets[id + 1]!;
+      return end > start ? this.utf8.decode(bytes.subarray(start, end), { stream: true }) : "";
     }
     return this.advance(false);
   }

@@ -54,6 +54,12 @@ export interface DecodeOptions {
 type Json = Record<string, unknown>;
 
 /** A model's tokenizer. Create with TextTokenizer.fromModelPath(). */
+/** Every token's bytes in one buffer: id i is bytes[offsets[i], offsets[i + 1]). */
+export interface TokenBytes {
+  bytes: Uint8Array;
+  offsets: Uint32Array;
+}
+
 export class TextTokenizer {
   /** Size of the id space: every vocabulary and added token id is below it. */
   readonly vocabSize: number;
@@ -69,8 +75,7 @@ export class TextTokenizer {
   private readonly cleanUpSpaces: boolean;
   private readonly specialIds: ReadonlySet<number>;
   private readonly prependBos: boolean;
-  private readonly byteLevelDecoder: boolean;
-  private tokenBytesTable: (Uint8Array | null)[] | null | undefined;
+  private readonly byteTable: TokenBytes | null;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -94,7 +99,8 @@ export class TextTokenizer {
     this.cleanUpSpaces = init.cleanUpSpaces;
     this.prependBos = init.prependBos;
     this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
-    this.byteLevelDecoder = init.byteLevelDecoder && !init.cleanUpSpaces;
+    // Built once here, not on the first streamed request.
+    this.byteTable = init.byteLevelDecoder && !init.cleanUpSpaces ? this.buildByteTable() : null;
     this.chatTemplate = init.chatTemplate;
     if (init.chatTemplate !== undefined) {
       const tokenText = (id: number | undefined) => (id === undefined ? undefined : tokenizer.id_to_token(id));
@@ -113,30 +119,38 @@ export class TextTokenizer {
   /**
    * The bytes each id decodes to, when decoding is exactly "concatenate the
    * tokens' bytes" (a plain ByteLevel decoder, every added token special, no
-   * space clean-up); null entries are special tokens. null when decoding needs
-   * the general path. Streaming detokenization uses it instead of re-decoding.
+   * space clean-up): id i's bytes are bytes[offsets[i], offsets[i + 1]), empty
+   * for special tokens. null when decoding needs the general path. Streaming
+   * detokenization uses it instead of re-decoding.
    */
-  tokenBytes(): (Uint8Array | null)[] | null {
-    if (this.tokenBytesTable !== undefined) return this.tokenBytesTable;
-    this.tokenBytesTable = null;
-    if (!this.byteLevelDecoder) return null;
+  tokenBytes(): TokenBytes | null {
+    return this.byteTable;
+  }
+
+  private buildByteTable(): TokenBytes | null {
     const added = this.tokenizer.get_added_tokens_decoder();
     if ([...added.values()].some((t) => !t.special)) return null;
     const byteOf = unicodeToByte();
-    const table: (Uint8Array | null)[] = new Array(this.vocabSize).fill(null);
+    const strings: string[] = new Array(this.vocabSize).fill("");
+    let total = 0;
     for (const [token, id] of this.tokenizer.get_vocab(true)) {
       if (this.specialIds.has(id)) continue;
-      const bytes = new Uint8Array(token.length);
-      let n = 0;
-      for (const ch of token) {
+      strings[id] = token;
+      total += token.length; // one byte per character in a byte-level vocabulary
+    }
+    const bytes = new Uint8Array(total);
+    const offsets = new Uint32Array(this.vocabSize + 1);
+    let n = 0;
+    for (let id = 0; id < this.vocabSize; id++) {
+      offsets[id] = n;
+      for (const ch of strings[id]!) {
         const b = byteOf.get(ch);
         if (b === undefined) return null; // not a byte-level vocabulary after all
         bytes[n++] = b;
       }
-      table[id] = bytes.subarray(0, n);
     }
-    this.tokenBytesTable = table;
-    return table;
+    offsets[this.vocabSize] = n;
+    return { bytes, offsets };
   }
 
   /**
