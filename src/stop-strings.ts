@@ -11,6 +11,11 @@ export class StopStringMatcher {
     this.longest = Math.max(0, ...stops.map((s) => s.length));
   }
 
+  /** False without stop strings: every piece is released as it is. */
+  get active(): boolean {
+    return this.stops.length > 0;
+  }
+
   /** Returns the text safe to release now, and whether a stop string ended the text. */
   push(piece: string): { text: string; stopped: boolean } {
     if (this.stops.length === 0) return { text: piece, stopped: false };

@@ -1,6 +1,8 @@
 /**
- * The consumer side of a token stream: tokens pushed by a producer, read once
- * with `for await`; a consumer that stops early calls `onReturn` (cancel).
+ * The consumer side of a token stream: tokens pushed by a producer, read once,
+ * either with `for await` or by a listener called synchronously per token (no
+ * promise per token: for consumers that forward tokens, like a pool worker or
+ * a socket). An iterator that stops early calls `onReturn` (cancel).
  */
 import type { Token } from "./types.js";
 
@@ -9,11 +11,13 @@ export class TokenChannel implements AsyncIterable<Token> {
   private waiter: ((r: IteratorResult<Token>) => void) | undefined;
   private closed = false;
   private iterating = false;
+  private listener: ((token: Token) => void) | undefined;
 
   constructor(private readonly onReturn: () => void) {}
 
   push(token: Token): void {
     if (this.closed) return;
+    if (this.listener) return this.listener(token);
     const w = this.waiter;
     if (w) {
       this.waiter = undefined;
@@ -33,9 +37,15 @@ export class TokenChannel implements AsyncIterable<Token> {
     }
   }
 
+  /** Tokens queued so far, then each new one, go to `listener` as they are pushed. */
+  listen(listener: (token: Token) => void): void {
+    this.claim();
+    this.listener = listener;
+    for (const token of this.queue.splice(0)) listener(token);
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<Token> {
-    if (this.iterating) throw new Error("a token stream can be iterated only once");
-    this.iterating = true;
+    this.claim();
     return {
       next: () => {
         const token = this.queue.shift();
@@ -49,5 +59,10 @@ export class TokenChannel implements AsyncIterable<Token> {
         return Promise.resolve({ value: undefined, done: true });
       },
     };
+  }
+
+  private claim(): void {
+    if (this.iterating) throw new Error("a token stream can be read only once");
+    this.iterating = true;
   }
 }

@@ -76,6 +76,10 @@ export class TokenStream implements AsyncIterable<Token> {
     this.tokens.push(id);
     let piece = this.detokenizer.push(id);
     if (last) piece += this.detokenizer.flush();
+    if (!this.stopMatcher.active) {
+      this.emit({ id, text: piece });
+      return false;
+    }
     const matched = this.stopMatcher.push(piece);
     const text = matched.stopped || !last ? matched.text : matched.text + this.stopMatcher.flush();
     this.emit({ id, text });
@@ -116,6 +120,14 @@ export class TokenStream implements AsyncIterable<Token> {
 
   [Symbol.asyncIterator](): AsyncIterator<Token> {
     return this.channel[Symbol.asyncIterator]();
+  }
+
+  /**
+   * Reads the tokens with a callback instead of `for await`: each token, as it
+   * arrives, synchronously; the end is `result`. A stream is read one way, once.
+   */
+  onToken(listener: (token: Token) => void): void {
+    this.channel.listen(listener);
   }
 
   private emit(token: Token): void {

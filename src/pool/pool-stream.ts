@@ -35,11 +35,11 @@ export class PoolStream implements AsyncIterable<Token> {
     this.channel.push(token);
   }
 
-  /** @internal the worker's own result. */
-  finish(result: GenerateResult): void {
+  /** @internal the worker's own result, less the tokens and text already streamed here. */
+  finish(result: Omit<GenerateResult, "tokens" | "text">): void {
     if (this.done) return;
     this.done = true;
-    this.resolveResult(result);
+    this.resolveResult({ ...result, tokens: this.tokens.slice(), text: this.text });
     this.channel.close();
   }
 
@@ -48,8 +48,6 @@ export class PoolStream implements AsyncIterable<Token> {
     if (this.done) return;
     const n = this.tokens.length;
     this.finish({
-      tokens: this.tokens.slice(),
-      text: this.text,
       finishReason: reason,
       error,
       usage: { promptTokens: 0, completionTokens: n, totalTokens: n },
@@ -59,5 +57,10 @@ export class PoolStream implements AsyncIterable<Token> {
 
   [Symbol.asyncIterator](): AsyncIterator<Token> {
     return this.channel[Symbol.asyncIterator]();
+  }
+
+  /** As TokenStream.onToken: tokens to a callback instead of an iterator. */
+  onToken(listener: (token: Token) => void): void {
+    this.channel.listen(listener);
   }
 }

@@ -238,14 +238,15 @@ export class ModelPool {
         failed(new ModelLoadError(`slice ${slot.slice}: ${m.message}`));
         slot.proc?.kill("SIGKILL");
         return;
-      case "tok": {
-        const req = this.requests.get(m.id);
-        if (!req) return;
-        req.stream.pushToken(m.token);
-        req.cost--;
-        slot.pendingTokens--;
+      case "toks":
+        for (let i = 0; i < m.ids.length; i++) {
+          const req = this.requests.get(m.ids[i]!);
+          if (!req) continue;
+          req.stream.pushToken({ id: m.tokens[i]!, text: m.texts[i]! });
+          req.cost--;
+          slot.pendingTokens--;
+        }
         return;
-      }
       case "end": {
         const req = this.requests.get(m.id);
         if (!req) return;

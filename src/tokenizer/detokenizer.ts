@@ -18,6 +18,17 @@ export interface DetokenizerOptions {
 }
 
 const REPLACEMENT = "\uFFFD";
+const STREAM = { stream: true };
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The text of bytes that are whole, valid UTF-8 characters; null otherwise. */
+function wholeCharacters(bytes: Uint8Array): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
 
 export class IncrementalDetokenizer {
   private readonly ids: number[] = [];
@@ -29,6 +40,8 @@ export class IncrementalDetokenizer {
   /** Byte-level fast path: each token's bytes into a streaming UTF-8 decoder. */
   private readonly bytes: TokenBytes | null;
   private readonly utf8 = new TextDecoder("utf-8");
+  /** The streaming decoder holds no partial character. */
+  private clean = true;
 
   constructor(
     private readonly tokenizer: TextTokenizer,
@@ -48,16 +61,26 @@ export class IncrementalDetokenizer {
     if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) return "";
     this.ids.push(id);
     if (this.bytes) {
-      // A streaming decoder holds an incomplete UTF-8 sequence back by itself.
-      const { bytes, offsets } = this.bytes;
+      const { bytes, offsets, texts } = this.bytes;
       const start = offsets[id]!, end = offsets[id + 1]!;
-      return end > start ? this.utf8.decode(bytes.subarray(start, end), { stream: true }) : "";
+      if (end === start) return "";
+      // Most tokens are whole characters: their text, decoded once per
+      // tokenizer, is the answer whenever no partial character is pending.
+      let whole = texts[id];
+      if (whole === undefined) whole = texts[id] = wholeCharacters(bytes.subarray(start, end));
+      if (whole !== null && this.clean) return whole;
+      // Otherwise the streaming decoder, which holds an incomplete sequence back
+      // by itself. A token of whole characters leaves nothing pending: its first
+      // byte ends any partial sequence before it.
+      this.clean = whole !== null;
+      return this.utf8.decode(bytes.subarray(start, end), STREAM);
     }
     return this.advance(false);
   }
 
   /** Ends the stream: returns whatever is still held back (an incomplete character decodes to U+FFFD). */
   flush(): string {
+    this.clean = true;
     return this.bytes ? this.utf8.decode() : this.advance(true);
   }
 

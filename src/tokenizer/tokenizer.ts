@@ -58,6 +58,8 @@ type Json = Record<string, unknown>;
 export interface TokenBytes {
   bytes: Uint8Array;
   offsets: Uint32Array;
+  /** Per id, filled on first use: its text when its bytes are whole UTF-8 characters, else null. */
+  texts: (string | null | undefined)[];
 }
 
 export class TextTokenizer {
@@ -150,7 +152,7 @@ export class TextTokenizer {
       }
     }
     offsets[this.vocabSize] = n;
-    return { bytes, offsets };
+    return { bytes, offsets, texts: new Array<string | null | undefined>(this.vocabSize) };
   }
 
   /**

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -23,18 +24,28 @@ std::string show(T v) {
 }
 
 // Index of the largest value, NaN counted as -inf, lowest index on ties.
-// Returns 0 when every value is -inf or NaN.
+// Returns 0 when every value is -inf or NaN. Two passes that both vectorise
+// (lane-wise maxima, then a scan for the first match) instead of one loop whose
+// index bookkeeping does not: greedy decoding runs this over the whole
+// vocabulary for every token.
 int32_t argmax(std::span<const float> values) {
-  int32_t best = 0;
-  float best_value = kNegInf;
-  for (size_t i = 0; i < values.size(); ++i) {
-    const float v = values[i];
-    if (v > best_value) {  // false for NaN
-      best_value = v;
-      best = static_cast<int32_t>(i);
+  constexpr size_t kLanes = 16;
+  float lanes[kLanes];
+  std::fill(std::begin(lanes), std::end(lanes), kNegInf);
+  const size_t n = values.size();
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t l = 0; l < kLanes; ++l) {
+      const float v = values[i + l];
+      lanes[l] = v > lanes[l] ? v : lanes[l];  // false for NaN
     }
-  }
-  return best;
+  float best = kNegInf;
+  for (float v : lanes) best = v > best ? v : best;
+  for (; i < n; ++i) best = values[i] > best ? values[i] : best;
+  if (!(best > kNegInf)) return 0;
+  for (size_t j = 0; j < n; ++j)
+    if (values[j] == best) return static_cast<int32_t>(j);
+  return 0;
 }
 
 }  // namespace
@@ -107,6 +118,9 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (vocab == 0) throw Error(ErrorCode::Internal, "sampler: empty logits row");
   if (vocab > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
     throw Error(ErrorCode::Internal, "sampler: logits row too long");
+
+  // Plain greedy reads the row in place: no copy of the vocabulary per token.
+  if (params_.temperature == 0.0f && !penalized()) return argmax(logits);
 
   // resize() keeps capacity: after the first call of a given vocab nothing allocates.
   scratch_.resize(vocab);

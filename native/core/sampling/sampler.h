@@ -42,6 +42,9 @@ class Sampler {
   std::vector<uint8_t> seen_;      // distinct-token marks for the repetition penalty
 
   void apply_penalties(std::span<const int32_t> context, int32_t num_prompt);
+  bool penalized() const {
+    return params_.repetition_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
+  }
 };
 
 }  // namespace neoserve
