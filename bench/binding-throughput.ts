@@ -19,7 +19,7 @@ async function rawRate(streams: number, tokens: number): Promise<{ tokS: number;
   const all = new Promise<void>((r) => (done = r));
   const model = await addon().loadModel(
     "synthetic",
-    { backend: "synthetic", precision: "auto", threads: 1, maxBatchSize: streams, maxBatchTokens: streams * 4 },
+    { backend: "synthetic", precision: "auto", threads: 1, device: "", maxBatchSize: streams, maxBatchTokens: streams * 4 },
     (ids, toks, finishes) => {
       batches++;
       for (let i = 0; i < ids.length; i++) {

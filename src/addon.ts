@@ -22,6 +22,7 @@ export interface RawLoadOptions {
   backend: string;
   precision: string;
   threads: number;
+  device: string;
   kvBlockSize?: number;
   kvMemoryBytes?: number;
   maxBatchSize?: number;
@@ -57,7 +58,8 @@ export interface RawModelInfo {
   vocabSize: number;
   maxContext: number;
   source: string;
-  format: "huggingface" | "gguf";
+  format: "huggingface" | "gguf" | "tensorrt";
+  /** Why backend "auto" did not use the engine it was given (it runs on the CPU instead); "" otherwise. */
   fallbackReason: string;
   config: {
     hiddenSize: number;

@@ -38,6 +38,14 @@ export interface LoadOptions {
    * function of the input): it measures the scheduler and binding; give `tokenizer`.
    */
   backend?: "auto" | "cpu" | "tensorrt" | "synthetic";
+  /**
+   * The accelerator for a TensorRT engine: a CUDA device index, "GPU-<uuid>",
+   * or "MIG-<uuid>" (a MIG instance must also be the process's
+   * CUDA_VISIBLE_DEVICES; pools do that per worker). Default: the first device.
+   */
+  device?: number | string;
+  /** Where a fallback of backend "auto" to the CPU is reported. Default console.warn. */
+  log?: (message: string) => void;
   /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. */
   precision?: "auto" | "f32" | "int8";
   /** Engine threads; 0 = all cores. */
@@ -92,6 +100,8 @@ export class Model {
       .catch((err: unknown) => {
         throw fromNative(err);
       });
+    const { fallbackReason } = raw.info();
+    if (fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${fallbackReason}`);
     try {
       const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer());
       return new Model(raw, tokenizer, streams, steps);
@@ -203,6 +213,7 @@ function toRawOptions(options: LoadOptions) {
     backend: options.backend ?? "auto",
     precision: options.precision ?? "auto",
     threads: options.threads ?? 0,
+    device: options.device === undefined ? "" : String(options.device),
     kvBlockSize: s.kvBlockSize,
     kvMemoryBytes: s.kvMemoryBytes,
     maxBatchSize: s.maxBatchSize,

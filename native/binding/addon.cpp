@@ -23,11 +23,10 @@ class LoadWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      std::shared_ptr<const ModelWeights> weights = load_weights_for(path_, options_);
-      CreatedProvider created = create_provider(weights, options_);
-      loaded_.weights = std::move(weights);
-      loaded_.provider = std::move(created.provider);
-      loaded_.fallback_reason = std::move(created.fallback_reason);
+      LoadedEngine engine = load_engine(path_, options_);
+      loaded_.weights = std::move(engine.weights);
+      loaded_.provider = std::move(engine.provider);
+      loaded_.fallback_reason = std::move(engine.fallback_reason);
     } catch (const Error& e) {
       code_ = e.code();
       SetError(e.what());
@@ -73,6 +72,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     options.backend = string_or(o, "backend", "auto");
     options.precision = string_or(o, "precision", "auto");
     options.threads = int_or(o, "threads", 0);
+    options.device = string_or(o, "device", "");
     options.kv_block_size = int_or(o, "kvBlockSize", 16);
     const double kv_bytes = number_or(o, "kvMemoryBytes", 0);
     if (kv_bytes < 0) throw_invalid("kvMemoryBytes must be 0 (default) or more");

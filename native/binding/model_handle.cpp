@@ -186,7 +186,8 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   out.Set("vocabSize", p.vocab_size);
   out.Set("maxContext", p.max_context);
   out.Set("source", loaded_.weights->source);
-  out.Set("format", loaded_.weights->format == ModelFormat::GGUF ? "gguf" : "huggingface");
+  const ModelFormat format = loaded_.weights->format;
+  out.Set("format", format == ModelFormat::GGUF ? "gguf" : format == ModelFormat::TensorRtEngine ? "tensorrt" : "huggingface");
   out.Set("fallbackReason", loaded_.fallback_reason);
   out.Set("config", config);
   out.Set("kv", kvo);

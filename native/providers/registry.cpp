@@ -1,46 +1,99 @@
 #include "registry.h"
 
+#include <filesystem>
+
 #include "core/error.h"
+#include "core/model/engine_manifest.h"
 #include "cpu/cpu_provider.h"
 #include "synthetic_provider.h"
+#include "tensorrt_library.h"
 
 namespace neoserve {
 
-CreatedProvider create_provider(std::shared_ptr<const ModelWeights> weights, const ProviderOptions& options) {
+namespace {
+
+void validate(const ProviderOptions& options) {
   const std::string& backend = options.backend;
   if (backend != "auto" && backend != "cpu" && backend != "tensorrt" && backend != "synthetic")
     throw_invalid("backend must be \"auto\", \"cpu\", \"tensorrt\" or \"synthetic\", got \"" + backend + "\"");
   if (options.precision != "auto" && options.precision != "f32" && options.precision != "int8")
     throw_invalid("precision must be \"auto\", \"f32\" or \"int8\" for a checkpoint, got \"" + options.precision + "\"");
   if (options.threads < 0) throw_invalid("threads must be 0 (all cores) or more");
+}
 
-  CreatedProvider created;
-  if (backend == "synthetic") {
-    created.provider = std::make_shared<SyntheticProvider>();
-    return created;
-  }
-  if (backend == "tensorrt")
-    throw Error(ErrorCode::ProviderUnavailable,
-                "provider unavailable: tensorrt engines load from a neoserve.json engine directory, and this build "
-                "has no TensorRT provider; " + weights->source + " is a checkpoint for the cpu backend");
-  if (backend == "auto") created.fallback_reason = "checkpoints run on the cpu provider";
-
+std::shared_ptr<Provider> cpu_provider(std::shared_ptr<const ModelWeights> weights, const ProviderOptions& options) {
   cpu::CpuProviderOptions cpu;
   cpu.threads = options.threads;
   cpu.precision = options.precision;
   cpu.kv_block_size = options.kv_block_size;
   cpu.kv_memory_bytes = options.kv_memory_bytes;
-  created.provider = std::make_shared<cpu::CpuProvider>(std::move(weights), cpu);
-  return created;
+  return std::make_shared<cpu::CpuProvider>(std::move(weights), cpu);
 }
 
-}  // namespace neoserve
+LoadedEngine on_cpu(const std::string& path, const ProviderOptions& options) {
+  LoadedEngine loaded;
+  loaded.weights = load_model(path);
+  loaded.provider = cpu_provider(loaded.weights, options);
+  return loaded;
+}
 
-namespace neoserve {
+// An engine directory that is also a Hugging Face checkpoint can run on the CPU.
+bool has_checkpoint(const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path root(dir);
+  return std::filesystem::exists(root / "model.safetensors", ec) ||
+         std::filesystem::exists(root / "model.safetensors.index.json", ec);
+}
 
-std::shared_ptr<const ModelWeights> load_weights_for(const std::string& path, const ProviderOptions& options) {
-  if (options.backend == "synthetic") return synthetic_model_weights();
-  return load_model(path);
+LoadedEngine engine_directory(const std::string& dir, const ProviderOptions& options) {
+  if (options.backend == "cpu") {
+    if (!has_checkpoint(dir))
+      throw_load_error(dir, "a TensorRT engine directory with no checkpoint (model.safetensors) beside neoserve.json: "
+                            "the cpu backend has nothing to run; use backend \"tensorrt\"");
+    return on_cpu(dir, options);
+  }
+  const EngineManifest manifest = load_engine_manifest(dir);  // a broken manifest is an error, never a fallback
+  TensorRtOptions trt;
+  trt.device = options.device;
+  trt.kv_block_size = options.kv_block_size;
+  trt.kv_memory_bytes = options.kv_memory_bytes;
+  try {
+    auto weights = std::make_shared<ModelWeights>();
+    weights->source = dir;
+    weights->format = ModelFormat::TensorRtEngine;
+    weights->config = manifest.config;
+    LoadedEngine loaded;
+    loaded.provider = create_tensorrt_provider(manifest, trt);
+    loaded.weights = std::move(weights);
+    return loaded;
+  } catch (const Error& e) {
+    if (options.backend != "auto" || e.code() != ErrorCode::ProviderUnavailable) throw;
+    if (!has_checkpoint(dir))
+      throw Error(e.code(), std::string(e.what()) + " (backend \"auto\" found no checkpoint beside the engine to run on the cpu)");
+    LoadedEngine loaded = on_cpu(dir, options);
+    loaded.fallback_reason = e.what();
+    return loaded;
+  }
+}
+
+}  // namespace
+
+LoadedEngine load_engine(const std::string& path, const ProviderOptions& options) {
+  validate(options);
+  if (options.backend == "synthetic") {
+    LoadedEngine loaded;
+    loaded.weights = synthetic_model_weights();
+    loaded.provider = std::make_shared<SyntheticProvider>();
+    return loaded;
+  }
+  if (is_engine_dir(path)) return engine_directory(path, options);
+  if (options.backend == "tensorrt")
+    throw Error(ErrorCode::ProviderUnavailable,
+                "provider unavailable: the tensorrt backend runs engine directories (a neoserve.json beside a TensorRT "
+                "engine; see models/tensorrt/README.md), and " + path + " is a checkpoint for the cpu backend");
+  if (!options.device.empty() && options.device != "cpu")
+    throw_invalid("device \"" + options.device + "\" is for accelerators; " + path + " runs on the cpu");
+  return on_cpu(path, options);
 }
 
 }  // namespace neoserve

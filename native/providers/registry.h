@@ -1,5 +1,5 @@
-// Picks and builds the engine for a loaded model. The CPU engine is linked in;
-// others (TensorRT) are shared libraries loaded at run time.
+// Picks and builds the engine for a model path. The CPU engine is linked in;
+// TensorRT is a shared library loaded at run time (tensorrt_library.h).
 #pragma once
 #include <memory>
 #include <string>
@@ -15,17 +15,21 @@ struct ProviderOptions {
   int32_t threads = 0;               // 0 = the machine's cores
   int32_t kv_block_size = 16;
   size_t kv_memory_bytes = 0;        // 0 = the provider's default
+  std::string device;                // accelerators: "" (the first), an index, "GPU-<uuid>", "MIG-<uuid>"
 };
 
-struct CreatedProvider {
+struct LoadedEngine {
+  std::shared_ptr<const ModelWeights> weights;  // what the provider runs (config only for an engine)
   std::shared_ptr<Provider> provider;
-  std::string fallback_reason;  // set when "auto" could not use an accelerator
+  std::string fallback_reason;  // set when "auto" could not use the accelerator it was given
 };
 
-// Throws ProviderUnavailable naming what is missing, InvalidRequest for a bad option.
-CreatedProvider create_provider(std::shared_ptr<const ModelWeights> weights, const ProviderOptions& options);
-
-// Loads what `options.backend` runs from `path`: a checkpoint, or nothing for "synthetic".
-std::shared_ptr<const ModelWeights> load_weights_for(const std::string& path, const ProviderOptions& options);
+// `path`: a checkpoint (HF directory or .gguf), a TensorRT engine directory
+// (neoserve.json), or anything for "synthetic". With "auto", an engine
+// directory whose engine cannot run here falls back to the CPU on the
+// checkpoint beside it (model.safetensors), when there is one.
+// Throws ModelLoadFailed, ProviderUnavailable naming what is missing, or
+// InvalidRequest for a bad option.
+LoadedEngine load_engine(const std::string& path, const ProviderOptions& options);
 
 }  // namespace neoserve

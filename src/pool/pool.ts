@@ -218,7 +218,8 @@ export class ModelPool {
         reject(new NeoserveError("device_lost", `worker for slice ${slot.slice} exited (${signal ?? `code ${code}`}) while loading`));
         this.onExit(slot, proc, signal ?? `code ${code}`);
       });
-      slot.send({ t: "load", path: this.options.model, options: this.options.load ?? {} });
+      const { log: _log, ...load } = this.options.load ?? {}; // a function cannot cross: workers log to their stderr
+      slot.send({ t: "load", path: this.options.model, options: load });
     });
   }
 

@@ -12,7 +12,9 @@
 
 namespace neoserve {
 
-enum class ModelFormat { HuggingFace, GGUF };
+// TensorRtEngine: a neoserve.json engine directory; its ModelWeights carry the
+// config only (the weights live in the engine).
+enum class ModelFormat { HuggingFace, GGUF, TensorRtEngine };
 
 // The tokenizer a GGUF carries (tokenizer.ggml.*), for callers that have no tokenizer.json.
 struct GgufTokenizer {
