@@ -27,7 +27,7 @@ program
   .command("generate")
   .description("stream a continuation of a prompt")
   .argument("[prompt]", "text to continue", "Once upon a time")
-  .option("-m, --model <path>", "Hugging Face directory or .gguf file", defaultModelPath)
+  .option("-m, --model <path>", "Hugging Face directory, .gguf file, or TensorRT engine directory (neoserve.json)", defaultModelPath)
   .option("-n, --max-tokens <n>", "tokens to generate", integer, 64)
   .option("-t, --temperature <t>", "0 = greedy", number, 0.8)
   .option("--top-k <k>", "keep the k most likely tokens", integer, 0)
@@ -36,9 +36,10 @@ program
   .option("--backend <name>", "auto | cpu | tensorrt", "auto")
   .option("--precision <p>", "auto | f32 | int8", "auto")
   .option("--threads <n>", "engine threads (0 = all cores)", integer, 0)
+  .option("--device <id>", "TensorRT: a CUDA device index, GPU-<uuid> or MIG-<uuid>")
   .option("--chat", "treat the prompt as a user message and apply the chat template")
   .action(async (prompt: string, opts) => {
-    const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads });
+    const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads, device: opts.device });
     try {
       const input = opts.chat ? { messages: [{ role: "user", content: prompt }] } : { prompt };
       const stream = model.generate({
