@@ -33,9 +33,9 @@ if(_neoserve_trt_skip)
   return()
 endif()
 
-# A100 (sm_80) and H100/H200 (sm_90), each with PTX, unless the caller chose.
+# T4 (sm_75), A100 (sm_80) and H100/H200 (sm_90), each with PTX, unless the caller chose.
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
-  set(CMAKE_CUDA_ARCHITECTURES 80 90)
+  set(CMAKE_CUDA_ARCHITECTURES 75 80 90)
 endif()
 enable_language(CUDA)
 set(CMAKE_CUDA_STANDARD 17)

@@ -79,9 +79,12 @@ ProviderEntry open_provider(Libraries& libs) {
   auto abi = reinterpret_cast<neoserve_tensorrt_abi_fn>(dlsym(libs.provider, "neoserve_tensorrt_abi"));
   auto create = reinterpret_cast<neoserve_tensorrt_create_fn>(dlsym(libs.provider, "neoserve_tensorrt_create"));
   if (!abi || !create) unavailable(path + " does not export the neoserve TensorRT entry points");
-  if (abi() != NEOSERVE_TENSORRT_ABI)
-    unavailable(path + " was built for another version of neoserve (ABI " + std::to_string(abi()) + ", expected " +
-                std::to_string(NEOSERVE_TENSORRT_ABI) + "): rebuild it with scripts/build-tensorrt.sh");
+  const int version = abi(tensorrt_layout_fingerprint());
+  if (version != NEOSERVE_TENSORRT_ABI)
+    unavailable(path + " was built for another version of neoserve (" +
+                (version < 0 ? std::string("its types are laid out differently")
+                             : "ABI " + std::to_string(version) + ", expected " + std::to_string(NEOSERVE_TENSORRT_ABI)) +
+                "): rebuild it with scripts/build-tensorrt.sh");
   return {create};
 }
 

@@ -505,7 +505,8 @@ TEST("tensorrt.entry_points") {
   CHECK(lib.abi != nullptr);
   CHECK(lib.create != nullptr);
   if (!lib.abi || !lib.create) return;
-  CHECK_EQ(lib.abi(), NEOSERVE_TENSORRT_ABI);
+  CHECK_EQ(lib.abi(tensorrt_layout_fingerprint()), NEOSERVE_TENSORRT_ABI);
+  CHECK_EQ(lib.abi(tensorrt_layout_fingerprint() ^ 1), -1);  // built from other headers: refused
 
   char message[512] = "unchanged";
   Provider* provider = reinterpret_cast<Provider*>(&message);  // must be reset to null on failure
@@ -569,7 +570,7 @@ TEST("tensorrt.matches_cpu") {
     neoserve::test::fail(__FILE__, __LINE__, "cannot use the provider library " + lib.path);
     return;
   }
-  CHECK_EQ(lib.abi(), NEOSERVE_TENSORRT_ABI);
+  CHECK_EQ(lib.abi(tensorrt_layout_fingerprint()), NEOSERVE_TENSORRT_ABI);
 
   // Both providers, as the registry and the loader build them.
   const EngineManifest manifest = load_engine_manifest(engine_dir);

@@ -24,7 +24,9 @@ int report(neoserve::ErrorCode code, const char* message, char* error, size_t er
 
 }  // namespace
 
-extern "C" NEOSERVE_TENSORRT_EXPORT int neoserve_tensorrt_abi() { return NEOSERVE_TENSORRT_ABI; }
+extern "C" NEOSERVE_TENSORRT_EXPORT int neoserve_tensorrt_abi(uint64_t loader_layout) {
+  return loader_layout == neoserve::tensorrt_layout_fingerprint() ? NEOSERVE_TENSORRT_ABI : -1;
+}
 
 extern "C" NEOSERVE_TENSORRT_EXPORT int neoserve_tensorrt_create(const neoserve::TensorRtLoadRequest* request,
                                                                  neoserve::Provider** out, char* error, size_t error_size) {

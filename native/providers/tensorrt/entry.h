@@ -19,12 +19,26 @@ struct TensorRtLoadRequest {
   size_t kv_memory_bytes = 0;      // 0: the provider's default share of free device memory
 };
 
+// The sizes of the C++ types that cross the library boundary, as each side
+// compiled them: a library built from other headers is refused rather than
+// reading memory laid out differently.
+constexpr uint64_t tensorrt_layout_fingerprint() {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the sizes
+  for (uint64_t size : {sizeof(TensorRtLoadRequest), sizeof(EngineManifest), sizeof(EngineIoNames), sizeof(LlamaConfig),
+                        sizeof(RopeScaling), sizeof(TensorRtVersion), sizeof(SeqStep), sizeof(LogitsOut),
+                        sizeof(ProviderInfo), sizeof(KvGeometry), sizeof(Provider)})
+    h = (h ^ size) * 1099511628211ull;
+  return h;
+}
+
 }  // namespace neoserve
 
 extern "C" {
 // Version of this entry's structs: the loader refuses a library with another.
 #define NEOSERVE_TENSORRT_ABI 1
-typedef int (*neoserve_tensorrt_abi_fn)();
+// Given the loader's tensorrt_layout_fingerprint(): the library's ABI version,
+// or -1 when the library was compiled with other layouts.
+typedef int (*neoserve_tensorrt_abi_fn)(uint64_t loader_layout);
 // Returns 0 and sets *out on success; otherwise 1 + the neoserve::ErrorCode
 // value (ProviderUnavailable for a missing GPU, ModelLoadFailed for an engine
 // that does not match its manifest) and a message in error[0, error_size).

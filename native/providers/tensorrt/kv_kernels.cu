@@ -102,6 +102,15 @@ cudaError_t with_unit(size_t row_bytes, F&& f) {
 
 }  // namespace
 
+cudaError_t kernels_available() {
+  cudaFuncAttributes a{};
+  for (const void* f : {reinterpret_cast<const void*>(&gather_past_kernel<uint4>),
+                        reinterpret_cast<const void*>(&scatter_present_kernel<uint4>),
+                        reinterpret_cast<const void*>(&gather_logits_kernel<float>)})
+    if (const cudaError_t e = cudaFuncGetAttributes(&a, f); e != cudaSuccess) return e;
+  return cudaSuccess;
+}
+
 cudaError_t gather_past(const KvGeometryArgs& g, const KvCallArgs& c, const void* cache, void* past, size_t past_stride,
                         cudaStream_t stream) {
   if (c.batch <= 0 || c.past <= 0 || g.layers2 <= 0 || g.kv_heads <= 0 || g.row_bytes == 0) return cudaSuccess;

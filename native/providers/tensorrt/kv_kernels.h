@@ -38,6 +38,10 @@ struct KvCallArgs {
   int32_t table_stride;
 };
 
+// cudaSuccess when this library carries code the current device can run
+// (cudaErrorNoKernelImageForDevice for a GPU older than its architectures).
+cudaError_t kernels_available();
+
 // past[t][b][h][p] = block row of position p of sequence b for p < pos_b; zeros for p in [pos_b, P).
 cudaError_t gather_past(const KvGeometryArgs& g, const KvCallArgs& c, const void* cache, void* past, size_t past_stride,
                         cudaStream_t stream);

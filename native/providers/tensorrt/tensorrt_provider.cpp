@@ -72,6 +72,10 @@ TensorRtProvider::TensorRtProvider(const TensorRtLoadRequest& request) {
              ErrorCode::ProviderUnavailable);
   // Creates the device's context now, so that a broken device is reported as such.
   cuda_check(cudaFree(nullptr), ("cannot initialize CUDA on " + device_.label).c_str(), ErrorCode::ProviderUnavailable);
+  // Fail the load, not every later step, on a GPU this build has no kernels for (auto then falls back).
+  cuda_check(kernels_available(), ("this build of neoserve_tensorrt.so has no kernels for " + device_.label +
+                                   " (set CMAKE_CUDA_ARCHITECTURES when building it)").c_str(),
+             ErrorCode::ProviderUnavailable);
   stream_.create();
 
   load_engine(m, request.nvinfer);
@@ -104,6 +108,7 @@ void TensorRtProvider::load_engine(const EngineManifest& m, void* nvinfer) {
   }
   auto create_runtime = reinterpret_cast<CreateRuntimeFn>(symbol);
   nvinfer1::ILogger* logger = &logger_;
+  logger_.clear();
   runtime_.reset(static_cast<nvinfer1::IRuntime*>(create_runtime(logger, static_cast<int32_t>(NV_TENSORRT_VERSION))));
   if (!runtime_)
     unavailable(logger_.explain("TensorRT could not create a runtime (this provider was compiled against TensorRT " +
@@ -113,6 +118,7 @@ void TensorRtProvider::load_engine(const EngineManifest& m, void* nvinfer) {
 
   {
     const MappedFile plan(m.engine_file);
+    logger_.clear();
     engine_.reset(runtime_->deserializeCudaEngine(plan.data(), plan.size()));
   }
   if (!engine_) {
@@ -153,6 +159,7 @@ void TensorRtProvider::load_engine(const EngineManifest& m, void* nvinfer) {
       limits_.kv_dtype != EngineDType::BFloat16)
     throw_load_error(m.engine_file, past_names_[0] + ": unsupported KV dtype " + engine_dtype_name(limits_.kv_dtype));
 
+  logger_.clear();
   context_.reset(engine_->createExecutionContext());
   if (!context_)
     unavailable(logger_.explain("TensorRT could not create an execution context for " + m.engine_file + " on " +
@@ -361,6 +368,7 @@ void TensorRtProvider::run_call(size_t index, std::span<const SeqStep> batch, Lo
   const KvCallArgs args{B, P, S, seqs_.as<const KvSeq>(), tables_.as<const int32_t>(), table_stride};
   cuda_check(gather_past(geom_, args, kv_cache_.get(), past_.get(), past_stride_, stream), "gather the past KV");
 
+  logger_.clear();
   set_input_shape(ids_name_, {B, S});
   set_input_shape(positions_name_, {B, S});
   set_input_shape(mask_name_, {B, width});

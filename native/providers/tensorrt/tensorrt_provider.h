@@ -90,7 +90,7 @@ class TensorRtProvider final : public Provider {
 
   // --- CUDA and TensorRT resources, freed in reverse order (the destructor
   // also releases the TensorRT objects explicitly after synchronizing).
-  TrtLogger logger_;
+  TrtLogger& logger_ = TrtLogger::instance();
   CudaStream stream_;
   DeviceBuffer kv_cache_;
   DeviceBuffer past_, present_;

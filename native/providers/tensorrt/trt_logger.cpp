@@ -6,6 +6,15 @@
 
 namespace neoserve::trt {
 
+namespace {
+thread_local std::string last_error;
+}  // namespace
+
+TrtLogger& TrtLogger::instance() {
+  static TrtLogger* logger = new TrtLogger();  // deliberately never freed (see the header)
+  return *logger;
+}
+
 TrtLogger::TrtLogger() {
   if (const char* level = std::getenv("NEOSERVE_TENSORRT_LOG")) {
     if (std::strcmp(level, "verbose") == 0) threshold_ = Severity::kVERBOSE;
@@ -19,8 +28,7 @@ void TrtLogger::log(Severity severity, const char* msg) noexcept {
   const bool error = severity == Severity::kERROR || severity == Severity::kINTERNAL_ERROR;
   if (error) {
     try {
-      std::lock_guard<std::mutex> lock(mutex_);
-      last_error_ = msg;
+      last_error = msg;
     } catch (...) {  // a log call must not throw into TensorRT
     }
   }
@@ -37,9 +45,8 @@ void TrtLogger::log(Severity severity, const char* msg) noexcept {
 }
 
 std::string TrtLogger::take_last_error() {
-  std::lock_guard<std::mutex> lock(mutex_);
   std::string e;
-  e.swap(last_error_);
+  e.swap(last_error);
   return e;
 }
 

@@ -9,7 +9,8 @@
 #define EXPORT __attribute__((visibility("default")))
 #define PROVIDER_UNAVAILABLE 2 /* neoserve::ErrorCode::ProviderUnavailable */
 
-EXPORT int neoserve_tensorrt_abi(void) {
+EXPORT int neoserve_tensorrt_abi(unsigned long long loader_layout) {
+  (void)loader_layout; /* a C stand-in has no C++ layouts to compare */
   const char* v = getenv("FAKE_PROVIDER_ABI");
   return v ? atoi(v) : 1;
 }
