@@ -2,6 +2,7 @@
 // failover when a worker is killed mid-load — no request lost or hung.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidRequestError, ModelLoadError } from "../src/errors.js";
+import { loadModel } from "../src/model.js";
 import { ModelPool } from "../src/pool/pool.js";
 import { hfDir } from "./helpers/paths.js";
 
@@ -37,6 +38,34 @@ describe("a pool of CPU workers", () => {
     const a = await pool.generate({ ...request(5), slice: "worker-0" }).result;
     const b = await pool.generate({ ...request(5), slice: "worker-1" }).result;
     expect(b.tokens).toEqual(a.tokens);
+  });
+
+  it("streams exactly what the model gives in-process: tokens, their texts, and the result built from them", async () => {
+    const model = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1 });
+    try {
+      const req = { prompt: "The pool and the model", maxTokens: 40, temperature: 0.9, seed: 11, ignoreEos: true };
+      const local = await model.generate(req).result;
+      const stream = pool.generate(req);
+      const pieces: string[] = [];
+      for await (const token of stream) pieces.push(token.text);
+      const remote = await stream.result;
+      expect(remote.tokens).toEqual(local.tokens);
+      expect(remote.text).toBe(local.text);
+      expect(pieces.join("")).toBe(local.text);
+      expect(remote.usage).toEqual(local.usage);
+      // The same through a callback reader.
+      const viaCallback = pool.generate(req);
+      const ids: number[] = [];
+      viaCallback.onToken((t) => ids.push(t.id));
+      await viaCallback.result;
+      expect(ids).toEqual(local.tokens);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it("rejects a flush interval that is not a number of ms", async () => {
+    await expect(ModelPool.start({ model: hfDir("tiny"), slices: 1, flushIntervalMs: -1 })).rejects.toThrow(InvalidRequestError);
   });
 
   it("rejects a pin to a slice it does not have", () => {

@@ -23,6 +23,12 @@ export interface PoolOptions {
   load?: LoadOptions;
   /** Restart delay after a worker dies: doubles from `initialMs` up to `maxMs`. */
   restartBackoff?: { initialMs: number; maxMs: number };
+  /**
+   * The longest a worker holds tokens back to send them to the pool together
+   * (each message costs both processes a wake-up). Only engines stepping
+   * faster than this are affected. Default 10 ms; 0 sends every step at once.
+   */
+  flushIntervalMs?: number;
 }
 
 export interface SliceStats {
@@ -86,6 +92,9 @@ export class ModelPool {
         ? Array.from({ length: options.slices }, (_, i) => ({ slice: `worker-${i}`, env: {} as Record<string, string> }))
         : options.slices.map((s) => ({ slice: s, env: { CUDA_VISIBLE_DEVICES: s } }));
     if (slices.length === 0) throw new InvalidRequestError("a pool needs at least one slice");
+    const flush = options.flushIntervalMs;
+    if (flush !== undefined && !(Number.isFinite(flush) && flush >= 0))
+      throw new InvalidRequestError(`flushIntervalMs must be a number of ms >= 0, got ${flush}`);
     this.slots = slices.map((s) => new Slot(s.slice, s.env, backoff.initialMs));
   }
 
@@ -219,7 +228,7 @@ export class ModelPool {
         this.onExit(slot, proc, signal ?? `code ${code}`);
       });
       const { log: _log, ...load } = this.options.load ?? {}; // a function cannot cross: workers log to their stderr
-      slot.send({ t: "load", path: this.options.model, options: load });
+      slot.send({ t: "load", path: this.options.model, options: load, flushIntervalMs: this.options.flushIntervalMs ?? 10 });
     });
   }
 
@@ -240,10 +249,10 @@ export class ModelPool {
         slot.proc?.kill("SIGKILL");
         return;
       case "toks":
-        for (let i = 0; i < m.ids.length; i++) {
+        for (let i = 0, start = 0; i < m.ids.length; start = m.ends[i++]!) {
           const req = this.requests.get(m.ids[i]!);
           if (!req) continue;
-          req.stream.pushToken({ id: m.tokens[i]!, text: m.texts[i]! });
+          req.stream.pushToken({ id: m.tokens[i]!, text: m.text.slice(start, m.ends[i]) });
           req.cost--;
           slot.pendingTokens--;
         }

@@ -6,7 +6,7 @@ import type { GenerateRequest, GenerateResult } from "../types.js";
 export type WireRequest = Omit<GenerateRequest, "signal">;
 
 export type ToWorker =
-  | { t: "load"; path: string; options: LoadOptions }
+  | { t: "load"; path: string; options: LoadOptions; flushIntervalMs: number }
   | { t: "gen"; id: number; request: WireRequest }
   | { t: "cancel"; id: number };
 
@@ -14,8 +14,11 @@ export type FromWorker =
   | { t: "batch"; messages: FromWorker[] }
   | { t: "ready"; backend: string; device: string; visibleDevices: string | undefined }
   | { t: "loadError"; code: string; message: string }
-  /** Tokens of one turn of the worker's event loop, as parallel arrays: request id, token id, text. */
-  | { t: "toks"; ids: number[]; tokens: number[]; texts: string[] }
+  /**
+   * A run of tokens: request id and token id per token, and the tokens' texts
+   * joined, token i's text ending at ends[i] (typed arrays cross as raw bytes).
+   */
+  | { t: "toks"; ids: number[]; tokens: number[]; text: string; ends: number[] }
   /** The result less its tokens and text, which the parent already has. */
   | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text"> }
   | { t: "rejected"; id: number; code: string; message: string };

@@ -8,40 +8,54 @@ import type { TokenStream } from "../token-stream.js";
 import type { Token } from "../types.js";
 import type { FromWorker, ToWorker } from "./protocol.js";
 
-// Messages go out in batches, with their tokens packed into parallel arrays: a message (or an object) per
-// token would cost the two processes more than the tokens themselves.
-let outbox: FromWorker[] = [];
-let toks: Extract<FromWorker, { t: "toks" }> | undefined;
+// Messages go out in batches, a run of tokens packed as typed arrays and one
+// string (see protocol.ts): a message, or even an object, per token would cost
+// the two processes more than the tokens themselves.
+interface TokenRun {
+  ids: number[];
+  tokens: number[];
+  text: string;
+  ends: number[];
+}
+let outbox: (FromWorker | TokenRun)[] = [];
+let run: TokenRun | undefined;
 
 function send(m: FromWorker): void {
-  toks = undefined; // later tokens go after this message
+  run = undefined; // later tokens go after this message
   enqueue(m);
 }
 
 function sendToken(id: number, token: Token): void {
-  if (!toks) enqueue((toks = { t: "toks", ids: [], tokens: [], texts: [] }));
-  toks.ids.push(id);
-  toks.tokens.push(token.id);
-  toks.texts.push(token.text);
+  if (!run) enqueue((run = { ids: [], tokens: [], text: "", ends: [] }));
+  run.ids.push(id);
+  run.tokens.push(token.id);
+  run.text += token.text;
+  run.ends.push(run.text.length);
 }
 
-// At most one message per FLUSH_MS: a fast engine's steps (a few ms on the CPU)
-// are packed together, since each message costs both processes a wake-up; a
-// step slower than that (a GPU batch) still goes out as soon as it is done.
-const FLUSH_MS = 4;
+function wire(m: FromWorker | TokenRun): FromWorker {
+  if ("t" in m) return m;
+  return { t: "toks", ...m };
+}
+
+// At most one message per flush interval: a fast engine's steps (a few ms on
+// the CPU) are packed together, since each message costs both processes a
+// wake-up; a step slower than that (a GPU batch) still goes out as soon as it
+// is done. Set by the pool (PoolOptions.flushIntervalMs).
+let flushMs = 10;
 let lastFlush = 0;
 
-function enqueue(m: FromWorker): void {
+function enqueue(m: FromWorker | TokenRun): void {
   if (outbox.push(m) > 1) return;
-  const wait = lastFlush + FLUSH_MS - performance.now();
+  const wait = lastFlush + flushMs - performance.now();
   if (wait > 0) setTimeout(flush, wait);
   else setImmediate(flush);
 }
 
 function flush(): void {
-  const messages = outbox;
+  const messages = outbox.map(wire);
   outbox = [];
-  toks = undefined;
+  run = undefined;
   lastFlush = performance.now();
   if (process.connected) process.send!(messages.length === 1 ? messages[0]! : { t: "batch", messages });
 }
@@ -62,6 +76,7 @@ function serve(id: number, stream: TokenStream): void {
 process.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "load":
+      flushMs = m.flushIntervalMs;
       loadModel(m.path, m.options).then(
         (loaded) => {
           model = loaded;
