@@ -8,12 +8,14 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { packageRoot } from "../addon.js";
 import { InvalidRequestError, ModelDisposedError, ModelLoadError, NeoserveError } from "../errors.js";
 import type { LoadOptions } from "../model.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
-import type { FromWorker, ToWorker, WireRequest } from "./protocol.js";
+import { FrameReader } from "./frames.js";
+import { FRAME_FD, type FromWorker, type ToWorker, type WireRequest } from "./protocol.js";
 
 export interface PoolOptions {
   /** Model path, as for loadModel. */
@@ -218,11 +220,23 @@ export class ModelPool {
     return new Promise((resolve, reject) => {
       const proc = fork(workerPath(), [], {
         env: { ...process.env, ...slot.env },
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
+        stdio: ["ignore", "inherit", "inherit", "ipc", "pipe"], // fd 4: the worker's frame pipe
         serialization: "advanced",
       });
       slot.proc = proc;
-      proc.on("message", (m: FromWorker) => this.onMessage(slot, m, resolve, reject));
+      const frames = new FrameReader({
+        token: (id, token, text) => this.onToken(slot, id, token, text),
+        message: (m) => this.onMessage(slot, m, resolve, reject),
+      });
+      (proc.stdio[FRAME_FD] as Readable).on("data", (chunk: Buffer) => {
+        try {
+          frames.push(chunk);
+        } catch (e) {
+          // A worker that speaks garbage is as good as dead: its requests fail over like a crash's.
+          process.emitWarning(`neoserve pool: slice ${slot.slice} sent a malformed frame (${String(e)}); restarting it`);
+          proc.kill("SIGKILL");
+        }
+      });
       proc.once("exit", (code, signal) => {
         reject(new NeoserveError("device_lost", `worker for slice ${slot.slice} exited (${signal ?? `code ${code}`}) while loading`));
         this.onExit(slot, proc, signal ?? `code ${code}`);
@@ -232,11 +246,16 @@ export class ModelPool {
     });
   }
 
+  private onToken(slot: Slot, id: number, token: number, text: string): void {
+    const req = this.requests.get(id);
+    if (!req) return;
+    req.stream.pushToken({ id: token, text });
+    req.cost--;
+    slot.pendingTokens--;
+  }
+
   private onMessage(slot: Slot, m: FromWorker, loaded: () => void, failed: (e: Error) => void): void {
     switch (m.t) {
-      case "batch":
-        for (const inner of m.messages) this.onMessage(slot, inner, loaded, failed);
-        return;
       case "ready":
         slot.ready = true;
         slot.engine = { backend: m.backend, device: m.device, visibleDevices: m.visibleDevices };
@@ -247,15 +266,6 @@ export class ModelPool {
       case "loadError":
         failed(new ModelLoadError(`slice ${slot.slice}: ${m.message}`));
         slot.proc?.kill("SIGKILL");
-        return;
-      case "toks":
-        for (let i = 0, start = 0; i < m.ids.length; start = m.ends[i++]!) {
-          const req = this.requests.get(m.ids[i]!);
-          if (!req) continue;
-          req.stream.pushToken({ id: m.tokens[i]!, text: m.text.slice(start, m.ends[i]) });
-          req.cost--;
-          slot.pendingTokens--;
-        }
         return;
       case "end": {
         const req = this.requests.get(m.id);

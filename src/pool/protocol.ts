@@ -10,15 +10,13 @@ export type ToWorker =
   | { t: "gen"; id: number; request: WireRequest }
   | { t: "cancel"; id: number };
 
+/** Worker → pool, over the worker's frame pipe (frames.ts); tokens travel there as runs, not as messages. */
 export type FromWorker =
-  | { t: "batch"; messages: FromWorker[] }
   | { t: "ready"; backend: string; device: string; visibleDevices: string | undefined }
   | { t: "loadError"; code: string; message: string }
-  /**
-   * A run of tokens: request id and token id per token, and the tokens' texts
-   * joined, token i's text ending at ends[i] (typed arrays cross as raw bytes).
-   */
-  | { t: "toks"; ids: number[]; tokens: number[]; text: string; ends: number[] }
   /** The result less its tokens and text, which the parent already has. */
   | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text"> }
   | { t: "rejected"; id: number; code: string; message: string };
+
+/** The worker's file descriptor of its frame pipe to the pool. */
+export const FRAME_FD = 4;

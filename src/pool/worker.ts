@@ -2,21 +2,18 @@
  * A pool worker: one process per slice (a process can use one MIG instance),
  * loading the model with its own scheduler and streaming tokens to the parent.
  */
+import { Socket } from "node:net";
 import { NeoserveError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import type { TokenStream } from "../token-stream.js";
-import type { Token } from "../types.js";
-import type { FromWorker, ToWorker } from "./protocol.js";
+import { encodeFrames, TokenRun } from "./frames.js";
+import { FRAME_FD, type FromWorker, type ToWorker } from "./protocol.js";
 
-// Messages go out in batches, a run of tokens packed as typed arrays and one
-// string (see protocol.ts): a message, or even an object, per token would cost
-// the two processes more than the tokens themselves.
-interface TokenRun {
-  ids: number[];
-  tokens: number[];
-  text: string;
-  ends: number[];
-}
+const pipe = new Socket({ fd: FRAME_FD, readable: false, writable: true });
+pipe.on("error", () => {}); // the pool went away: "disconnect" below ends this process
+
+// Messages go out in batches, tokens packed into runs: a message, or even an
+// object, per token would cost the two processes more than the tokens themselves.
 let outbox: (FromWorker | TokenRun)[] = [];
 let run: TokenRun | undefined;
 
@@ -25,23 +22,15 @@ function send(m: FromWorker): void {
   enqueue(m);
 }
 
-function sendToken(id: number, token: Token): void {
-  if (!run) enqueue((run = { ids: [], tokens: [], text: "", ends: [] }));
-  run.ids.push(id);
-  run.tokens.push(token.id);
-  run.text += token.text;
-  run.ends.push(run.text.length);
+function sendToken(id: number, token: number, text: string): void {
+  if (!run) enqueue((run = new TokenRun()));
+  run.push(id, token, text);
 }
 
-function wire(m: FromWorker | TokenRun): FromWorker {
-  if ("t" in m) return m;
-  return { t: "toks", ...m };
-}
-
-// At most one message per flush interval: a fast engine's steps (a few ms on
-// the CPU) are packed together, since each message costs both processes a
-// wake-up; a step slower than that (a GPU batch) still goes out as soon as it
-// is done. Set by the pool (PoolOptions.flushIntervalMs).
+// At most one batch per flush interval: a fast engine's steps (a few ms on the
+// CPU) are packed together, since each write costs both processes a wake-up; a
+// step slower than that (a GPU batch) still goes out as soon as it is done.
+// Set by the pool (PoolOptions.flushIntervalMs).
 let flushMs = 10;
 let lastFlush = 0;
 
@@ -53,11 +42,11 @@ function enqueue(m: FromWorker | TokenRun): void {
 }
 
 function flush(): void {
-  const messages = outbox.map(wire);
+  const frames = encodeFrames(outbox);
   outbox = [];
   run = undefined;
   lastFlush = performance.now();
-  if (process.connected) process.send!(messages.length === 1 ? messages[0]! : { t: "batch", messages });
+  if (!pipe.destroyed) pipe.write(frames);
 }
 
 let model: Model | undefined;
@@ -65,7 +54,7 @@ const streams = new Map<number, TokenStream>();
 
 function serve(id: number, stream: TokenStream): void {
   streams.set(id, stream);
-  stream.onToken((token) => sendToken(id, token));
+  stream.onToken((token) => sendToken(id, token.id, token.text));
   void stream.result.then((result) => {
     streams.delete(id);
     const { tokens: _t, text: _x, logits: _l, ...rest } = result;
