@@ -43,30 +43,36 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 message(STATUS "TensorRT provider: building neoserve_tensorrt.so with ${NEOSERVE_TENSORRT_INCLUDE}, "
                "CUDA ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
 
-file(GLOB NEOSERVE_TENSORRT_SOURCES CONFIGURE_DEPENDS
-  ${CMAKE_SOURCE_DIR}/native/providers/tensorrt/*.cpp
-  ${CMAKE_SOURCE_DIR}/native/providers/tensorrt/*.cu)
-add_library(neoserve_tensorrt MODULE ${NEOSERVE_TENSORRT_SOURCES})
+# The CUDA kernels (*.cu) are an object library of their own, linked into
+# the provider and into the kernel tests (neoserve_tensorrt_kernel_tests), so
+# both run the same object code.
+file(GLOB NEOSERVE_TENSORRT_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/native/providers/tensorrt/*.cpp)
+file(GLOB NEOSERVE_TENSORRT_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/native/providers/tensorrt/*.cu)
+add_library(neoserve_tensorrt_kernels OBJECT ${NEOSERVE_TENSORRT_CUDA_SOURCES})
+add_library(neoserve_tensorrt MODULE ${NEOSERVE_TENSORRT_SOURCES} $<TARGET_OBJECTS:neoserve_tensorrt_kernels>)
 
 # The project's add_compile_options (-Wall -Wextra ..., sanitizers) are GCC
 # flags that nvcc rejects: keep them for C++ and hand them to nvcc's host
 # compiler for .cu files.
-get_target_property(_neoserve_trt_opts neoserve_tensorrt COMPILE_OPTIONS)
-set(_neoserve_trt_wrapped "")
-if(_neoserve_trt_opts)
-  foreach(_opt IN LISTS _neoserve_trt_opts)
-    list(APPEND _neoserve_trt_wrapped "$<$<COMPILE_LANGUAGE:CXX>:${_opt}>")
-    if(_opt MATCHES "^-W")
-      list(APPEND _neoserve_trt_wrapped "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${_opt}>")
-    endif()
-  endforeach()
-endif()
-set_property(TARGET neoserve_tensorrt PROPERTY COMPILE_OPTIONS ${_neoserve_trt_wrapped})
+foreach(_neoserve_trt_target neoserve_tensorrt neoserve_tensorrt_kernels)
+  get_target_property(_neoserve_trt_opts ${_neoserve_trt_target} COMPILE_OPTIONS)
+  set(_neoserve_trt_wrapped "")
+  if(_neoserve_trt_opts)
+    foreach(_opt IN LISTS _neoserve_trt_opts)
+      list(APPEND _neoserve_trt_wrapped "$<$<COMPILE_LANGUAGE:CXX>:${_opt}>")
+      if(_opt MATCHES "^-W")
+        list(APPEND _neoserve_trt_wrapped "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${_opt}>")
+      endif()
+    endforeach()
+  endif()
+  set_property(TARGET ${_neoserve_trt_target} PROPERTY COMPILE_OPTIONS ${_neoserve_trt_wrapped})
 
-target_include_directories(neoserve_tensorrt PRIVATE ${CMAKE_SOURCE_DIR}/native/providers/tensorrt)
-# TensorRT's and CUDA's headers warn under -Wextra: include them as system headers.
-target_include_directories(neoserve_tensorrt SYSTEM PRIVATE ${NEOSERVE_TENSORRT_INCLUDE} ${CUDAToolkit_INCLUDE_DIRS})
-target_link_libraries(neoserve_tensorrt PRIVATE neoserve_core CUDA::cudart_static)
+  target_include_directories(${_neoserve_trt_target} PRIVATE ${CMAKE_SOURCE_DIR}/native/providers/tensorrt)
+  # TensorRT's and CUDA's headers warn under -Wextra: include them as system headers.
+  target_include_directories(${_neoserve_trt_target} SYSTEM PRIVATE ${NEOSERVE_TENSORRT_INCLUDE} ${CUDAToolkit_INCLUDE_DIRS})
+  # Usage requirements only for the object library (the core's include directory).
+  target_link_libraries(${_neoserve_trt_target} PRIVATE neoserve_core CUDA::cudart_static)
+endforeach()
 
 # Export the two entry points and nothing else: the core (linked in
 # statically) and the static CUDA runtime stay private to this library, so
@@ -89,6 +95,10 @@ set_target_properties(neoserve_tensorrt PROPERTIES
   CXX_VISIBILITY_PRESET hidden CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
   CUDA_RUNTIME_LIBRARY Static
   CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+set_target_properties(neoserve_tensorrt_kernels PROPERTIES
+  CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
+  CUDA_RUNTIME_LIBRARY Static
+  CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
 
 # ctest suite "tensorrt": the provider against the CPU on a real engine when
 # NEOSERVE_TEST_ENGINE_DIR / NEOSERVE_TEST_HF_DIR name one and a GPU is there;
@@ -97,4 +107,20 @@ if(NEOSERVE_TESTS AND TARGET neoserve_tests)
   add_dependencies(neoserve_tests neoserve_tensorrt)
   add_test(NAME tensorrt COMMAND neoserve_tests tensorrt.)
   set_tests_properties(tensorrt PROPERTIES ENVIRONMENT "NEOSERVE_TENSORRT_PROVIDER=$<TARGET_FILE:neoserve_tensorrt>")
+endif()
+
+# ctest suite "tensorrt_kernels": the provider's CUDA kernels (kv_kernels.h)
+# against a host reference on a real GPU; without a usable CUDA device each
+# case prints "skipped: <why>" and passes. The binary needs neither
+# libnvinfer nor Node, only a GPU: bash scripts/build-tensorrt.sh --ctest-only.
+if(NEOSERVE_TESTS)
+  add_executable(neoserve_tensorrt_kernel_tests
+    ${CMAKE_SOURCE_DIR}/native/test/tensorrt_kernels/test_kv_kernels.cpp
+    ${CMAKE_SOURCE_DIR}/native/test/harness_main.cpp
+    $<TARGET_OBJECTS:neoserve_tensorrt_kernels>)
+  target_include_directories(neoserve_tensorrt_kernel_tests PRIVATE
+    ${CMAKE_SOURCE_DIR}/native ${CMAKE_SOURCE_DIR}/native/test)
+  target_include_directories(neoserve_tensorrt_kernel_tests SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_link_libraries(neoserve_tensorrt_kernel_tests PRIVATE CUDA::cudart_static)
+  add_test(NAME tensorrt_kernels COMMAND neoserve_tensorrt_kernel_tests tensorrt_kernels.)
 endif()
