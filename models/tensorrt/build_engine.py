@@ -43,18 +43,11 @@ import subprocess
 import sys
 import time
 
+# The exporter's I/O names are the defaults (the scripts run from their own directory).
+from export_onnx import IO as DEFAULT_IO, layer_name
+
 MANIFEST_FORMAT = "neoserve-tensorrt"
 MANIFEST_FORMAT_VERSION = 1
-DEFAULT_IO = {
-    "inputIds": "input_ids",
-    "attentionMask": "attention_mask",
-    "positionIds": "position_ids",
-    "pastKey": "past_key_values.{i}.key",
-    "pastValue": "past_key_values.{i}.value",
-    "logits": "logits",
-    "presentKey": "present.{i}.key",
-    "presentValue": "present.{i}.value",
-}
 # Calibration text: varied registers so activation ranges are not those of one style. Tokenized and cut into
 # chunks; repeated as needed.
 CALIB_TEXT = """\
@@ -121,10 +114,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Profile
-
-
-def layer_name(pattern: str, i: int) -> str:
-    return pattern.replace("{i}", str(i))
 
 
 def read_export(onnx_dir: str) -> dict:

@@ -41,6 +41,20 @@ struct LogitsOut {
   const float* row(int32_t i) const { return data.data() + static_cast<size_t>(i) * vocab; }
 };
 
+// What every provider refuses in a step, before doing any work: no tokens, a
+// bad position, positions past the context, a token outside the vocabulary, a
+// block table that misses blocks or names unknown ones. Throws InvalidRequest
+// naming the step and sequence.
+struct StepLimits {
+  int32_t vocab = 0;
+  int32_t max_positions = 0;
+  int32_t block_size = 16;
+  int32_t num_blocks = 0;
+};
+void check_steps(std::span<const SeqStep> batch, const StepLimits& limits);
+// "batch[i] (sequence id): ", the prefix of every such error.
+std::string step_where(std::span<const SeqStep> batch, size_t i);
+
 class Provider {
  public:
   virtual ~Provider() = default;

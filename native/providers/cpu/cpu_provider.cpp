@@ -111,26 +111,7 @@ void CpuProvider::step(std::span<const SeqStep> batch, LogitsOut& out) {
 }
 
 void CpuProvider::validate(std::span<const SeqStep> batch) const {
-  for (size_t s = 0; s < batch.size(); ++s) {
-    const SeqStep& st = batch[s];
-    const std::string where = "batch[" + std::to_string(s) + "] (sequence " + std::to_string(st.id) + "): ";
-    if (st.tokens.empty()) throw_invalid(where + "no tokens");
-    if (st.pos < 0) throw_invalid(where + "negative position " + std::to_string(st.pos));
-    const int64_t end = static_cast<int64_t>(st.pos) + static_cast<int64_t>(st.tokens.size());
-    if (end > cfg_.max_position_embeddings)
-      throw_invalid(where + "positions up to " + std::to_string(end) + " exceed the context of " +
-                    std::to_string(cfg_.max_position_embeddings));
-    for (int32_t t : st.tokens)
-      if (t < 0 || t >= cfg_.vocab_size)
-        throw_invalid(where + "token id " + std::to_string(t) + " outside the vocabulary [0, " + std::to_string(cfg_.vocab_size) + ")");
-    const int64_t needed = (end + block_size_ - 1) / block_size_;
-    if (static_cast<int64_t>(st.kv_blocks.size()) < needed)
-      throw_invalid(where + "block table has " + std::to_string(st.kv_blocks.size()) + " blocks, positions up to " +
-                    std::to_string(end) + " need " + std::to_string(needed));
-    for (int64_t i = 0; i < needed; ++i)
-      if (st.kv_blocks[i] < 0 || st.kv_blocks[i] >= num_blocks_)
-        throw_invalid(where + "KV block " + std::to_string(st.kv_blocks[i]) + " outside [0, " + std::to_string(num_blocks_) + ")");
-  }
+  check_steps(batch, {cfg_.vocab_size, cfg_.max_position_embeddings, block_size_, num_blocks_});
 }
 
 void CpuProvider::ensure_rope(int32_t positions) {

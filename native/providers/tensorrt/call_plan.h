@@ -54,36 +54,19 @@ inline int32_t past_floor(const PlanLimits& l, int32_t tokens) {
   return static_cast<int32_t>(std::max<int64_t>({0, l.min_past, l.mask_min - tokens}));
 }
 
-// Throws InvalidRequest, as the CPU provider does, for a step the provider
-// cannot run: no tokens, a bad position, a token outside the vocabulary, a
-// block table that misses blocks or names unknown ones.
+// Throws InvalidRequest for a step the provider cannot run: what every
+// provider refuses (check_steps), and positions the engine's profile cannot reach.
 inline void validate_batch(std::span<const SeqStep> batch, const PlanLimits& l) {
+  check_steps(batch, {l.vocab, l.max_position_embeddings, l.block_size, l.num_blocks});
   for (size_t s = 0; s < batch.size(); ++s) {
     const SeqStep& st = batch[s];
-    const std::string where = "batch[" + std::to_string(s) + "] (sequence " + std::to_string(st.id) + "): ";
-    if (st.tokens.empty()) throw_invalid(where + "no tokens");
-    if (st.pos < 0) throw_invalid(where + "negative position " + std::to_string(st.pos));
     const int64_t end = static_cast<int64_t>(st.pos) + static_cast<int64_t>(st.tokens.size());
-    if (end > l.max_position_embeddings)
-      throw_invalid(where + "positions up to " + std::to_string(end) + " exceed the context of " +
-                    std::to_string(l.max_position_embeddings));
     // The step's last piece starts at max(pos, end - chunk_cap); its past must fit the profile.
     if (st.pos > l.max_past || end > l.max_past + l.chunk_cap)
-      throw_invalid(where + "positions up to " + std::to_string(end) +
+      throw_invalid(step_where(batch, s) + "positions up to " + std::to_string(end) +
                     " exceed what the engine's profile allows (a past of at most " + std::to_string(l.max_past) +
                     " positions and " + std::to_string(l.chunk_cap) + " new tokens per call; context " +
                     std::to_string(l.max_context) + ")");
-    for (int32_t t : st.tokens)
-      if (t < 0 || t >= l.vocab)
-        throw_invalid(where + "token id " + std::to_string(t) + " outside the vocabulary [0, " + std::to_string(l.vocab) + ")");
-    const int64_t needed = (end + l.block_size - 1) / l.block_size;
-    if (static_cast<int64_t>(st.kv_blocks.size()) < needed)
-      throw_invalid(where + "block table has " + std::to_string(st.kv_blocks.size()) + " blocks, positions up to " +
-                    std::to_string(end) + " need " + std::to_string(needed));
-    for (int64_t i = 0; i < needed; ++i)
-      if (st.kv_blocks[i] < 0 || st.kv_blocks[i] >= l.num_blocks)
-        throw_invalid(where + "KV block " + std::to_string(st.kv_blocks[i]) + " outside [0, " +
-                      std::to_string(l.num_blocks) + ")");
   }
 }
 

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 
@@ -369,14 +370,20 @@ void TensorRtProvider::run_call(size_t index, std::span<const SeqStep> batch, Lo
   cuda_check(gather_past(geom_, args, kv_cache_.get(), past_.get(), past_stride_, stream), "gather the past KV");
 
   logger_.clear();
-  set_input_shape(ids_name_, {B, S});
-  set_input_shape(positions_name_, {B, S});
-  set_input_shape(mask_name_, {B, width});
-  for (const std::string& name : past_names_) set_input_shape(name, {B, cfg_.num_key_value_heads, P, cfg_.head_dim});
-  // The scatter and the logits gather read the outputs at these shapes.
-  expect_output_shape(logits_name_, {B, S, cfg_.vocab_size});
-  for (const std::string& name : present_names_)
-    expect_output_shape(name, {B, cfg_.num_key_value_heads, width, cfg_.head_dim});
+  // The context keeps its input shapes: set (and check the outputs) only when the call's shape changes,
+  // which for a steady decode batch is rarely.
+  if (const std::array<int64_t, 3> shape{B, P, S}; shape != context_shape_) {
+    context_shape_ = {-1, -1, -1};  // unknown until every shape below is set
+    set_input_shape(ids_name_, {B, S});
+    set_input_shape(positions_name_, {B, S});
+    set_input_shape(mask_name_, {B, width});
+    for (const std::string& name : past_names_) set_input_shape(name, {B, cfg_.num_key_value_heads, P, cfg_.head_dim});
+    // The scatter and the logits gather read the outputs at these shapes.
+    expect_output_shape(logits_name_, {B, S, cfg_.vocab_size});
+    for (const std::string& name : present_names_)
+      expect_output_shape(name, {B, cfg_.num_key_value_heads, width, cfg_.head_dim});
+    context_shape_ = shape;
+  }
 
   if (!context_->enqueueV3(stream))
     throw Error(ErrorCode::Internal, "tensorrt provider: " + logger_.explain("enqueueV3 failed for a call of " +

@@ -63,6 +63,7 @@ class TensorRtProvider final : public Provider {
   void run_call(size_t index, std::span<const SeqStep> batch, LogitsOut& out);
   void flush_logits(LogitsOut& out);
   void set_input_shape(const std::string& name, std::initializer_list<int64_t> dims);
+  std::array<int64_t, 3> context_shape_{-1, -1, -1};  // (B, P, S) the context's input shapes were last set for
   void expect_output_shape(const std::string& name, std::initializer_list<int64_t> dims);
 
   // --- what was loaded
