@@ -7,8 +7,9 @@
 #                                                in build-gpu/ (Ninja), then its ctest suites
 #
 # Needs TensorRT 10 headers (NvInfer.h): third_party/tensorrt/include, or the
-# directory NEOSERVE_TENSORRT_INCLUDE names; and a CUDA toolkit (nvcc). Neither
-# libnvinfer nor a GPU is needed to build. Jobs: NEOSERVE_BUILD_JOBS (default 2).
+# directory NEOSERVE_TENSORRT_INCLUDE names; a CUDA toolkit (nvcc); CMake, and
+# Ninja for --ctest-only. Neither libnvinfer nor a GPU is needed to build.
+# Jobs: NEOSERVE_BUILD_JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -49,4 +50,10 @@ fi
 cmakejs="$(node -p "require('path').join(require('path').dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js')")"
 node "$cmakejs" configure --out build --CDNEOSERVE_TENSORRT_INCLUDE="$include"
 node "$cmakejs" build --out build --parallel "$jobs"
+if [[ ! -f build/Release/neoserve_tensorrt.so ]]; then
+  echo "build-tensorrt.sh: the addon built, the provider did not: CMake skipped neoserve_tensorrt.so" \
+       "(its reason is the 'TensorRT provider' line of the configure output above; usually no nvcc found:" \
+       "put the CUDA toolkit's bin/ on PATH or set CUDACXX)" >&2
+  exit 1
+fi
 ls -l build/Release/neoserve.node build/Release/neoserve_tensorrt.so

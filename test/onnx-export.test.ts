@@ -4,12 +4,14 @@
 // and check_onnx.py compares the ONNX (alone, and batched with padding in the
 // middle) with transformers and with those logits. Everywhere python3 runs:
 // build_engine.py --dry-run prints the trtexec profile for the tiny model's
-// shapes and the neoserve.json it would write, and writes nothing.
+// shapes and the neoserve.json it would write, and writes nothing; with a
+// stand-in trtexec it writes a neoserve.json that the engine loader accepts.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { ModelLoadError, ProviderUnavailableError } from "../src/errors.js";
 import { loadModel } from "../src/index.js";
 import { hfDir, repoRoot } from "./helpers/paths.js";
 
@@ -225,5 +227,106 @@ describe.skipIf(noPython !== undefined)("build_engine.py --dry-run", () => {
     expect(trtexec).toContain(`--onnx=${join(dir, "model.int8.onnx")}`);
     expect(trtexec).toContain("--stronglyTyped");
     expect(manifest).toMatchObject({ engine: "model-int8.plan", precision: "int8" });
+  });
+});
+
+// A shell script standing in for trtexec: its banner names a TensorRT version, --saveEngine writes a file,
+// and --getPlanVersionOnly answers with another version, so the test sees which one build_engine.py records.
+function standInTrtexec(bannerVersion: number, planVersion: string): string {
+  const path = join(tempDir(), "trtexec");
+  writeFileSync(
+    path,
+    [
+      "#!/usr/bin/env bash",
+      `echo "&&&& RUNNING TensorRT.trtexec [TensorRT v${bannerVersion}] [b1] # trtexec $*"`,
+      'for a in "$@"; do',
+      '  case "$a" in',
+      "    --saveEngine=*) printf 'ftrt stand-in plan' > \"${a#--saveEngine=}\" ;;",
+      `    --getPlanVersionOnly) echo "[I] Plan was created with TensorRT version ${planVersion}" ;;`,
+      "  esac",
+      "done",
+      'echo "$*" >> "$(dirname "$0")/calls.log"',
+      "",
+    ].join("\n"),
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+describe.skipIf(noPython !== undefined)("build_engine.py with a stand-in trtexec", () => {
+  /** What export_onnx.py leaves: a (placeholder) model.onnx, export.json, the config and tokenizer. */
+  function exported(): string {
+    const dir = tempDir();
+    const config = JSON.parse(readFileSync(join(tiny, "config.json"), "utf8"));
+    writeFileSync(join(dir, "model.onnx"), "placeholder: only the stand-in trtexec reads it");
+    writeFileSync(
+      join(dir, "export.json"),
+      JSON.stringify({
+        format: "neoserve-onnx-export",
+        formatVersion: 1,
+        onnx: "model.onnx",
+        dtype: "float32",
+        modelType: "llama",
+        numLayers: config.num_hidden_layers,
+        numKeyValueHeads: config.num_key_value_heads,
+        headDim: config.head_dim ?? config.hidden_size / config.num_attention_heads,
+        vocabSize: config.vocab_size,
+        io: {
+          inputIds: "input_ids",
+          attentionMask: "attention_mask",
+          positionIds: "position_ids",
+          pastKey: "past_key_values.{i}.key",
+          pastValue: "past_key_values.{i}.value",
+          logits: "logits",
+          presentKey: "present.{i}.key",
+          presentValue: "present.{i}.value",
+        },
+      }),
+    );
+    for (const f of ["config.json", "tokenizer.json"]) copyFileSync(join(tiny, f), join(dir, f));
+    return dir;
+  }
+
+  it("records the plan's own TensorRT version in a neoserve.json the engine loader accepts", async () => {
+    const dir = exported();
+    const trtexec = standInTrtexec(101600, "10.16.1.7");
+    const r = py([join(tools, "build_engine.py"), dir, "--precision", "fp16", "--trtexec", trtexec], 60_000);
+    expect(r.code, r.out).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(dir, "neoserve.json"), "utf8"));
+    expect(manifest).toMatchObject({ engine: "model-fp16.plan", precision: "fp16", tensorrtVersion: "10.16.1" });
+    expect(readFileSync(join(dir, "model-fp16.plan"), "utf8")).toBe("ftrt stand-in plan");
+
+    // The loader reads that manifest, checks the engine file and the library's version (the fake
+    // libnvinfer reports exactly 10.16.1), and gets as far as the provider, which finds no GPU here.
+    const fakes = join(repoRoot, "build", "fake_tensorrt");
+    const keys = ["NEOSERVE_NVINFER_LIBRARY", "NEOSERVE_TENSORRT_PROVIDER", "FAKE_NVINFER_VERSION"] as const;
+    const saved = keys.map((k) => process.env[k]);
+    Object.assign(process.env, {
+      NEOSERVE_NVINFER_LIBRARY: join(fakes, "libnvinfer.so.10"),
+      NEOSERVE_TENSORRT_PROVIDER: join(fakes, "neoserve_tensorrt.so"),
+      FAKE_NVINFER_VERSION: "101601",
+    });
+    try {
+      const err = await loadModel(dir, { backend: "tensorrt" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ProviderUnavailableError);
+      expect(err).not.toBeInstanceOf(ModelLoadError);
+      expect(String(err)).toMatch(/no CUDA device/);
+    } finally {
+      keys.forEach((k, i) => (saved[i] === undefined ? delete process.env[k] : (process.env[k] = saved[i])));
+    }
+  });
+
+  it("refuses a trtexec of another TensorRT major before building anything", () => {
+    const dir = exported();
+    const trtexec = standInTrtexec(110000, "11.0.0.1");
+    const r = py([join(tools, "build_engine.py"), dir, "--precision", "fp16", "--trtexec", trtexec], 60_000);
+    expect(r.code, r.out).toBe(2);
+    expect(r.out).toMatch(/is TensorRT 11\.0\.0; neoserve's provider runs TensorRT 10 engines/);
+    // Only the version probe ran: no build, no engine, no manifest.
+    expect(readFileSync(join(trtexec, "..", "calls.log"), "utf8").trim()).toBe("--help");
+    for (const f of ["neoserve.json", "model-fp16.plan", "build.json"]) expect(existsSync(join(dir, f)), f).toBe(false);
   });
 });

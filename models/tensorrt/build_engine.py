@@ -19,8 +19,9 @@ chunk), MC = --max-context (cached positions a call can attend besides its new t
 then feeds one masked padding slot), OB/OS/OP = the shape TensorRT tunes kernels for (default: a full batch
 of single-token decodes over MC/2 cached positions).
 
-fp16: trtexec --fp16 for a float32 export (the I/O, KV cache included, stays float32), --stronglyTyped for a
-      float16 export (the graph's own types: float16 KV cache, float32 logits).
+fp16: trtexec --fp16 for a float32 export (the I/O, KV cache included, stays float32; TensorRT 10.12+ marks
+      --fp16 deprecated in favour of strong typing, but every 10.x honours it), --stronglyTyped for a float16
+      export (the graph's own types: float16 KV cache, float32 logits): the path for production engines.
 int8: quantizes the ONNX with TensorRT Model Optimizer first (python -m modelopt.onnx.quantization
       --quantize_mode int8, Q/DQ nodes on the MatMuls, float16 elsewhere), calibrated on --calib-prompts
       sequences of the tokenizer's text: each sample is a --calib-tokens chunk whose past (another chunk of
@@ -28,8 +29,10 @@ int8: quantizes the ONNX with TensorRT Model Optimizer first (python -m modelopt
       input, keyed by input name); then trtexec --stronglyTyped.
 
 Then writes <onnx_dir>/neoserve.json (format neoserve-tensorrt v1) naming the engine, its precision and the
-TensorRT version that built it (from trtexec's banner, else the tensorrt Python module), and build.json
-(profile, commands, versions). --dry-run prints the commands and the manifest and runs nothing.
+TensorRT version that built it (read back from the plan with trtexec --getPlanVersionOnly, else trtexec's
+banner, else the tensorrt Python module), and build.json (profile, commands, versions). A trtexec of another
+TensorRT major than 10 is refused before anything runs. --dry-run prints the commands and the manifest and
+runs nothing.
 """
 from __future__ import annotations
 
@@ -188,7 +191,11 @@ def find_trtexec(explicit: str | None, dry_run: bool) -> str:
 
 
 def parse_trt_version(text: str) -> str | None:
-    """'10.8.0' from trtexec output: '[TensorRT v100800]' in its banner, or a 'TensorRT version: 10.8.0' line."""
+    """'10.8.0' from trtexec output: a plan's 'Plan was created with TensorRT version 10.8.0.43' line, a
+    'TensorRT version: 10.8.0' line, or '[TensorRT v100800]' in its banner."""
+    m = re.search(r"Plan was created with TensorRT version (\d+)\.(\d+)\.(\d+)", text)
+    if m:
+        return ".".join(m.groups())
     m = re.search(r"TensorRT version:\s*(\d+)\.(\d+)\.(\d+)", text)
     if m:
         return ".".join(m.groups())
@@ -216,6 +223,17 @@ def trtexec_banner_version(trtexec: str) -> str | None:
     except Exception:
         return None
     return parse_trt_version(out.stdout + out.stderr)
+
+
+def plan_version(trtexec: str, engine_path: str) -> str | None:
+    """The TensorRT version recorded in the plan itself (trtexec reads its header; needs no GPU time)."""
+    try:
+        out = subprocess.run([trtexec, "--getPlanVersionOnly", f"--loadEngine={engine_path}"], capture_output=True,
+                             text=True, timeout=300)
+    except Exception:
+        return None
+    m = re.search(r"Plan was created with TensorRT version (\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
+    return ".".join(m.groups()) if m else None
 
 
 def run_logged(cmd: list, log_path: str) -> str:
@@ -419,6 +437,14 @@ def main(argv=None) -> int:
         print("\ndry run: nothing was run or written")
         return 0
 
+    # Before quantizing or building: an engine of another major could not be loaded by the provider.
+    trtexec_version = trtexec_banner_version(trtexec)
+    if trtexec_version is None:
+        print(f"warning: cannot tell {trtexec}'s TensorRT version from its --help banner; going on", file=sys.stderr)
+    elif not trtexec_version.startswith("10."):
+        die(f"{trtexec} is TensorRT {trtexec_version}; neoserve's provider runs TensorRT 10 engines "
+            "(put TensorRT 10's trtexec first on PATH, or pass --trtexec PATH)")
+
     t0 = time.time()
     with open(log_path, "w") as log:
         log.write(f"build_engine.py {' '.join(sys.argv[1:])}\n")
@@ -434,10 +460,10 @@ def main(argv=None) -> int:
     if not os.path.isfile(engine_path) or os.path.getsize(engine_path) == 0:
         die(f"trtexec reported success but wrote no engine at {engine_path}", 1)
 
-    version = parse_trt_version(output)
+    version = plan_version(trtexec, engine_path) or parse_trt_version(output)
     py_version = python_trt_version()
     if version is None:
-        version = py_version or trtexec_banner_version(trtexec)
+        version = py_version or trtexec_version
     elif py_version and py_version != version:
         print(f"warning: the tensorrt Python module is {py_version} but trtexec built with {version}; "
               f"neoserve.json records {version}", file=sys.stderr)

@@ -137,7 +137,12 @@ def load_model(torch, transformers, hf_dir: str, dtype, attn: str, device: str):
     else:
         kwargs["torch_dtype"] = dtype
     model = AutoModelForCausalLM.from_pretrained(hf_dir, **kwargs)
-    model = model.to(device=device, dtype=dtype)
+    # Only the device: from_pretrained has cast the weights, and Module.to(dtype) would also round the rotary
+    # embedding's inv_freq buffer, which transformers keeps (and computes RoPE angles in) float32.
+    model = model.to(device=device)
+    other = sorted({str(p.dtype) for p in model.parameters() if p.dtype != dtype})
+    if other:
+        die(f"transformers loaded weights in {', '.join(other)}, not {dtype}")
     model.eval()
     model.config.use_cache = True
     return model
@@ -278,13 +283,16 @@ def export(torch, onnx, wrapper, args_example, path: str, opset: int, inputs, ou
 def save_consolidated(onnx, src: str, dst_dir: str, param_bytes: int) -> dict:
     """Re-saves the exported graph as model.onnx (+ one model.onnx.data when large)."""
     model = onnx.load(src)  # loads external data written beside src, if any
+    # The graph's own weights decide, not the module's: folding constants can add copies (a tied embedding
+    # also stored transposed for the LM head), and a proto past 2 GiB cannot be saved.
+    graph_bytes = sum(len(t.raw_data) if t.HasField("raw_data") else t.ByteSize() for t in model.graph.initializer)
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]
     dst = os.path.join(dst_dir, ONNX_FILE)
     data = os.path.join(dst_dir, ONNX_DATA_FILE)
     if os.path.exists(data):
         os.remove(data)
-    external = param_bytes > EXTERNAL_DATA_THRESHOLD
+    external = max(param_bytes, graph_bytes) > EXTERNAL_DATA_THRESHOLD
     if external:
         onnx.save_model(model, dst, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=ONNX_DATA_FILE, size_threshold=1024)
