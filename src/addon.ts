@@ -7,48 +7,77 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Native finish codes, in the order of native/core/scheduler/request.h FinishReason. */
-export const enum NativeFinish {
-  None = 0,
-  Stop = 1,
-  Length = 2,
-  Cancelled = 3,
-  Error = 4,
-  DeadlineExceeded = 5,
-  QueueTimeout = 6,
-}
-
+/**
+ * The load options of native/core/options.h, where each is defined once with
+ * its default, range and meaning (`addon().optionTable()` lists them). Absent
+ * means the native default. A test checks these names against the table.
+ */
 export interface RawLoadOptions {
-  backend: string;
-  precision: string;
-  threads: number;
-  device: string;
+  /** "auto" picks the best engine this machine has; "synthetic" runs no model (scheduler benchmarks). Default "auto". */
+  backend?: "auto" | "cpu" | "tensorrt" | "synthetic";
+  /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. Default "auto". */
+  precision?: "auto" | "f32" | "int8";
+  /** Engine threads; 0 = all cores. Default 0, at most 1024. */
+  threads?: number;
+  /** An accelerator: a CUDA index, "GPU-<uuid>" or "MIG-<uuid>"; "" = the first. */
+  device?: string;
+  /** Positions per KV-cache block. Default 16, in [1, 1024]. */
   kvBlockSize?: number;
+  /** Bytes of KV cache; 0 = the provider's default. */
   kvMemoryBytes?: number;
+  /** Sequences in one step. Default 16, in [1, 16384]. */
   maxBatchSize?: number;
+  /** Tokens in one step: decodes + prompt chunks (longer prompts are chunked). Default 512. */
   maxBatchTokens?: number;
+  /** Waiting requests; beyond it generate() throws QueueFullError. Default 0 = unbounded. */
   maxQueueSize?: number;
+  /** A request not started within this many ms ends with "queue_timeout". Default 0 = no cap. */
   maxQueueDelayMs?: number;
+  /** Inter-token latency cap: prompt work per step is limited so decode steps stay under it. Default 0 = off. */
   itlCapMs?: number;
-  policy?: string;
-  kvPolicy?: string;
+  /** Order of waiting requests: arrival, request priority, or earliest deadline. Default "fcfs". */
+  policy?: "fcfs" | "priority" | "edf";
+  /** "no-evict" reserves prompt + maxTokens at admission; "max-utilization" admits on need and preempts by recompute. Default "no-evict". */
+  kvPolicy?: "no-evict" | "max-utilization";
 }
 
+/** One load option as native/core/options.h defines it. */
+export interface RawOptionDescription {
+  name: keyof RawLoadOptions;
+  kind: "integer" | "number" | "bytes" | "text" | "choice";
+  default: number | string;
+  min?: number;
+  max?: number;
+  choices: string[];
+  meaning: string;
+}
+
+/** What a model can take (native RequestLimits). */
+export interface RawRequestLimits {
+  vocabSize: number;
+  maxContext: number;
+  kvBlockSize: number;
+  kvBlocks: number;
+}
+
+/** A request as native code reads it (model_handle.cpp); absent fields take GenerationRequest's defaults. */
 export interface RawRequest {
   tokens: Int32Array;
-  maxTokens: number;
-  temperature: number;
-  topK: number;
-  topP: number;
-  minP: number;
-  repetitionPenalty: number;
-  frequencyPenalty: number;
-  presencePenalty: number;
-  seed: number;
-  stopTokenIds: Int32Array;
-  captureLogits: boolean;
-  priority: number;
-  deadlineMs: number;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Absent: a fresh random seed. */
+  seed?: number;
+  stopTokenIds?: Int32Array | readonly number[];
+  ignoreEos?: boolean;
+  captureLogits?: boolean;
+  priority?: number;
+  deadlineMs?: number;
 }
 
 export interface RawModelInfo {
@@ -125,7 +154,8 @@ export interface RawModel {
   ggufTokenizer(): RawGgufTokenizer | null;
   /** Throws an Error with code "invalid_request" when the request is rejected. */
   submit(request: RawRequest): number;
-  cancel(id: number): void;
+  /** "stop": the caller's stop string ended it (a normal completion); otherwise a cancellation. */
+  cancel(id: number, reason?: "stop"): void;
   stats(): RawStats;
   dispose(): Promise<void>;
 }
@@ -185,6 +215,13 @@ export interface RawTelemetry {
 
 export interface RawAddon {
   loadModel(path: string, options: RawLoadOptions, onEvents: RawEventsCallback): Promise<RawModel>;
+  optionTable(): RawOptionDescription[];
+  /** Throws (code "invalid_request") what submit() would throw for `request` on a model with these limits. */
+  checkRequest(request: RawRequest, limits: RawRequestLimits): void;
+  /** native ErrorCode names, indexed by value (native/core/error.h). */
+  errorCodes: string[];
+  /** native FinishReason names, indexed by the values in `finishes` of RawEventsCallback; [0] is "none" (a token). */
+  finishReasons: string[];
   /** NVML from `nvmlLibrary` (default: $NEOSERVE_NVML_LIBRARY, else libnvidia-ml.so.1). */
   TelemetryHandle: new (nvmlLibrary?: string) => RawTelemetry;
 }

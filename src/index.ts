@@ -1,8 +1,10 @@
 export { Runtime, type RuntimeOptions } from "./runtime.js";
 export type { GpuTelemetry, MigTelemetry, TelemetrySnapshot } from "./addon.js";
-export { loadModel, Model, type LoadOptions, type ModelInfo, type SchedulerOptions } from "./model.js";
+export type { Engine, EngineStats } from "./engine.js";
+export { GenerationStream } from "./generation-stream.js";
+export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelStats, type SchedulerOptions } from "./model.js";
 export { TokenStream } from "./token-stream.js";
-export { ModelPool, type PoolOptions, type SliceStats } from "./pool/pool.js";
+export { ModelPool, type PoolOptions, type PoolStats, type SliceStats } from "./pool/pool.js";
 export { PoolStream } from "./pool/pool-stream.js";
 export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, Token } from "./types.js";
 export * from "./errors.js";

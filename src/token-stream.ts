@@ -1,25 +1,16 @@
 /**
- * One request's tokens as an AsyncIterable, plus its final result. Fed by the
- * Model's event dispatcher; a consumer that stops iterating cancels the request.
+ * A Model's request: native token ids become text here (incremental
+ * detokenization, stop strings held back until they cannot match), and its
+ * latencies are recorded. Fed by the Model's event dispatcher.
  */
-import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import { GenerationStream } from "./generation-stream.js";
 import type { LatencyRecorder } from "./latency.js";
 import { StopStringMatcher } from "./stop-strings.js";
-import { TokenChannel } from "./token-channel.js";
-import type { FinishReason, GenerateResult, Token } from "./types.js";
+import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import type { FinishReason } from "./types.js";
 
-export class TokenStream implements AsyncIterable<Token> {
-  /** Resolves once, when the request ends for whatever reason; never rejects. */
-  readonly result: Promise<GenerateResult>;
-
-  private resolveResult!: (r: GenerateResult) => void;
-  private readonly channel: TokenChannel;
-  private done = false;
-  private readonly tokens: number[] = [];
+export class TokenStream extends GenerationStream {
   private logits: Float32Array[] | undefined;
-  private text = "";
-  /** When generate() was called: every timing counts from it. */
-  private readonly startedAt: number;
   private firstTokenAt: number | null = null;
   private lastTokenAt = 0;
   private queuedMs: number | null = null;
@@ -29,23 +20,12 @@ export class TokenStream implements AsyncIterable<Token> {
     private readonly promptTokens: number,
     private readonly detokenizer: IncrementalDetokenizer,
     stop: readonly string[],
-    private readonly onCancel: () => void,
+    onCancel: () => void,
     private readonly latency?: LatencyRecorder,
     startedAt = performance.now(),
   ) {
-    this.startedAt = startedAt;
+    super(onCancel, startedAt);
     this.stopMatcher = new StopStringMatcher(stop);
-    this.channel = new TokenChannel(() => this.cancel());
-    this.result = new Promise((resolve) => (this.resolveResult = resolve));
-  }
-
-  get finished(): boolean {
-    return this.done;
-  }
-
-  /** Ends the request; tokens already produced stay in the result. */
-  cancel(): void {
-    if (!this.done) this.onCancel();
   }
 
   /** @internal the scheduler started the request after it waited `queuedMs` in its queue. */
@@ -64,7 +44,7 @@ export class TokenStream implements AsyncIterable<Token> {
    * Returns true when a stop string ended the text.
    */
   pushToken(id: number, last = false): boolean {
-    if (this.done) return false;
+    if (this.finished) return false;
     const now = performance.now();
     if (this.firstTokenAt === null) {
       this.firstTokenAt = now;
@@ -73,7 +53,6 @@ export class TokenStream implements AsyncIterable<Token> {
       this.latency?.interToken(now - this.lastTokenAt);
     }
     this.lastTokenAt = now;
-    this.tokens.push(id);
     let piece = this.detokenizer.push(id);
     if (last) piece += this.detokenizer.flush();
     if (!this.stopMatcher.active) {
@@ -92,15 +71,12 @@ export class TokenStream implements AsyncIterable<Token> {
    * texts joined: what was still held back when a request ends without a
    * final token (cancelled, error) is dropped.
    */
-  end(reason: FinishReason, error?: string): void {
-    if (this.done) return;
-    this.done = true;
+  override end(reason: FinishReason, error?: string): void {
+    if (this.finished) return;
     const now = performance.now();
     const completion = this.tokens.length;
     if (reason === "stop" || reason === "length") this.latency?.endToEnd(now - this.startedAt);
-    this.resolveResult({
-      tokens: this.tokens.slice(),
-      text: this.text,
+    this.settle({
       finishReason: reason,
       ...(this.logits ? { logits: this.logits } : {}),
       ...(error !== undefined ? { error } : {}),
@@ -115,23 +91,5 @@ export class TokenStream implements AsyncIterable<Token> {
             : null,
       },
     });
-    this.channel.close();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Token> {
-    return this.channel[Symbol.asyncIterator]();
-  }
-
-  /**
-   * Reads the tokens with a callback instead of `for await`: each token, as it
-   * arrives, synchronously; the end is `result`. A stream is read one way, once.
-   */
-  onToken(listener: (token: Token) => void): void {
-    this.channel.listen(listener);
-  }
-
-  private emit(token: Token): void {
-    this.text += token.text;
-    this.channel.push(token);
   }
 }

@@ -3,6 +3,7 @@
 
 #include "js_errors.h"
 #include "js_options.h"
+#include "js_request.h"
 #include "model_handle.h"
 #include "telemetry_handle.h"
 #include "providers/registry.h"
@@ -65,50 +66,82 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsString() || !info[1].IsObject() || !info[2].IsFunction())
     throw to_js_error(env, Error(ErrorCode::InvalidRequest, "loadModel(path, options, onEvents)"));
-  Napi::Object o = info[1].As<Napi::Object>();
-  ProviderOptions options;
-  SchedulerOptions scheduler;
+  LoadOptions options;
   guarded(env, [&] {
-    options.backend = string_or(o, "backend", "auto");
-    options.precision = string_or(o, "precision", "auto");
-    options.threads = int_or(o, "threads", 0);
-    options.device = string_or(o, "device", "");
-    options.kv_block_size = int_or(o, "kvBlockSize", 16);
-    const double kv_bytes = number_or(o, "kvMemoryBytes", 0);
-    if (kv_bytes < 0) throw_invalid("kvMemoryBytes must be 0 (default) or more");
-    options.kv_memory_bytes = static_cast<size_t>(kv_bytes);
-    scheduler.max_batch_size = int_or(o, "maxBatchSize", scheduler.max_batch_size);
-    scheduler.max_batch_tokens = int_or(o, "maxBatchTokens", scheduler.max_batch_tokens);
-    scheduler.max_queue_size = int_or(o, "maxQueueSize", 0);
-    scheduler.max_queue_delay_ms = number_or(o, "maxQueueDelayMs", 0);
-    scheduler.itl_cap_ms = number_or(o, "itlCapMs", 0);
-    const std::string policy = string_or(o, "policy", "fcfs");
-    if (policy == "fcfs") scheduler.policy = SchedulePolicy::Fcfs;
-    else if (policy == "priority") scheduler.policy = SchedulePolicy::Priority;
-    else if (policy == "edf") scheduler.policy = SchedulePolicy::Edf;
-    else throw_invalid("policy must be \"fcfs\", \"priority\" or \"edf\", got \"" + policy + "\"");
-    const std::string kv_policy = string_or(o, "kvPolicy", "no-evict");
-    if (kv_policy == "no-evict") scheduler.kv_policy = KvPolicy::NoEvict;
-    else if (kv_policy == "max-utilization") scheduler.kv_policy = KvPolicy::MaxUtilization;
-    else throw_invalid("kvPolicy must be \"no-evict\" or \"max-utilization\", got \"" + kv_policy + "\"");
-    if (scheduler.max_queue_size < 0) throw_invalid("maxQueueSize must be 0 (unbounded) or more");
-    if (!(scheduler.max_queue_delay_ms >= 0)) throw_invalid("maxQueueDelayMs must be 0 (no cap) or more");
-    if (!(scheduler.itl_cap_ms >= 0)) throw_invalid("itlCapMs must be 0 (off) or more");
-    if (options.kv_block_size < 1 || options.kv_block_size > 1024) throw_invalid("kvBlockSize must be in [1, 1024]");
-    if (scheduler.max_batch_size < 1) throw_invalid("maxBatchSize must be at least 1");
-    if (scheduler.max_batch_tokens < 1) throw_invalid("maxBatchTokens must be at least 1");
+    visit_load_options(options, JsOptionReader{info[1].As<Napi::Object>()});
+    validate(options);
     return 0;
   });
-  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, scheduler,
+  auto* worker = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options.provider, options.scheduler,
                                 info[2].As<Napi::Function>());
   worker->Queue();
   return worker->promise();
+}
+
+// checkRequest(request, limits) throws what Scheduler::submit would for this
+// request on a model with these limits: a pool checks requests before it sends them.
+Napi::Value CheckRequest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
+    throw to_js_error(env, Error(ErrorCode::InvalidRequest, "checkRequest(request, limits)"));
+  guarded(env, [&] {
+    const Napi::Object l = info[1].As<Napi::Object>();
+    const RequestLimits limits{int_or(l, "vocabSize", 0), int_or(l, "maxContext", 0), int_or(l, "kvBlockSize", 1),
+                               int_or(l, "kvBlocks", 0)};
+    validate_request(read_request(info[0].As<Napi::Object>()), limits);
+    return 0;
+  });
+  return env.Undefined();
+}
+
+// optionTable() → every load option: name, kind, default, range, choices, meaning (core/options.h).
+Napi::Value OptionTable(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<OptionDescription> table = describe_load_options();
+  auto out = Napi::Array::New(env, table.size());
+  for (size_t i = 0; i < table.size(); ++i) {
+    const OptionDescription& d = table[i];
+    auto entry = Napi::Object::New(env);
+    entry.Set("name", d.name);
+    entry.Set("kind", d.kind);
+    entry.Set("meaning", d.meaning);
+    if (d.kind == "text" || d.kind == "choice") {
+      entry.Set("default", d.default_text);
+    } else {
+      entry.Set("default", d.default_number);
+      entry.Set("min", d.min);
+      entry.Set("max", d.max);
+    }
+    auto choices = Napi::Array::New(env, d.choices.size());
+    for (size_t c = 0; c < d.choices.size(); ++c) choices.Set(static_cast<uint32_t>(c), d.choices[c]);
+    entry.Set("choices", choices);
+    out.Set(static_cast<uint32_t>(i), entry);
+  }
+  return out;
+}
+
+// Names indexed by the native enums' values: JS reads codes through these, never a copy of the numbering.
+Napi::Array error_code_names(Napi::Env env) {
+  auto names = Napi::Array::New(env, kErrorCodeCount);
+  for (int32_t i = 0; i < kErrorCodeCount; ++i) names.Set(static_cast<uint32_t>(i), error_code_name(error_code_from_int(i)));
+  return names;
+}
+
+Napi::Array finish_reason_names(Napi::Env env) {
+  auto names = Napi::Array::New(env, kFinishReasonCount);
+  for (int32_t i = 0; i < kFinishReasonCount; ++i)
+    names.Set(static_cast<uint32_t>(i), finish_reason_name(static_cast<FinishReason>(i)));
+  return names;
 }
 
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
+  exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
+  exports.Set("errorCodes", error_code_names(env));
+  exports.Set("finishReasons", finish_reason_names(env));
   exports.Set("TelemetryHandle", TelemetryHandle::Define(env));
   return exports;
 }

@@ -2,34 +2,11 @@
 
 #include "js_errors.h"
 #include "js_options.h"
+#include "js_request.h"
 
 namespace neoserve::binding {
 
 namespace {
-
-GenerationRequest read_request(const Napi::Object& o) {
-  GenerationRequest r;
-  r.prompt = int_array(o.Get("tokens"), "tokens");
-  r.max_tokens = int_or(o, "maxTokens", 16);
-  SamplingParams& s = r.sampling;
-  s.temperature = static_cast<float>(number_or(o, "temperature", 1.0));
-  s.top_k = int_or(o, "topK", 0);
-  s.top_p = static_cast<float>(number_or(o, "topP", 1.0));
-  s.min_p = static_cast<float>(number_or(o, "minP", 0.0));
-  s.repetition_penalty = static_cast<float>(number_or(o, "repetitionPenalty", 1.0));
-  s.frequency_penalty = static_cast<float>(number_or(o, "frequencyPenalty", 0.0));
-  s.presence_penalty = static_cast<float>(number_or(o, "presencePenalty", 0.0));
-  const double seed = number_or(o, "seed", 0.0);
-  if (seed < 0 || seed > 9007199254740991.0 || seed != static_cast<double>(static_cast<uint64_t>(seed)))
-    throw_invalid("seed must be an integer in [0, 2^53)");
-  s.seed = static_cast<uint64_t>(seed);
-  s.stop_token_ids = int_array(o.Get("stopTokenIds"), "stopTokenIds");
-  r.capture_logits = o.Get("captureLogits").ToBoolean();
-  r.priority = int_or(o, "priority", 0);
-  r.deadline_ms = number_or(o, "deadlineMs", 0);
-  if (!(r.deadline_ms >= 0)) throw_invalid("deadlineMs must be 0 (none) or a positive number of milliseconds");
-  return r;
-}
 
 // Stops the scheduler and frees the engine off the JS thread: joining waits for the step in progress.
 class DisposeWorker : public Napi::AsyncWorker {
@@ -149,11 +126,7 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
 }
 
 void ModelHandle::check_live(Napi::Env env) const {
-  if (disposed_ || !scheduler_) {
-    Napi::Error err = Napi::Error::New(env, "the model has been disposed");
-    err.Set("code", "disposed");
-    throw err;
-  }
+  if (disposed_ || !scheduler_) throw to_js_error(env, Error(ErrorCode::Disposed, "the model has been disposed"));
 }
 
 Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
@@ -229,10 +202,12 @@ Napi::Value ModelHandle::Submit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, id);
 }
 
+// cancel(id, reason?): "stop" when the caller's stop string ended the request, else a cancellation.
 Napi::Value ModelHandle::Cancel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (disposed_ || !scheduler_ || info.Length() < 1 || !info[0].IsNumber()) return env.Undefined();
-  scheduler_->cancel(info[0].As<Napi::Number>().Uint32Value());
+  const bool stop = info.Length() > 1 && info[1].IsString() && info[1].As<Napi::String>().Utf8Value() == "stop";
+  scheduler_->cancel(info[0].As<Napi::Number>().Uint32Value(), stop ? FinishReason::Stop : FinishReason::Cancelled);
   return env.Undefined();
 }
 

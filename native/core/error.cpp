@@ -9,8 +9,14 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::ProviderUnavailable: return "provider_unavailable";
     case ErrorCode::QueueFull: return "queue_full";
     case ErrorCode::Internal: return "internal";
+    case ErrorCode::Disposed: return "disposed";
+    case ErrorCode::OutOfMemory: return "out_of_memory";
   }
   return "internal";
+}
+
+ErrorCode error_code_from_int(int32_t value) {
+  return value >= 0 && value < kErrorCodeCount ? static_cast<ErrorCode>(value) : ErrorCode::Internal;
 }
 
 }  // namespace neoserve

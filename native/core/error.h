@@ -1,20 +1,30 @@
-// The one error type native/core throws. The binding turns it into a typed JS
-// error whose `code` is the string of ErrorCode (see src/errors.ts).
+// The one error type native/core throws. Its code crosses every boundary as
+// the same value: the TensorRT provider's C entry (as 1 + the number), and the
+// binding (as the name, which src/errors.ts maps to a typed class; a test
+// checks that both sides list the same names).
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
 namespace neoserve {
 
-enum class ErrorCode {
-  InvalidRequest,       // a parameter the caller gave is wrong
-  ModelLoadFailed,      // a model file or directory is missing, malformed or inconsistent
-  ProviderUnavailable,  // an engine cannot run here (missing library, device)
-  QueueFull,            // the scheduler's waiting queue is at max_queue_size
-  Internal,             // a bug: an invariant of our own was broken
+// Values are fixed: they cross the TensorRT library boundary as numbers.
+enum class ErrorCode : int32_t {
+  InvalidRequest = 0,       // a parameter the caller gave is wrong
+  ModelLoadFailed = 1,      // a model file or directory is missing, malformed or inconsistent
+  ProviderUnavailable = 2,  // an engine cannot run here (missing library, device)
+  QueueFull = 3,            // the scheduler's waiting queue is at max_queue_size
+  Internal = 4,             // a bug: an invariant of our own was broken
+  Disposed = 5,             // the model was disposed: it takes no more requests
+  OutOfMemory = 6,          // weights, KV cache or buffers do not fit in host or device memory
 };
+inline constexpr int32_t kErrorCodeCount = 7;
 
+// "invalid_request", ...: the `code` of the JS error.
 const char* error_code_name(ErrorCode code);
+// The code numbered `value`, or Internal for a number no code has.
+ErrorCode error_code_from_int(int32_t value);
 
 class Error : public std::runtime_error {
  public:

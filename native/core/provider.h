@@ -1,4 +1,4 @@
-// The seam between the scheduler and every engine (see DESIGN.md): one step of
+// The seam between the scheduler and every engine (ARCHITECTURE.md): one step of
 // the model over a ragged batch. Some sequences bring a prefill chunk, others
 // one decode token; each reads and writes its KV cache through its block table.
 #pragma once
@@ -25,10 +25,16 @@ struct ProviderInfo {
   std::string precision;  // "f32", "f16", "bf16", "int8", "q8_0"
   int32_t vocab_size = 0;
   int32_t max_context = 0;  // positions the model supports
+  // The model's end-of-sequence ids (config, generation config or GGUF
+  // metadata): the scheduler stops on them unless a request ignores EOS.
+  std::vector<int32_t> eos_token_ids;
 };
 
+// Positions per KV-cache block, unless the caller sets kvBlockSize.
+inline constexpr int32_t kDefaultKvBlockSize = 16;
+
 struct KvGeometry {
-  int32_t block_size = 16;     // positions per block
+  int32_t block_size = kDefaultKvBlockSize;  // positions per block
   size_t bytes_per_block = 0;  // all layers, K and V
   int32_t num_blocks = 0;      // blocks the provider allocated
 };
@@ -48,7 +54,7 @@ struct LogitsOut {
 struct StepLimits {
   int32_t vocab = 0;
   int32_t max_positions = 0;
-  int32_t block_size = 16;
+  int32_t block_size = kDefaultKvBlockSize;
   int32_t num_blocks = 0;
 };
 void check_steps(std::span<const SeqStep> batch, const StepLimits& limits);

@@ -12,28 +12,10 @@ namespace neoserve {
 
 namespace {
 
-void validate(const ProviderOptions& options) {
-  const std::string& backend = options.backend;
-  if (backend != "auto" && backend != "cpu" && backend != "tensorrt" && backend != "synthetic")
-    throw_invalid("backend must be \"auto\", \"cpu\", \"tensorrt\" or \"synthetic\", got \"" + backend + "\"");
-  if (options.precision != "auto" && options.precision != "f32" && options.precision != "int8")
-    throw_invalid("precision must be \"auto\", \"f32\" or \"int8\" for a checkpoint, got \"" + options.precision + "\"");
-  if (options.threads < 0) throw_invalid("threads must be 0 (all cores) or more");
-}
-
-std::shared_ptr<Provider> cpu_provider(std::shared_ptr<const ModelWeights> weights, const ProviderOptions& options) {
-  cpu::CpuProviderOptions cpu;
-  cpu.threads = options.threads;
-  cpu.precision = options.precision;
-  cpu.kv_block_size = options.kv_block_size;
-  cpu.kv_memory_bytes = options.kv_memory_bytes;
-  return std::make_shared<cpu::CpuProvider>(std::move(weights), cpu);
-}
-
 LoadedEngine on_cpu(const std::string& path, const ProviderOptions& options) {
   LoadedEngine loaded;
   loaded.weights = load_model(path);
-  loaded.provider = cpu_provider(loaded.weights, options);
+  loaded.provider = std::make_shared<cpu::CpuProvider>(loaded.weights, options);
   return loaded;
 }
 
@@ -53,21 +35,19 @@ LoadedEngine engine_directory(const std::string& dir, const ProviderOptions& opt
     return on_cpu(dir, options);
   }
   const EngineManifest manifest = load_engine_manifest(dir);  // a broken manifest is an error, never a fallback
-  TensorRtOptions trt;
-  trt.device = options.device;
-  trt.kv_block_size = options.kv_block_size;
-  trt.kv_memory_bytes = options.kv_memory_bytes;
   try {
     auto weights = std::make_shared<ModelWeights>();
     weights->source = dir;
     weights->format = ModelFormat::TensorRtEngine;
     weights->config = manifest.config;
     LoadedEngine loaded;
-    loaded.provider = create_tensorrt_provider(manifest, trt);
+    loaded.provider = create_tensorrt_provider(manifest, options);
     loaded.weights = std::move(weights);
     return loaded;
   } catch (const Error& e) {
-    if (options.backend != "auto" || e.code() != ErrorCode::ProviderUnavailable) throw;
+    // An engine that cannot run here, or does not fit this device, still runs on the CPU.
+    const bool cannot_run_here = e.code() == ErrorCode::ProviderUnavailable || e.code() == ErrorCode::OutOfMemory;
+    if (options.backend != "auto" || !cannot_run_here) throw;
     if (!has_checkpoint(dir))
       throw Error(e.code(), std::string(e.what()) + " (backend \"auto\" found no checkpoint beside the engine to run on the cpu)");
     LoadedEngine loaded = on_cpu(dir, options);
@@ -79,11 +59,11 @@ LoadedEngine engine_directory(const std::string& dir, const ProviderOptions& opt
 }  // namespace
 
 LoadedEngine load_engine(const std::string& path, const ProviderOptions& options) {
-  validate(options);
+  validate(LoadOptions{options, {}});
   if (options.backend == "synthetic") {
     LoadedEngine loaded;
     loaded.weights = synthetic_model_weights();
-    loaded.provider = std::make_shared<SyntheticProvider>();
+    loaded.provider = std::make_shared<SyntheticProvider>(options.kv_block_size);
     return loaded;
   }
   if (is_engine_dir(path)) return engine_directory(path, options);

@@ -5,18 +5,10 @@
 #include <string>
 
 #include "core/model/model_weights.h"
+#include "core/options.h"
 #include "core/provider.h"
 
 namespace neoserve {
-
-struct ProviderOptions {
-  std::string backend = "auto";      // "auto", "cpu", "tensorrt", "synthetic" (no model work; benchmarks)
-  std::string precision = "auto";    // "auto" (the weights' own), "f32", "int8"
-  int32_t threads = 0;               // 0 = the machine's cores
-  int32_t kv_block_size = 16;
-  size_t kv_memory_bytes = 0;        // 0 = the provider's default
-  std::string device;                // accelerators: "" (the first), an index, "GPU-<uuid>", "MIG-<uuid>"
-};
 
 struct LoadedEngine {
   std::shared_ptr<const ModelWeights> weights;  // what the provider runs (config only for an engine)

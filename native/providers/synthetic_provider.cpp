@@ -7,13 +7,12 @@
 namespace neoserve {
 
 namespace {
-constexpr int32_t kBlockSize = 16;
 constexpr int32_t kBlocks = 1 << 20;  // bookkeeping only: no memory behind them
 }  // namespace
 
-ProviderInfo SyntheticProvider::info() const { return {"synthetic", "none", "none", kVocab, kContext}; }
+ProviderInfo SyntheticProvider::info() const { return {"synthetic", "none", "none", kVocab, kContext, {}}; }
 
-KvGeometry SyntheticProvider::kv() const { return {kBlockSize, 0, kBlocks}; }
+KvGeometry SyntheticProvider::kv() const { return {block_size_, 0, kBlocks}; }
 
 void SyntheticProvider::step(std::span<const SeqStep> batch, LogitsOut& out) {
   out.vocab = kVocab;

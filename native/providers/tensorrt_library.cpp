@@ -102,7 +102,7 @@ std::string tensorrt_provider_path() {
   return dir + "/neoserve_tensorrt.so";
 }
 
-std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifest, const TensorRtOptions& options) {
+std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifest, const ProviderOptions& options) {
   Libraries& libs = libraries();
   std::lock_guard<std::mutex> lock(libs.mutex);
   void* nvinfer = open_nvinfer(libs);
@@ -119,9 +119,7 @@ std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifes
   char message[2048] = {0};
   const int code = entry.create(&request, &provider, message, sizeof message);
   if (code != 0 || !provider) {
-    const auto error_code = code >= 1 && code <= 1 + static_cast<int>(ErrorCode::Internal) ? static_cast<ErrorCode>(code - 1)
-                                                                                            : ErrorCode::Internal;
-    throw Error(error_code, message[0] ? message : "the TensorRT provider failed without a message");
+    throw Error(code > 0 ? error_code_from_int(code - 1) : ErrorCode::Internal, message[0] ? message : "the TensorRT provider failed without a message");
   }
   return std::shared_ptr<Provider>(provider);
 }

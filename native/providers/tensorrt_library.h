@@ -7,15 +7,10 @@
 #include <string>
 
 #include "core/model/engine_manifest.h"
+#include "core/options.h"
 #include "core/provider.h"
 
 namespace neoserve {
-
-struct TensorRtOptions {
-  std::string device;  // "", an index, "GPU-<uuid>" or "MIG-<uuid>"
-  int32_t kv_block_size = 16;
-  size_t kv_memory_bytes = 0;
-};
 
 // Where the provider library is looked for: $NEOSERVE_TENSORRT_PROVIDER, else
 // neoserve_tensorrt.so in the directory of the binary this code is linked into.
@@ -23,6 +18,6 @@ std::string tensorrt_provider_path();
 
 // Throws ProviderUnavailable naming what is missing (library, version, device),
 // ModelLoadFailed for an engine that does not match its manifest.
-std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifest, const TensorRtOptions& options);
+std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifest, const ProviderOptions& options);
 
 }  // namespace neoserve

@@ -421,7 +421,7 @@ TEST("cpu.options_info_and_geometry") {
   CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "precision");
   bad.precision = "auto";
   bad.kv_block_size = 0;
-  CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "kv_block_size");
+  CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "kvBlockSize");
   bad.kv_block_size = 16;
   bad.threads = -1;
   CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "threads");

@@ -184,7 +184,7 @@ TEST("scheduler.shutdown_ends_everything_once") {
   sched->shutdown();
   CHECK_EQ(sink.finish.size(), 7u);
   for (auto& [id, r] : sink.finish) CHECK_EQ(r, FinishReason::Cancelled);
-  CHECK_THROWS(sched->submit(greedy({1}, 1)), ErrorCode::InvalidRequest, "disposed");
+  CHECK_THROWS(sched->submit(greedy({1}, 1)), ErrorCode::Disposed, "disposed");
 }
 
 TEST("scheduler.rejects_bad_requests_at_submit") {

@@ -9,13 +9,21 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { packageRoot } from "../addon.js";
-import { InvalidRequestError, ModelDisposedError, ModelLoadError, NeoserveError } from "../errors.js";
-import type { LoadOptions } from "../model.js";
+import { addon, packageRoot, type RawRequestLimits } from "../addon.js";
+import type { Engine, EngineStats } from "../engine.js";
+import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
+import type { LoadOptions, ModelInfo } from "../model.js";
+import { prepareRequest } from "../request.js";
+import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
-import { FRAME_FD, type FromWorker, type ToWorker, type WireRequest } from "./protocol.js";
+import { FRAME_FD, type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
+
+/** Restart delays of a dead worker, unless PoolOptions.restartBackoff says. */
+const DEFAULT_RESTART_BACKOFF = { initialMs: 100, maxMs: 5000 };
+/** PoolOptions.flushIntervalMs unless set. */
+const DEFAULT_FLUSH_INTERVAL_MS = 10;
 
 export interface PoolOptions {
   /** Model path, as for loadModel. */
@@ -31,6 +39,16 @@ export interface PoolOptions {
    * faster than this are affected. Default 10 ms; 0 sends every step at once.
    */
   flushIntervalMs?: number;
+}
+
+export interface PoolStats extends EngineStats {
+  slices: SliceStats[];
+  /** Requests waiting for a live worker. */
+  pending: number;
+  routed: number;
+  resent: number;
+  deviceLost: number;
+  restarts: number;
 }
 
 export interface SliceStats {
@@ -79,8 +97,10 @@ class Slot {
 
 const workerPath = () => join(packageRoot(), "dist", "src", "pool", "worker.js");
 
-export class ModelPool {
+export class ModelPool implements Engine {
   private readonly slots: Slot[];
+  private loaded: { info: ModelInfo; tokenizer: TextTokenizer; limits: RawRequestLimits } | undefined;
+  private readonly backoff: { initialMs: number; maxMs: number };
   private readonly pending: InFlight[] = [];
   private readonly requests = new Map<number, InFlight>();
   private nextId = 1;
@@ -88,7 +108,7 @@ export class ModelPool {
   private counters = { routed: 0, resent: 0, deviceLost: 0, restarts: 0 };
 
   private constructor(private readonly options: PoolOptions) {
-    const backoff = options.restartBackoff ?? { initialMs: 100, maxMs: 5000 };
+    const backoff = (this.backoff = options.restartBackoff ?? DEFAULT_RESTART_BACKOFF);
     const slices =
       typeof options.slices === "number"
         ? Array.from({ length: options.slices }, (_, i) => ({ slice: `worker-${i}`, env: {} as Record<string, string> }))
@@ -105,6 +125,7 @@ export class ModelPool {
     const pool = new ModelPool(options);
     try {
       await Promise.all(pool.slots.map((slot) => pool.spawn(slot)));
+      if (!pool.loaded) throw new NeoserveError("internal", "the pool's workers loaded without describing their model");
     } catch (e) {
       await pool.dispose();
       throw e;
@@ -112,31 +133,43 @@ export class ModelPool {
     return pool;
   }
 
+  /** The model the workers run (as the first worker to load it reported). */
+  get info(): ModelInfo {
+    if (!this.loaded) throw new NeoserveError("internal", "the pool has not loaded its model");
+    return this.loaded.info;
+  }
+
+  /**
+   * Starts a request on the slice with the least predicted wait. The prompt is
+   * tokenized and checked here, against the model's limits, so a pool throws
+   * at once exactly what a Model's generate() throws.
+   */
   generate(request: GenerateRequest): PoolStream {
-    if (this.disposed) throw new ModelDisposedError("the pool has been disposed");
+    if (this.disposed || !this.loaded) throw new ModelDisposedError("the pool has been disposed");
+    const { prompt, raw } = prepareRequest(request, this.loaded.tokenizer);
+    try {
+      addon().checkRequest(raw, this.loaded.limits);
+    } catch (e) {
+      throw fromNative(e);
+    }
     if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
-    const { signal, ...wire } = request;
+    const { signal, prompt: _p, messages: _m, ...rest } = request;
+    const wire: WireRequest = { ...rest, tokens: prompt };
     const id = this.nextId++;
-    const promptCost = wire.tokens?.length ?? Math.ceil((wire.prompt?.length ?? 256) / 4);
     const stream = new PoolStream(() => this.cancel(id));
-    const req: InFlight = { id, request: wire, stream, cost: promptCost + (wire.maxTokens ?? 128), slot: undefined };
+    const maxTokens = raw.maxTokens ?? this.loaded.info.maxContext - prompt.length;
+    const req: InFlight = { id, request: wire, stream, cost: prompt.length + maxTokens, slot: undefined };
     this.requests.set(id, req);
     void stream.result.then(() => this.forget(req));
-    if (signal) {
-      const onAbort = () => stream.cancel();
-      if (signal.aborted) onAbort();
-      else {
-        signal.addEventListener("abort", onAbort, { once: true });
-        void stream.result.then(() => signal.removeEventListener("abort", onAbort));
-      }
-    }
+    stream.watch(signal);
     if (!stream.finished) this.dispatch(req);
     return stream;
   }
 
-  stats(): { slices: SliceStats[]; pending: number; routed: number; resent: number; deviceLost: number; restarts: number } {
+  stats(): PoolStats {
     return {
+      inFlight: this.requests.size,
       slices: this.slots.map((s) => ({
         slice: s.slice,
         ready: s.ready,
@@ -242,7 +275,7 @@ export class ModelPool {
         this.onExit(slot, proc, signal ?? `code ${code}`);
       });
       const { log: _log, ...load } = this.options.load ?? {}; // a function cannot cross: workers log to their stderr
-      slot.send({ t: "load", path: this.options.model, options: load, flushIntervalMs: this.options.flushIntervalMs ?? 10 });
+      slot.send({ t: "load", path: this.options.model, options: load, flushIntervalMs: this.options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS });
     });
   }
 
@@ -257,14 +290,23 @@ export class ModelPool {
   private onMessage(slot: Slot, m: FromWorker, loaded: () => void, failed: (e: Error) => void): void {
     switch (m.t) {
       case "ready":
-        slot.ready = true;
-        slot.engine = { backend: m.backend, device: m.device, visibleDevices: m.visibleDevices };
-        slot.backoffMs = this.options.restartBackoff?.initialMs ?? 100;
-        loaded();
-        this.drainPending();
+        void this.describe(m.info, m.gguf).then(
+          () => {
+            slot.ready = true;
+            slot.engine = { backend: m.info.backend, device: m.info.device, visibleDevices: m.visibleDevices };
+            slot.backoffMs = this.backoff.initialMs;
+            loaded();
+            this.drainPending();
+          },
+          (e: unknown) => {
+            failed(e as Error);
+            slot.proc?.kill("SIGKILL");
+          },
+        );
         return;
       case "loadError":
-        failed(new ModelLoadError(`slice ${slot.slice}: ${m.message}`));
+        // The worker's own error, class and code kept: a pool fails to load exactly as a Model would.
+        failed(errorFromCode(m.code, `slice ${slot.slice}: ${m.message}`));
         slot.proc?.kill("SIGKILL");
         return;
       case "end": {
@@ -275,8 +317,9 @@ export class ModelPool {
         return;
       }
       case "rejected": {
+        // Checked before it was sent, so only the worker's own state can refuse it now (its queue is full).
         const req = this.requests.get(m.id);
-        req?.stream.end("error", `${m.code}: ${m.message}`);
+        req?.stream.end(m.code === "queue_full" ? "queue_full" : "error", `${m.code}: ${m.message}`);
         return;
       }
     }
@@ -303,12 +346,24 @@ export class ModelPool {
     }
     if (this.disposed) return;
     const delay = slot.backoffMs;
-    slot.backoffMs = Math.min(slot.backoffMs * 2, this.options.restartBackoff?.maxMs ?? 5000);
+    slot.backoffMs = Math.min(slot.backoffMs * 2, this.backoff.maxMs);
     setTimeout(() => {
       if (this.disposed) return;
       slot.restarts++;
       this.counters.restarts++;
       this.spawn(slot).catch(() => {}); // a failed restart exits and schedules the next one
     }, delay).unref();
+  }
+
+  // The first worker to load describes the model; the pool tokenizes and checks requests with it.
+  private async describe(info: ModelInfo, gguf: WireGgufTokenizer | null): Promise<void> {
+    if (this.loaded) return;
+    const meta = gguf && { ...gguf, tokenTypes: Int32Array.from(gguf.tokenTypes) };
+    const tokenizer = await TextTokenizer.fromModelPath(this.options.load?.tokenizer ?? this.options.model, meta);
+    this.loaded ??= {
+      info,
+      tokenizer,
+      limits: { vocabSize: info.vocabSize, maxContext: info.maxContext, kvBlockSize: info.kv.blockSize, kvBlocks: info.kv.numBlocks },
+    };
   }
 }

@@ -3,7 +3,7 @@
  * loading the model with its own scheduler and streaming tokens to the parent.
  */
 import { Socket } from "node:net";
-import { NeoserveError } from "../errors.js";
+import { toWireError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import type { TokenStream } from "../token-stream.js";
 import { encodeFrames, TokenRun } from "./frames.js";
@@ -69,16 +69,22 @@ process.on("message", (m: ToWorker) => {
       loadModel(m.path, m.options).then(
         (loaded) => {
           model = loaded;
-          send({ t: "ready", backend: loaded.info.backend, device: loaded.info.device, visibleDevices: process.env.CUDA_VISIBLE_DEVICES });
+          const gguf = loaded.ggufTokenizer();
+          send({
+            t: "ready",
+            info: loaded.info,
+            gguf: gguf && { ...gguf, tokenTypes: Array.from(gguf.tokenTypes) },
+            visibleDevices: process.env.CUDA_VISIBLE_DEVICES,
+          });
         },
-        (e: unknown) => send({ t: "loadError", code: e instanceof NeoserveError ? e.code : "internal", message: String((e as Error)?.message ?? e) }),
+        (e: unknown) => send({ t: "loadError", ...toWireError(e) }),
       );
       return;
     case "gen":
       try {
         serve(m.id, model!.generate(m.request));
       } catch (e) {
-        send({ t: "rejected", id: m.id, code: e instanceof NeoserveError ? e.code : "internal", message: (e as Error).message });
+        send({ t: "rejected", id: m.id, ...toWireError(e) });
       }
       return;
     case "cancel":

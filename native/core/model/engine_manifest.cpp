@@ -134,6 +134,7 @@ EngineManifest load_engine_manifest(const std::string& dir) {
     MappedFile config_file(config_path);
     m.config = parse_hf_config(text_of(config_file), config_path);
   }
+  add_generation_config_eos(fs::path(config_path).parent_path().string(), m.config);
   if (m.config.vocab_size <= 0) throw_load_error(config_path, "vocab_size is required for a TensorRT engine");
   m.config.validate(config_path);
   return m;

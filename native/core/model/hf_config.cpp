@@ -1,10 +1,13 @@
 #include "hf_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "../error.h"
 #include "../json/json.h"
+#include "mapped_file.h"
 
 namespace neoserve {
 
@@ -29,6 +32,20 @@ int32_t to_int32(const json::Value& v, const char* key) {
   } catch (const json::Error& e) {
     throw json::Error(std::string(key) + ": " + e.what());
   }
+}
+
+// eos_token_id: one id or a list of them; ids already known are not repeated.
+void add_eos_ids(const json::Value& obj, LlamaConfig& c) {
+  const json::Value* eos = present(obj, "eos_token_id");
+  if (!eos) return;
+  auto add = [&](const json::Value& v) {
+    const int32_t id = to_int32(v, "eos_token_id");
+    if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), id) == c.eos_token_ids.end()) c.eos_token_ids.push_back(id);
+  };
+  if (eos->is_array())
+    for (const json::Value& id : eos->as_array()) add(id);
+  else
+    add(*eos);
 }
 
 int32_t get_int(const json::Value& obj, const char* key, int32_t fallback) {
@@ -133,16 +150,24 @@ LlamaConfig parse_hf_config(std::string_view json_text, const std::string& sourc
       if (w > 0 && w < c.max_position_embeddings) c.max_position_embeddings = w;
     }
     c.bos_token_id = get_int(cfg, "bos_token_id", -1);
-    if (const json::Value* eos = present(cfg, "eos_token_id")) {
-      if (eos->is_array()) {
-        for (const json::Value& id : eos->as_array()) c.eos_token_ids.push_back(to_int32(id, "eos_token_id"));
-      } else {
-        c.eos_token_ids.push_back(to_int32(*eos, "eos_token_id"));
-      }
-    }
+    add_eos_ids(cfg, c);
     return c;
   } catch (const json::Error& e) {
     throw_load_error(source, e.what());
+  }
+}
+
+void add_generation_config_eos(const std::string& dir, LlamaConfig& config) {
+  const std::string path = (std::filesystem::path(dir) / "generation_config.json").string();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return;
+  try {
+    MappedFile file(path);
+    const json::Value root = json::parse({reinterpret_cast<const char*>(file.data()), file.size()});
+    if (!root.is_object()) throw json::Error("not a JSON object");
+    add_eos_ids(root, config);
+  } catch (const json::Error& e) {
+    throw_load_error(path, e.what());
   }
 }
 

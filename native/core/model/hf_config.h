@@ -14,4 +14,9 @@ namespace neoserve {
 // Throws Error(ModelLoadFailed, "<source>: <what>").
 LlamaConfig parse_hf_config(std::string_view json_text, const std::string& source);
 
+// Adds the end-of-sequence ids of `dir`/generation_config.json, when there is
+// one, to config.eos_token_ids: generation stops on either file's ids, as
+// transformers' generate() does. Throws ModelLoadFailed naming the file.
+void add_generation_config_eos(const std::string& dir, LlamaConfig& config);
+
 }  // namespace neoserve

@@ -76,6 +76,7 @@ void load_hf_directory(const std::string& dir, ModelWeights& w, TensorFiles& fil
     MappedFile config_file(config_path);
     w.config = parse_hf_config(text_of(config_file), config_path);
   }
+  add_generation_config_eos(dir, w.config);
 
   const std::string single = (root / "model.safetensors").string();
   const std::string index = (root / "model.safetensors.index.json").string();

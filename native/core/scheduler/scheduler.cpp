@@ -47,11 +47,6 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
       info_(provider_->info()),
       blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
       now_ms_(std::move(now_ms)) {
-  if (options_.max_batch_size < 1) throw_invalid("maxBatchSize must be at least 1");
-  if (options_.max_batch_tokens < 1) throw_invalid("maxBatchTokens must be at least 1");
-  if (options_.max_queue_size < 0) throw_invalid("maxQueueSize must not be negative");
-  if (!(options_.max_queue_delay_ms >= 0)) throw_invalid("maxQueueDelayMs must not be negative");
-  if (!(options_.itl_cap_ms >= 0)) throw_invalid("itlCapMs must not be negative");
   running_.reserve(options_.max_batch_size);
   stepped_.reserve(options_.max_batch_size);
   by_importance_.reserve(options_.max_batch_size);
@@ -64,25 +59,14 @@ Scheduler::~Scheduler() { shutdown(); }
 double Scheduler::now() const { return now_ms_ ? now_ms_() : steady_ms(); }
 
 RequestId Scheduler::submit(GenerationRequest request) {
-  const auto prompt_len = static_cast<int64_t>(request.prompt.size());
-  if (prompt_len == 0) throw_invalid("the prompt has no tokens");
-  if (prompt_len >= info_.max_context)
-    throw_invalid("the prompt has " + std::to_string(prompt_len) + " tokens; the model's context is " +
-                  std::to_string(info_.max_context));
-  for (int32_t t : request.prompt)
-    if (t < 0 || t >= info_.vocab_size)
-      throw_invalid("prompt token " + std::to_string(t) + " is outside the vocabulary [0, " +
-                    std::to_string(info_.vocab_size) + ")");
-  if (request.max_tokens < 1) throw_invalid("maxTokens must be at least 1");
-  if (!(request.deadline_ms >= 0)) throw_invalid("deadlineMs must not be negative");
-  request.sampling.validate(info_.vocab_size);
+  const RequestLimits limits{info_.vocab_size, info_.max_context, blocks_.block_size(), blocks_.num_blocks()};
+  validate_request(request, limits);
+  if (!request.ignore_eos)
+    request.sampling.stop_token_ids.insert(request.sampling.stop_token_ids.end(), info_.eos_token_ids.begin(),
+                                           info_.eos_token_ids.end());
 
   auto seq = std::make_unique<Sequence>();
-  seq->max_positions =
-      static_cast<int32_t>(std::min<int64_t>(prompt_len + request.max_tokens, info_.max_context));
-  if (blocks_.blocks_for(seq->max_positions) > blocks_.num_blocks())
-    throw_invalid("the request needs " + std::to_string(blocks_.blocks_for(seq->max_positions)) +
-                  " KV blocks; the cache has " + std::to_string(blocks_.num_blocks()));
+  seq->max_positions = limits.max_positions(request);
   seq->context = request.prompt;
   seq->context.reserve(seq->max_positions);
   seq->blocks.reserve(blocks_.blocks_for(seq->max_positions));
@@ -90,7 +74,7 @@ RequestId Scheduler::submit(GenerationRequest request) {
   seq->request = std::move(request);
 
   std::lock_guard lock(mutex_);
-  if (stopping_) throw Error(ErrorCode::InvalidRequest, "the model has been disposed");
+  if (stopping_) throw Error(ErrorCode::Disposed, "the model has been disposed");
   if (options_.max_queue_size > 0 && static_cast<int32_t>(waiting_.size()) >= options_.max_queue_size) {
     ++stats_.rejected_queue_full;
     throw Error(ErrorCode::QueueFull, "the waiting queue is full (maxQueueSize " +
@@ -107,9 +91,11 @@ RequestId Scheduler::submit(GenerationRequest request) {
   return id;
 }
 
-void Scheduler::cancel(RequestId id) {
+void Scheduler::cancel(RequestId id, FinishReason reason) {
+  if (reason != FinishReason::Cancelled && reason != FinishReason::Stop)
+    throw_invalid(std::string("a request can be ended as cancelled or stop, not ") + finish_reason_name(reason));
   std::lock_guard lock(mutex_);
-  cancelled_.insert(id);
+  cancelled_.emplace(id, reason);
   wake_.notify_one();
 }
 
@@ -181,7 +167,8 @@ void Scheduler::expire(double t, EventBatch& out) {
                       std::any_of(waiting_.begin(), waiting_.end(), [](auto& s) { return s->request.deadline_ms > 0; });
   if (cancelled_.empty() && !timers) return;
   auto reason_of = [&](const Sequence& s) {
-    if (!cancelled_.empty() && cancelled_.count(s.id) > 0) return FinishReason::Cancelled;
+    if (!cancelled_.empty())
+      if (auto it = cancelled_.find(s.id); it != cancelled_.end()) return it->second;
     if (t > s.deadline_at) return FinishReason::DeadlineExceeded;
     if (!s.started && options_.max_queue_delay_ms > 0 && t - s.submit_ms > options_.max_queue_delay_ms)
       return FinishReason::QueueTimeout;

@@ -11,7 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "../kv/block_manager.h"
@@ -27,6 +27,7 @@ enum class KvPolicy : uint8_t {
   MaxUtilization,  // admit on current need; when blocks run out, preempt by recompute and requeue at the front
 };
 
+// The defaults are these initializers; names, ranges and meanings are in core/options.h.
 struct SchedulerOptions {
   int32_t max_batch_size = 16;     // sequences in one step
   int32_t max_batch_tokens = 512;  // tokens in one step: decodes + prefill chunks
@@ -69,7 +70,10 @@ class Scheduler {
 
   // Validates and queues; throws InvalidRequest (nothing is queued then).
   RequestId submit(GenerationRequest request);
-  void cancel(RequestId id);  // unknown or finished ids are ignored
+  // Ends a request: Cancelled, or Stop when the caller's stop string ended it
+  // (a normal completion, not counted as ended early). Unknown or finished ids
+  // are ignored; the first reason given wins.
+  void cancel(RequestId id, FinishReason reason = FinishReason::Cancelled);
   SchedulerStats stats() const;
   // A snapshot of the online step-time model (what itl_cap_ms plans with).
   StepTimeModel step_time_model() const;
@@ -115,7 +119,7 @@ class Scheduler {
   mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_ and stopping_
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::unordered_set<RequestId> cancelled_;
+  std::unordered_map<RequestId, FinishReason> cancelled_;
   bool stopping_ = false;
   SchedulerStats stats_;
   RequestId next_id_ = 1;

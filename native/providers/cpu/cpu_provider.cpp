@@ -20,13 +20,9 @@ namespace neoserve::cpu {
 CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuProviderOptions& options)
     : model_(std::move(weights)),
       cfg_(model_ ? model_->config : LlamaConfig{}),
-      pool_(options.threads < 0 || options.threads > 1024
-                ? throw Error(ErrorCode::InvalidRequest, "threads must be in [0, 1024], got " + std::to_string(options.threads))
-                : options.threads),
+      pool_((neoserve::validate(LoadOptions{options, {}}), options.threads)),
       kernels_(best_kernels()) {
   if (!model_) throw_invalid("CpuProvider needs weights");
-  if (options.kv_block_size <= 0 || options.kv_block_size > 4096)
-    throw_invalid("kv_block_size must be in [1, 4096], got " + std::to_string(options.kv_block_size));
   if (cfg_.num_attention_heads <= 0 || cfg_.num_key_value_heads <= 0 ||
       cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 || cfg_.head_dim <= 0 || cfg_.head_dim % 2 != 0 ||
       cfg_.hidden_size <= 0 || cfg_.vocab_size <= 0 || cfg_.max_position_embeddings <= 0)
@@ -55,7 +51,7 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block, INT32_MAX));
   if (num_blocks_ < 1) throw_invalid("kv_memory_bytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
   kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
-  if (!kv_) throw_invalid("cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
+  if (!kv_) throw Error(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
 }
 
 CpuProvider::~CpuProvider() = default;
@@ -67,6 +63,7 @@ ProviderInfo CpuProvider::info() const {
   i.precision = w_->precision;
   i.vocab_size = cfg_.vocab_size;
   i.max_context = cfg_.max_position_embeddings;
+  i.eos_token_ids = cfg_.eos_token_ids;
   return i;
 }
 

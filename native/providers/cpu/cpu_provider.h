@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/model/model_weights.h"
+#include "core/options.h"
 #include "core/provider.h"
 #include "cpu_weights.h"
 #include "kernels/matmul.h"
@@ -13,12 +14,9 @@
 
 namespace neoserve::cpu {
 
-struct CpuProviderOptions {
-  int threads = 0;                   // 0 = physical cores
-  std::string precision = "auto";    // "auto" (the weights' own dtype), "f32" (convert at load), "int8"
-  int32_t kv_block_size = 16;        // positions per KV block
-  size_t kv_memory_bytes = 0;        // 0 = 8 sequences of max_position_embeddings, capped at 1 GiB
-};
+// Reads threads, precision, kv_block_size and kv_memory_bytes (0 = 8
+// sequences of max_position_embeddings, capped at 1 GiB).
+using CpuProviderOptions = ProviderOptions;
 
 // step() is not reentrant (it reuses its scratch buffers): one caller at a
 // time, as the scheduler's loop is.

@@ -37,7 +37,7 @@ namespace neoserve::trt {
 struct PlanLimits {
   int32_t vocab = 0;
   int32_t max_position_embeddings = 0;
-  int32_t block_size = 16;
+  int32_t block_size = kDefaultKvBlockSize;
   int32_t num_blocks = 0;
   int64_t max_past = 0;   // the profile's past range: [min_past, max_past]
   int64_t min_past = 0;

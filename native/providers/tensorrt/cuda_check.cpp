@@ -18,4 +18,6 @@ void cuda_fail(cudaError_t e, const char* what, ErrorCode code) {
 
 void unavailable(const std::string& why) { throw Error(ErrorCode::ProviderUnavailable, "provider unavailable: " + why); }
 
+void out_of_memory(const std::string& what) { throw Error(ErrorCode::OutOfMemory, "out of memory: " + what); }
+
 }  // namespace neoserve::trt

@@ -21,5 +21,8 @@ inline void cuda_check(cudaError_t e, const char* what, ErrorCode code = ErrorCo
 
 // Throws Error(ProviderUnavailable, "provider unavailable: <why>").
 [[noreturn]] void unavailable(const std::string& why);
+// Throws Error(OutOfMemory, "out of memory: <what>"): the code every backend
+// uses for weights, KV cache or buffers that do not fit.
+[[noreturn]] void out_of_memory(const std::string& what);
 
 }  // namespace neoserve::trt

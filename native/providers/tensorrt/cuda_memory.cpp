@@ -30,7 +30,7 @@ void DeviceBuffer::allocate(size_t bytes, const char* what) {
     if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess)
       free_text = " (" + mib(free_bytes) + " of " + mib(total) + " free)";
     (void)cudaGetLastError();
-    unavailable("cannot allocate " + mib(bytes) + " of device memory for " + what + free_text + ": " + cuda_error_text(e));
+    out_of_memory("cannot allocate " + mib(bytes) + " of device memory for " + what + free_text + ": " + cuda_error_text(e));
   }
   ptr_ = p;
   bytes_ = bytes;
@@ -49,7 +49,7 @@ void PinnedBuffer::allocate(size_t bytes, const char* what) {
   const cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    unavailable("cannot allocate " + mib(bytes) + " of pinned host memory for " + what + ": " + cuda_error_text(e));
+    out_of_memory("cannot allocate " + mib(bytes) + " of pinned host memory for " + what + ": " + cuda_error_text(e));
   }
   ptr_ = p;
   bytes_ = bytes;

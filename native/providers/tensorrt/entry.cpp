@@ -43,7 +43,7 @@ extern "C" NEOSERVE_TENSORRT_EXPORT int neoserve_tensorrt_create(const neoserve:
   } catch (const neoserve::Error& e) {
     return report(e.code(), e.what(), error, error_size);
   } catch (const std::bad_alloc&) {
-    return report(ErrorCode::ProviderUnavailable, "provider unavailable: out of host memory while loading the TensorRT engine",
+    return report(ErrorCode::OutOfMemory, "out of memory: out of host memory while loading the TensorRT engine",
                   error, error_size);
   } catch (const std::exception& e) {
     return report(ErrorCode::Internal, e.what(), error, error_size, "tensorrt provider: ");

@@ -15,7 +15,7 @@ struct TensorRtLoadRequest {
   const EngineManifest* manifest = nullptr;
   void* nvinfer = nullptr;         // dlopen handle of libnvinfer.so.10, already version-checked
   const char* device = "";         // "" / "0" (an index), "GPU-<uuid>", "MIG-<uuid>"
-  int32_t kv_block_size = 16;
+  int32_t kv_block_size = kDefaultKvBlockSize;
   size_t kv_memory_bytes = 0;      // 0: the provider's default share of free device memory
 };
 

@@ -220,7 +220,7 @@ void TensorRtProvider::allocate(const TensorRtLoadRequest& request) {
   int64_t chunk = std::min<int64_t>(limits_.max_tokens, INT32_MAX / 2);
   while (scratch_bytes(batch, chunk) > budget) {
     if (batch == 1 && chunk == 1)
-      unavailable("not enough device memory on " + device_.label + " for " + engine_file_ + ": one engine call over a past of " +
+      out_of_memory("not enough device memory on " + device_.label + " for " + engine_file_ + ": one engine call over a past of " +
                   std::to_string(limits_.max_past) + " positions needs " + mib_text(scratch_bytes(1, 1)) +
                   " of scratch buffers, " + mib_text(budget) + " can be spared (" + mib_text(free_bytes) + " free" +
                   (request.kv_memory_bytes ? ", kv_memory_bytes " + mib_text(request.kv_memory_bytes) : std::string()) + ")");
@@ -277,7 +277,7 @@ void TensorRtProvider::allocate(const TensorRtLoadRequest& request) {
     const size_t cap = static_cast<size_t>(limits_.max_batch) * blocks_per_seq;
     blocks = std::min(free_bytes / 10 * 6 / bytes_per_block_, cap);
     if (blocks < 1)
-      unavailable("no device memory left on " + device_.label + " for the KV cache (" + mib_text(free_bytes) +
+      out_of_memory("no device memory left on " + device_.label + " for the KV cache (" + mib_text(free_bytes) +
                   " free after the engine, one block is " + mib_text(bytes_per_block_) + ")");
   }
   blocks = std::min<size_t>(blocks, INT32_MAX);
@@ -311,6 +311,7 @@ ProviderInfo TensorRtProvider::info() const {
   i.precision = precision_;
   i.vocab_size = cfg_.vocab_size;
   i.max_context = plan_limits_.max_context;
+  i.eos_token_ids = cfg_.eos_token_ids;
   return i;
 }
 

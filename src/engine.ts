@@ -1,0 +1,27 @@
+/**
+ * The one face of everything that generates: a Model, a ModelPool, and the
+ * remote backends and routers to come. A server or router takes an Engine
+ * and never asks which kind it holds.
+ */
+import type { GenerationStream } from "./generation-stream.js";
+import type { ModelInfo } from "./model.js";
+import type { GenerateRequest } from "./types.js";
+
+export interface EngineStats {
+  /** Requests whose streams have not ended. */
+  inFlight: number;
+}
+
+export interface Engine {
+  /** What runs the requests: backend, device, precision, the model's config and KV cache. */
+  readonly info: ModelInfo;
+  /**
+   * Starts a request. Throws at once, with a typed error, for a request it
+   * would never run (InvalidRequestError, QueueFullError, ModelDisposedError);
+   * every other ending is the stream's finish reason.
+   */
+  generate(request: GenerateRequest): GenerationStream;
+  stats(): EngineStats;
+  /** Ends every request in flight ("cancelled") and frees what the engine holds. */
+  dispose(): Promise<void>;
+}
