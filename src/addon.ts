@@ -23,7 +23,7 @@ export interface RawLoadOptions {
   device?: string;
   /** Positions per KV-cache block. Default 16, in [1, 1024]. */
   kvBlockSize?: number;
-  /** Bytes of KV cache; 0 = the provider's default. */
+  /** Bytes of KV cache. Default 0 = the provider's own (CPU: 8 full-context sequences, at most 1 GiB; TensorRT: 60% of free device memory). */
   kvMemoryBytes?: number;
   /** Sequences in one step. Default 16, in [1, 16384]. */
   maxBatchSize?: number;

@@ -62,6 +62,24 @@ describe("engine metrics", () => {
     expect(costOf("tiny")).toBeGreaterThan(0);
   });
 
+  it("requests ended by a stop string are completions, not cancellations", async () => {
+    const stopper = await runtime.loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, name: "stopper" });
+    const prompts = [[5, 6, 7], [8, 9], [10, 11, 12], [13]];
+    for (const tokens of prompts) {
+      const free = await stopper.generate({ tokens, maxTokens: 16, temperature: 0, ignoreEos: true }).result;
+      const stop = free.text.slice(4, 7); // text the greedy run produces, so this run meets it
+      expect(stop.length).toBeGreaterThan(0);
+      const r = await stopper.generate({ tokens, maxTokens: 16, temperature: 0, ignoreEos: true, stop }).result;
+      expect(r.finishReason).toBe("stop");
+      expect(r.text).toBe(free.text.slice(0, free.text.indexOf(stop)));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the stop reaches the scheduler thread
+    expect(stopper.stats().endedEarly.cancelled).toBe(0);
+    const m = await scrape();
+    const cancelled = m.get("neoserve_requests_ended_early_total")!.metrics.find((s) => s.labels?.model === "stopper" && s.labels?.reason === "cancelled");
+    expect(Number(cancelled?.value ?? 0)).toBe(0);
+  });
+
   it("counters never go down across scrapes", async () => {
     const first = await scrape();
     await model.generate({ tokens: [7], maxTokens: 5, temperature: 0, ignoreEos: true }).result;

@@ -1,0 +1,80 @@
+// Load options are defined once, in native/core/options.h: every knob's range
+// is enforced with a typed error naming it, and what src/addon.ts documents
+// (names, defaults) is what the native table says.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { addon, type RawLoadOptions, type RawOptionDescription } from "../src/addon.js";
+import { InvalidRequestError, loadModel, OutOfMemoryError } from "../src/index.js";
+import { hfDir, repoRoot } from "./helpers/paths.js";
+
+const table = addon().optionTable();
+
+// The doc comment above each field of RawLoadOptions in src/addon.ts.
+function documentedFields(): Map<string, string> {
+  const source = readFileSync(join(repoRoot, "src", "addon.ts"), "utf8");
+  const body = /export interface RawLoadOptions \{([\s\S]*?)\n\}/.exec(source)![1]!;
+  const fields = new Map<string, string>();
+  for (const m of body.matchAll(/\/\*\*([\s\S]*?)\*\/\s*(\w+)\?:/g)) fields.set(m[2]!, m[1]!);
+  return fields;
+}
+
+const load = (options: Partial<RawLoadOptions>) => loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: options });
+const loadWith = (o: RawOptionDescription, value: unknown) =>
+  o.name === "backend" || o.name === "precision" || o.name === "threads" || o.name === "device"
+    ? loadModel(hfDir("tiny"), { [o.name]: value } as never)
+    : load({ [o.name]: value } as never);
+
+describe("the load options table", () => {
+  it("lists exactly the options src/addon.ts declares, and each documented default is the native one", () => {
+    const docs = documentedFields();
+    expect([...docs.keys()].sort()).toEqual(table.map((o) => o.name).sort());
+    for (const o of table) {
+      const doc = docs.get(o.name)!;
+      const stated = /Default (?:"([^"]*)"|(-?\d+))/.exec(doc);
+      if (o.kind === "text") continue; // device: "" = the first, said in words
+      expect(stated, `${o.name}'s doc comment states its default`).not.toBeNull();
+      expect(stated![1] ?? Number(stated![2]), o.name).toEqual(o.default);
+    }
+  });
+
+  it("gives every numeric option a range that holds its default", () => {
+    for (const o of table.filter((o) => o.kind !== "text" && o.kind !== "choice")) {
+      expect(o.min, o.name).toBeLessThanOrEqual(o.default as number);
+      expect(o.max, o.name).toBeGreaterThanOrEqual(o.default as number);
+    }
+    for (const o of table.filter((o) => o.kind === "choice")) expect(o.choices, o.name).toContain(o.default);
+  });
+
+  for (const o of table.filter((o) => o.kind !== "text")) {
+    it(`${o.name}: values outside its range are an InvalidRequestError naming it`, async () => {
+      const bad: unknown[] =
+        o.kind === "choice"
+          ? ["nope", 3]
+          : [o.min! - 1, o.max! + (o.kind === "number" ? o.max! : 1), Number.NaN, "12", ...(o.kind === "number" ? [] : [o.min! + 0.5])];
+      for (const value of bad) {
+        const err = await loadWith(o, value).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err, `${o.name} = ${String(value)}`).toBeInstanceOf(InvalidRequestError);
+        expect((err as Error).message).toContain(o.name);
+      }
+    });
+  }
+
+  it("accepts the bounds of the scheduler's ranges", async () => {
+    for (const name of ["maxBatchSize", "maxBatchTokens", "kvBlockSize", "maxQueueSize", "maxQueueDelayMs", "itlCapMs"] as const) {
+      const o = table.find((t) => t.name === name)!;
+      for (const value of [o.min!, o.max!]) {
+        const model = await load({ [name]: value });
+        expect(model.info.backend).toBe("cpu");
+        await model.dispose();
+      }
+    }
+  });
+
+  it("a KV cache that cannot be allocated is an OutOfMemoryError", async () => {
+    await expect(load({ kvMemoryBytes: 2 ** 52 })).rejects.toBeInstanceOf(OutOfMemoryError);
+  });
+});
