@@ -18,12 +18,10 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
-import { FRAME_FD, type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
+import { DEFAULT_FLUSH_INTERVAL_MS, FRAME_FD, type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
 
 /** Restart delays of a dead worker, unless PoolOptions.restartBackoff says. */
 const DEFAULT_RESTART_BACKOFF = { initialMs: 100, maxMs: 5000 };
-/** PoolOptions.flushIntervalMs unless set. */
-const DEFAULT_FLUSH_INTERVAL_MS = 10;
 
 export interface PoolOptions {
   /** Model path, as for loadModel. */

@@ -23,5 +23,8 @@ export type FromWorker =
   | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text"> }
   | ({ t: "rejected"; id: number } & WireError);
 
+/** PoolOptions.flushIntervalMs unless set. */
+export const DEFAULT_FLUSH_INTERVAL_MS = 10;
+
 /** The worker's file descriptor of its frame pipe to the pool. */
 export const FRAME_FD = 4;

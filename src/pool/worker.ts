@@ -7,7 +7,7 @@ import { toWireError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import type { TokenStream } from "../token-stream.js";
 import { encodeFrames, TokenRun } from "./frames.js";
-import { FRAME_FD, type FromWorker, type ToWorker } from "./protocol.js";
+import { DEFAULT_FLUSH_INTERVAL_MS, FRAME_FD, type FromWorker, type ToWorker } from "./protocol.js";
 
 const pipe = new Socket({ fd: FRAME_FD, readable: false, writable: true });
 pipe.on("error", () => {}); // the pool went away: "disconnect" below ends this process
@@ -31,7 +31,7 @@ function sendToken(id: number, token: number, text: string): void {
 // CPU) are packed together, since each write costs both processes a wake-up; a
 // step slower than that (a GPU batch) still goes out as soon as it is done.
 // Set by the pool (PoolOptions.flushIntervalMs).
-let flushMs = 10;
+let flushMs = DEFAULT_FLUSH_INTERVAL_MS;
 let lastFlush = 0;
 
 function enqueue(m: FromWorker | TokenRun): void {

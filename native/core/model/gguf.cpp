@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../error.h"
+#include "tensor.h"
 
 namespace neoserve {
 
@@ -192,11 +193,11 @@ bool ggml_tensor_bytes(uint32_t ggml_type, const std::vector<uint64_t>& ne, uint
     case kGgmlF32: elem_bytes = 4; break;
     case kGgmlF16: case kGgmlBF16: elem_bytes = 2; break;
     case kGgmlQ8_0: {
-      if (ne.empty() || ne[0] % 32 != 0) return false;
-      uint64_t blocks = ne[0] / 32;
+      if (ne.empty() || ne[0] % kQ8_0BlockSize != 0) return false;
+      uint64_t blocks = ne[0] / kQ8_0BlockSize;
       for (size_t i = 1; i < ne.size(); ++i)
         if (__builtin_mul_overflow(blocks, ne[i], &blocks)) return false;
-      return !__builtin_mul_overflow(blocks, uint64_t{34}, &out);
+      return !__builtin_mul_overflow(blocks, uint64_t{kQ8_0BlockBytes}, &out);
     }
     default: return false;
   }
@@ -268,7 +269,7 @@ GgufFile parse_gguf(const uint8_t* bytes, size_t size, const std::string& name) 
              std::to_string(f.alignment));
     uint64_t nbytes = 0;
     if (!ggml_tensor_bytes(info.ggml_type, info.ne, nbytes)) {
-      if (info.ggml_type == kGgmlQ8_0 && (info.ne[0] % 32) != 0)
+      if (info.ggml_type == kGgmlQ8_0 && (info.ne[0] % kQ8_0BlockSize) != 0)
         r.fail("Q8_0 tensor " + info.name + " has " + std::to_string(info.ne[0]) + " columns, not a multiple of 32");
       if (info.ggml_type == kGgmlF32 || info.ggml_type == kGgmlF16 || info.ggml_type == kGgmlBF16 || info.ggml_type == kGgmlQ8_0)
         r.fail("tensor " + info.name + " has too many elements");

@@ -31,7 +31,7 @@ class Preparer {
       throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" +
                                       std::to_string(rows) + ", " + std::to_string(cols) + "]");
     WMat w{format_of(t, m_.source), rows, cols, t.data, nullptr};
-    if (w.format == WFormat::Q8_0 && cols % 32 != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
+    if (w.format == WFormat::Q8_0 && cols % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     WMat converted;
     if (precision_ == "f32" && w.format != WFormat::F32) converted = to_f32(w);
@@ -46,7 +46,7 @@ class Preparer {
     const Tensor& t = m_.get(name);
     if (t.numel() != n || t.shape.size() != 1) throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" + std::to_string(n) + "]");
     WMat w{format_of(t, m_.source), 1, n, t.data, nullptr};
-    if (w.format == WFormat::Q8_0 && n % 32 != 0) throw_load_error(m_.source, name + ": Q8_0 vector not whole blocks");
+    if (w.format == WFormat::Q8_0 && n % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 vector not whole blocks");
     std::vector<float> v(n);
     dequantize_row(w, 0, v.data());
     return v;
@@ -73,12 +73,12 @@ class Preparer {
   WMat to_i8(const WMat& w) {
     const int64_t kpad = w.kpad();
     auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
-    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * (kpad / 32)));
+    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * (kpad / kQuantBlock)));
     pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
       std::vector<float> row(w.cols);
       for (int64_t r = b; r < e; ++r) {
         dequantize_row(w, r, row.data());
-        quantize_rows_i8(row.data(), 1, w.cols, reinterpret_cast<int8_t*>(q.get()) + r * kpad, d.get() + r * (kpad / 32));
+        quantize_rows_i8(row.data(), 1, w.cols, reinterpret_cast<int8_t*>(q.get()) + r * kpad, d.get() + r * (kpad / kQuantBlock));
       }
     });
     WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
@@ -91,18 +91,18 @@ class Preparer {
   // layout (q rows contiguous, scales beside, fp16 -> fp32 is exact): the
   // 34-byte blocks straddle cache lines and cost ~2x in decode.
   WMat repack_q8_0(const WMat& w) {
-    const int64_t nb = w.cols / 32;
+    const int64_t nb = w.cols / kQuantBlock;
     auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * w.cols));
     auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * nb));
     const size_t rb = w.row_bytes();
     pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r)
         for (int64_t k = 0; k < nb; ++k) {
-          const uint8_t* blk = w.data + r * rb + k * 34;
+          const uint8_t* blk = w.data + r * rb + k * kQ8_0BlockBytes;
           uint16_t h;
           std::memcpy(&h, blk, 2);
           d[r * nb + k] = fp16_to_f32(h);
-          std::memcpy(q.get() + (r * nb + k) * 32, blk + 2, 32);
+          std::memcpy(q.get() + (r * nb + k) * kQuantBlock, blk + 2, kQuantBlock);  // after the fp16 scale
         }
     });
     WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
@@ -119,9 +119,8 @@ class Preparer {
 
 }  // namespace
 
+// `precision` was checked with the other load options (core/options.h).
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool) {
-  if (precision != "auto" && precision != "f32" && precision != "int8")
-    throw_invalid("precision must be \"auto\", \"f32\" or \"int8\" for the CPU provider, got \"" + precision + "\"");
   const LlamaConfig& c = model.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t qdim = static_cast<int64_t>(c.num_attention_heads) * c.head_dim;

@@ -31,7 +31,7 @@ size_t WMat::row_bytes() const {
     case WFormat::F16:
     case WFormat::BF16: return static_cast<size_t>(cols) * 2;
     case WFormat::I8: return static_cast<size_t>(kpad());
-    case WFormat::Q8_0: return static_cast<size_t>(cols / 32) * 34;
+    case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
   }
   return 0;
 }
@@ -44,7 +44,7 @@ static void quantize_weight_block(const float* x, int n, int8_t* q, float* d) {
   const float scale = amax / 127.0f;
   const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
   for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
-  for (int i = n; i < 32; ++i) q[i] = 0;
+  for (int i = n; i < kQuantBlock; ++i) q[i] = 0;
   *d = scale;
 }
 
@@ -52,24 +52,24 @@ static void quantize_weight_block(const float* x, int n, int8_t* q, float* d) {
 // (q = rne(x * 127/max|x|), the block scale rounded to fp16), so a Q8_0 GGUF
 // runs the same arithmetic here as in llama.cpp.
 static void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
-  for (int64_t b = 0; b * 32 < cols; ++b) {
-    const int n = static_cast<int>(std::min<int64_t>(32, cols - b * 32));
-    const float* xb = x + b * 32;
+  for (int64_t b = 0; b * kQuantBlock < cols; ++b) {
+    const int n = static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock));
+    const float* xb = x + b * kQuantBlock;
     float amax = 0.0f;
     for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(xb[i]));
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    for (int i = 0; i < n; ++i) q[b * 32 + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
-    for (int i = n; i < 32; ++i) q[b * 32 + i] = 0;
+    for (int i = 0; i < n; ++i) q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
+    for (int i = n; i < kQuantBlock; ++i) q[b * kQuantBlock + i] = 0;
     d[b] = fp16_round(amax / 127.0f);
   }
 }
 
 void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales) {
-  const int64_t kpad = (cols + 31) / 32 * 32;
+  const int64_t kpad = (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t b = 0; b * 32 < cols; ++b)
-      quantize_weight_block(src + r * cols + b * 32, static_cast<int>(std::min<int64_t>(32, cols - b * 32)),
-                            q + r * kpad + b * 32, scales + r * (kpad / 32) + b);
+    for (int64_t b = 0; b * kQuantBlock < cols; ++b)
+      quantize_weight_block(src + r * cols + b * kQuantBlock, static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock)),
+                            q + r * kpad + b * kQuantBlock, scales + r * (kpad / kQuantBlock) + b);
 }
 
 void QActs::resize(int64_t t, int64_t cols) {

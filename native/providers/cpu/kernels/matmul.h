@@ -11,7 +11,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/model/tensor.h"
+
 namespace neoserve::cpu {
+
+// Elements per int8 block, each with its own scale: our int8 weights, the
+// quantized activations and GGUF Q8_0 share it, so their dot products pair up.
+inline constexpr int64_t kQuantBlock = kQ8_0BlockSize;
 
 class ThreadPool;
 
@@ -34,7 +40,7 @@ struct WMat {
   const float* scales = nullptr;  // I8 only: rows x kpad/32
 
   bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0; }
-  int64_t kpad() const { return (cols + 31) / 32 * 32; }  // I8 rows are zero-padded to whole blocks
+  int64_t kpad() const { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }  // I8 rows are zero-padded to whole blocks
   size_t row_bytes() const;
 };
 
@@ -46,7 +52,7 @@ struct QActs {
   std::vector<float> d;    // tokens x kpad/32
   void resize(int64_t tokens, int64_t cols);  // grows, never shrinks, its storage
   int8_t* q_row(int64_t t) { return q.data() + t * kpad; }
-  float* d_row(int64_t t) { return d.data() + t * (kpad / 32); }
+  float* d_row(int64_t t) { return d.data() + t * (kpad / kQuantBlock); }
   void quantize(const float* x, int64_t tokens, int64_t cols);  // resize + every row, portable code
 };
 
