@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GenerateRequest, SamplingOptions } from "./types.js";
 
 /**
  * The load options of native/core/options.h, where each is defined once with
@@ -60,24 +61,16 @@ export interface RawRequestLimits {
   kvBlocks: number;
 }
 
-/** A request as native code reads it (model_handle.cpp); absent fields take GenerationRequest's defaults. */
-export interface RawRequest {
+/**
+ * A request as native code reads it (native/binding/js_request.h): the public
+ * request's parameters, its prompt as ids; absent fields take the defaults of
+ * native GenerationRequest.
+ */
+export interface RawRequest
+  extends SamplingOptions,
+    Pick<GenerateRequest, "maxTokens" | "stopTokenIds" | "ignoreEos" | "priority" | "deadlineMs"> {
   tokens: Int32Array;
-  maxTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-  frequencyPenalty?: number;
-  presencePenalty?: number;
-  /** Absent: a fresh random seed. */
-  seed?: number;
-  stopTokenIds?: Int32Array | readonly number[];
-  ignoreEos?: boolean;
   captureLogits?: boolean;
-  priority?: number;
-  deadlineMs?: number;
 }
 
 export interface RawModelInfo {

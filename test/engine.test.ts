@@ -1,5 +1,8 @@
 // One engine face: code written against Engine runs a Model and a ModelPool
 // alike, and both reject the same requests with the same typed errors.
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { addon } from "../src/addon.js";
 import {
@@ -86,6 +89,38 @@ describe("Model and ModelPool are both an Engine", () => {
       expect(thrown[0], JSON.stringify(request)).toBeInstanceOf(InvalidRequestError);
       expect(thrown[1]?.constructor, JSON.stringify(request)).toBe(thrown[0]!.constructor);
       expect(thrown[1]!.message).toBe(thrown[0]!.message);
+    }
+  });
+
+  it("take the documented defaults from native code: 128 tokens, and a stop at the model's EOS unless ignored", async () => {
+    for (const [, engine] of engines()) {
+      const r = await engine.generate({ tokens: [1, 2], temperature: 0, ignoreEos: true }).result;
+      expect(r.finishReason).toBe("length");
+      expect(r.tokens).toHaveLength(128); // GenerateRequest.maxTokens: "Default 128."
+    }
+  });
+
+  it("stop at the EOS ids of generation_config.json, read by native code, unless the request ignores them", async () => {
+    const greedy = await model.generate({ tokens: [1, 2], maxTokens: 3, temperature: 0, ignoreEos: true }).result;
+    const second = greedy.tokens[1]!;
+    // The tiny checkpoint beside a generation_config.json that makes its second greedy token an end of sequence.
+    const dir = await mkdtemp(join(tmpdir(), "neoserve-eos-"));
+    try {
+      for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) await symlink(join(hfDir("tiny"), f), join(dir, f));
+      await writeFile(join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: [second] }));
+      const withEos = await loadModel(dir, { backend: "cpu", threads: 1 });
+      try {
+        expect(withEos.info.config.eosTokenIds).toContain(second);
+        const stopped = await withEos.generate({ tokens: [1, 2], maxTokens: 3, temperature: 0 }).result;
+        expect(stopped.finishReason).toBe("stop");
+        expect(stopped.tokens).toEqual(greedy.tokens.slice(0, 2));
+        const ignored = await withEos.generate({ tokens: [1, 2], maxTokens: 3, temperature: 0, ignoreEos: true }).result;
+        expect(ignored.tokens).toEqual(greedy.tokens);
+      } finally {
+        await withEos.dispose();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

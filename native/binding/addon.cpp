@@ -4,6 +4,7 @@
 #include "js_errors.h"
 #include "js_options.h"
 #include "js_request.h"
+#include "js_values.h"
 #include "model_handle.h"
 #include "telemetry_handle.h"
 #include "providers/registry.h"
@@ -112,9 +113,7 @@ Napi::Value OptionTable(const Napi::CallbackInfo& info) {
       entry.Set("min", d.min);
       entry.Set("max", d.max);
     }
-    auto choices = Napi::Array::New(env, d.choices.size());
-    for (size_t c = 0; c < d.choices.size(); ++c) choices.Set(static_cast<uint32_t>(c), d.choices[c]);
-    entry.Set("choices", choices);
+    entry.Set("choices", js_array(env, d.choices));
     out.Set(static_cast<uint32_t>(i), entry);
   }
   return out;

@@ -3,6 +3,7 @@
 #include "js_errors.h"
 #include "js_options.h"
 #include "js_request.h"
+#include "js_values.h"
 
 namespace neoserve::binding {
 
@@ -145,9 +146,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   config.Set("vocabSize", c.vocab_size);
   config.Set("maxPositionEmbeddings", c.max_position_embeddings);
   config.Set("bosTokenId", c.bos_token_id);
-  auto eos = Napi::Array::New(env, c.eos_token_ids.size());
-  for (size_t i = 0; i < c.eos_token_ids.size(); ++i) eos.Set(static_cast<uint32_t>(i), c.eos_token_ids[i]);
-  config.Set("eosTokenIds", eos);
+  config.Set("eosTokenIds", js_array(env, c.eos_token_ids));
   auto kvo = Napi::Object::New(env);
   kvo.Set("blockSize", kv.block_size);
   kvo.Set("numBlocks", kv.num_blocks);
@@ -172,18 +171,13 @@ Napi::Value ModelHandle::GgufTokenizer(const Napi::CallbackInfo& info) {
   check_live(env);
   const neoserve::GgufTokenizer& t = loaded_.weights->gguf_tokenizer;
   if (t.tokens.empty()) return env.Null();
-  auto strings = [&](const std::vector<std::string>& v) {
-    auto a = Napi::Array::New(env, v.size());
-    for (size_t i = 0; i < v.size(); ++i) a.Set(static_cast<uint32_t>(i), v[i]);
-    return a;
-  };
   auto types = Napi::Int32Array::New(env, t.token_types.size());
   std::copy(t.token_types.begin(), t.token_types.end(), types.Data());
   auto out = Napi::Object::New(env);
   out.Set("model", t.model);
   out.Set("pre", t.pre);
-  out.Set("tokens", strings(t.tokens));
-  out.Set("merges", strings(t.merges));
+  out.Set("tokens", js_array(env, t.tokens));
+  out.Set("merges", js_array(env, t.merges));
   out.Set("tokenTypes", types);
   if (t.bos_id >= 0) out.Set("bosId", t.bos_id);
   if (t.eos_id >= 0) out.Set("eosId", t.eos_id);
