@@ -2,7 +2,7 @@
 /** The neoserve command line: `neoserve generate [prompt]` streams tokens from a model. */
 import { Command, InvalidArgumentError } from "commander";
 import { join } from "node:path";
-import { packageRoot } from "../addon.js";
+import { addon, packageRoot, type RawLoadOptions } from "../addon.js";
 import { loadModel } from "../model.js";
 import { NeoserveError } from "../errors.js";
 
@@ -21,6 +21,13 @@ function number(value: string): number {
   return n;
 }
 
+/** Help text of a load option, from its one definition in native/core/options.h. */
+function loadOption(name: keyof RawLoadOptions): string {
+  const o = addon().optionTable().find((t) => t.name === name)!;
+  const values = o.kind === "choice" ? `${o.choices.join(" | ")}: ` : "";
+  return `${values}${o.meaning}${o.default === "" ? "" : ` (default: ${o.default})`}`;
+}
+
 const program = new Command("neoserve").description("Accelerated LLM inference inside Node.js");
 
 program
@@ -30,13 +37,13 @@ program
   .option("-m, --model <path>", "Hugging Face directory, .gguf file, or TensorRT engine directory (neoserve.json)", defaultModelPath)
   .option("-n, --max-tokens <n>", "tokens to generate", integer, 64)
   .option("-t, --temperature <t>", "0 = greedy", number, 0.8)
-  .option("--top-k <k>", "keep the k most likely tokens", integer, 0)
-  .option("--top-p <p>", "nucleus sampling", number, 1)
+  .option("--top-k <k>", "keep the k most likely tokens (default: off)", integer)
+  .option("--top-p <p>", "nucleus sampling (default: off)", number)
   .option("--seed <n>", "same seed, same tokens", integer, 7)
-  .option("--backend <name>", "auto | cpu | tensorrt", "auto")
-  .option("--precision <p>", "auto | f32 | int8", "auto")
-  .option("--threads <n>", "engine threads (0 = all cores)", integer, 0)
-  .option("--device <id>", "TensorRT: a CUDA device index, GPU-<uuid> or MIG-<uuid>")
+  .option("--backend <name>", loadOption("backend"))
+  .option("--precision <p>", loadOption("precision"))
+  .option("--threads <n>", loadOption("threads"), integer)
+  .option("--device <id>", loadOption("device"))
   .option("--chat", "treat the prompt as a user message and apply the chat template")
   .action(async (prompt: string, opts) => {
     const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads, device: opts.device });
