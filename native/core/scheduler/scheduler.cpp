@@ -120,7 +120,7 @@ SchedulerStats Scheduler::stats() const {
 
 StepTimeModel Scheduler::step_time_model() const {
   std::lock_guard lock(mutex_);
-  return model_snapshot_;
+  return step_time_snapshot_;
 }
 
 void Scheduler::shutdown() {
@@ -253,7 +253,7 @@ bool Scheduler::grow_or_preempt(EventBatch& out) {
 // batch is predicted to stay under the cap: the cap bounds the running batch,
 // not just the prefill beside it (one sequence always runs, or nothing would).
 void Scheduler::admit(double t, EventBatch& out) {
-  const bool itl_bound = options_.itl_cap_ms > 0 && model_.ready();
+  const bool itl_bound = options_.itl_cap_ms > 0 && step_time_.ready();
   // Until the step-time model is fitted, a capped scheduler lets requests in a
   // couple at a time, so an early burst cannot fill the batch past the cap.
   int32_t warmup_admits = options_.itl_cap_ms > 0 && !itl_bound ? 2 : INT32_MAX;
@@ -268,7 +268,7 @@ void Scheduler::admit(double t, EventBatch& out) {
     if (warmup_admits-- <= 0) break;
     if (itl_bound && !running_.empty()) {
       const double attended = StepTimeModel::attended_of(static_cast<int32_t>(head.context.size()), 1);
-      if (model_.predict(decode_tokens + 1, decode_attended + attended) > options_.itl_cap_ms) break;
+      if (step_time_.predict(decode_tokens + 1, decode_attended + attended) > options_.itl_cap_ms) break;
       decode_tokens += 1;
       decode_attended += attended;
     }
@@ -316,12 +316,12 @@ void Scheduler::compose() {
     }
   }
   const bool capped = options_.itl_cap_ms > 0 && decodes > 0;
-  const bool model_ok = capped && model_.ready();
-  double time_left = model_ok ? options_.itl_cap_ms - model_.predict(batch_tokens_, batch_attended_) : 0;
+  const bool fitted = capped && step_time_.ready();
+  double time_left = fitted ? options_.itl_cap_ms - step_time_.predict(batch_tokens_, batch_attended_) : 0;
   // Trust region: never more than 1.5x the largest prefill already measured to fit under the
   // cap next to decodes (and only the warm-up amount while the model is not ready). A fit thrown
   // off by noise can then overshoot the cap by a bounded amount, once, before it learns.
-  int32_t prefill_left = model_ok ? std::max(kWarmupPrefillTokens, static_cast<int32_t>(1.5 * prefill_ok_tokens_))
+  int32_t prefill_left = fitted ? std::max(kWarmupPrefillTokens, static_cast<int32_t>(1.5 * prefill_ok_tokens_))
                                   : kWarmupPrefillTokens;
   for (auto& s : running_) {
     if (budget <= 0) break;
@@ -330,9 +330,9 @@ void Scheduler::compose() {
     int32_t chunk = std::min(pending, budget);
     if (capped) {
       chunk = std::min(chunk, prefill_left);
-      if (model_ok) {
-        chunk = model_.max_chunk(s->computed, chunk, time_left);
-        time_left -= model_.chunk_cost(s->computed, chunk);
+      if (fitted) {
+        chunk = step_time_.max_chunk(s->computed, chunk, time_left);
+        time_left -= step_time_.chunk_cost(s->computed, chunk);
       }
       prefill_left -= chunk;
       if (chunk <= 0) break;
@@ -379,7 +379,7 @@ void Scheduler::iterate(EventBatch& out) {
     local_.schedule_ms_total += steady_ms() - t0 - step_ms;
     return;
   }
-  model_.observe(batch_tokens_, batch_attended_, step_ms);
+  step_time_.observe(batch_tokens_, batch_attended_, step_ms);
   out.step_sequences = static_cast<int32_t>(batch_.size());
   out.step_tokens = batch_tokens_;
   if (options_.itl_cap_ms > 0 && decodes_in_batch_ > 0 && step_ms <= options_.itl_cap_ms)
@@ -440,7 +440,7 @@ void Scheduler::publish() {
   stats_.step_ms_total = local_.step_ms_total;
   stats_.schedule_ms_total = local_.schedule_ms_total;
   stats_.sample_ms_total = local_.sample_ms_total;
-  model_snapshot_ = model_;
+  step_time_snapshot_ = step_time_;
 }
 
 void Scheduler::run() {

@@ -119,11 +119,11 @@ class Scheduler {
   bool stopping_ = false;
   SchedulerStats stats_;
   RequestId next_id_ = 1;
-  StepTimeModel model_snapshot_;  // guarded by mutex_
+  StepTimeModel step_time_snapshot_;  // guarded by mutex_
 
   SchedulerClock now_ms_;
   SchedulerStats local_;  // scheduler thread only: counters published into stats_ each iteration
-  StepTimeModel model_;   // scheduler thread only
+  StepTimeModel step_time_;  // scheduler thread only
   std::vector<std::unique_ptr<Sequence>> running_;  // scheduler thread only
   std::vector<Sequence*> stepped_;                  // reused per iteration
   std::vector<Sequence*> by_importance_;            // reused per iteration
