@@ -107,9 +107,11 @@ RequestId Scheduler::submit(GenerationRequest request) {
   return id;
 }
 
-void Scheduler::cancel(RequestId id) {
+void Scheduler::cancel(RequestId id, FinishReason reason) {
+  if (reason != FinishReason::Cancelled && reason != FinishReason::Stop)
+    throw_invalid(std::string("a request can be cancelled as cancelled or stop, not ") + finish_reason_name(reason));
   std::lock_guard lock(mutex_);
-  cancelled_.insert(id);
+  cancelled_.emplace(id, reason);  // keeps an earlier reason
   wake_.notify_one();
 }
 
@@ -250,13 +252,16 @@ StepPlan Scheduler::schedule(EventBatch& out) {
 }
 
 // Cancellations, deadlines (waiting or running) and queue timeouts (never started).
+// A cancel's reason wins over a deadline that passed meanwhile: the caller has
+// already ended the request on its side.
 void Scheduler::expire(double t, EventBatch& out) {
   const bool timers = options_.max_queue_delay_ms > 0 ||
                       std::any_of(running_.begin(), running_.end(), [](auto& s) { return s->request.deadline_ms > 0; }) ||
                       std::any_of(waiting_.begin(), waiting_.end(), [](auto& s) { return s->request.deadline_ms > 0; });
   if (cancelled_.empty() && !timers) return;
   auto reason_of = [&](const Sequence& s) {
-    if (!cancelled_.empty() && cancelled_.count(s.id) > 0) return FinishReason::Cancelled;
+    if (!cancelled_.empty())
+      if (auto it = cancelled_.find(s.id); it != cancelled_.end()) return it->second;
     if (t > s.deadline_at) return FinishReason::DeadlineExceeded;
     if (!s.started && options_.max_queue_delay_ms > 0 && t - s.submit_ms > options_.max_queue_delay_ms)
       return FinishReason::QueueTimeout;

@@ -12,7 +12,7 @@
 #include <span>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "../kv/block_manager.h"
@@ -72,7 +72,11 @@ class Scheduler {
 
   // Validates and queues; throws InvalidRequest (nothing is queued then).
   RequestId submit(GenerationRequest request);
-  void cancel(RequestId id);  // unknown or finished ids are ignored
+  // Ends a request: Cancelled, or Stop when the caller matched a stop string
+  // (a normal completion, not counted as cancelled). Any other reason throws
+  // InvalidRequest. Unknown or finished ids are ignored; when an id is
+  // cancelled twice before the scheduler ends it, the first reason wins.
+  void cancel(RequestId id, FinishReason reason = FinishReason::Cancelled);
   SchedulerStats stats() const;
   // A snapshot of the online step-time model (what itl_cap_ms plans with).
   StepTimeModel step_time_model() const;
@@ -122,7 +126,7 @@ class Scheduler {
   mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_, stopping_ and held_
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::unordered_set<RequestId> cancelled_;
+  std::unordered_map<RequestId, FinishReason> cancelled_;  // with the reason each ends with
   bool stopping_ = false;
   bool held_ = false;  // tests only: the thread does no work while set
   SchedulerStats stats_;
