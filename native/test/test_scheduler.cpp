@@ -509,6 +509,8 @@ TEST("scheduler.cancel_at_every_stage_frees_blocks") {
     std::atomic<bool> queued_ran{false};
     bool cancelled_p = false, cancelled_d = false, cancelled_q = false;
     provider->on_step = [&](std::span<const SeqStep> batch) {  // scheduler thread, no scheduler lock held
+      // Steps can start before submit() has returned the later ids: judge none until all three are known.
+      while (queued.load() == 0) std::this_thread::yield();
       bool has_p = false, has_d = false;
       for (const SeqStep& s : batch) {
         if (s.id == queued.load()) queued_ran = true;
