@@ -509,6 +509,8 @@ TEST("scheduler.cancel_at_every_stage_frees_blocks") {
     std::atomic<bool> queued_ran{false};
     bool cancelled_p = false, cancelled_d = false, cancelled_q = false;
     provider->on_step = [&](std::span<const SeqStep> batch) {  // scheduler thread, no scheduler lock held
+      // Steps can start before submit() has returned the later ids: judge none until all three are known.
+      while (queued.load() == 0) std::this_thread::yield();
       bool has_p = false, has_d = false;
       for (const SeqStep& s : batch) {
         if (s.id == queued.load()) queued_ran = true;
@@ -681,4 +683,45 @@ TEST("scheduler.finishing_after_the_deadline_reports_it") {
   CHECK(sink.wait(1));
   CHECK_EQ(sink.finish[id], FinishReason::DeadlineExceeded);
   CHECK_EQ(sink.tokens[id].size(), 3u);  // it keeps every token it produced
+}
+
+TEST("scheduler.cancel_with_stop_is_a_completion") {
+  auto provider = std::make_shared<test::CountingProvider>(50, 4096, 4096, 16);
+  Gate gate;
+  provider->on_step = [&](std::span<const SeqStep>) { gate.hook(); };
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 1;  // b waits behind a
+  Scheduler sched(provider, sink, opts);
+  const RequestId a = sched.submit(greedy({1, 2}, 1000));
+  CHECK(gate.wait_entered());
+  const RequestId b = sched.submit(greedy({1, 2}, 1000));
+  // a stop string matched by the caller (running), then a late plain cancel: the first reason wins.
+  sched.cancel(a, FinishReason::Stop);
+  sched.cancel(a, FinishReason::Cancelled);
+  // The other way round for b (waiting).
+  sched.cancel(b, FinishReason::Cancelled);
+  sched.cancel(b, FinishReason::Stop);
+  CHECK_THROWS(sched.cancel(a, FinishReason::Length), ErrorCode::InvalidRequest, "length");
+  CHECK_THROWS(sched.cancel(a, FinishReason::Error), ErrorCode::InvalidRequest, "error");
+  CHECK_THROWS(sched.cancel(a, FinishReason::None), ErrorCode::InvalidRequest, "none");
+  gate.release();
+  CHECK(sink.wait(2));
+  CHECK_EQ(sink.finish[a], FinishReason::Stop);
+  CHECK(sink.tokens[a] == expected_chain({1, 2}, 1, 50));  // the token of the step it was in, then the end (-1)
+  CHECK_EQ(sink.finish[b], FinishReason::Cancelled);
+  CHECK(sink.tokens[b].empty());
+  SchedulerStats st = sched.stats();
+  CHECK_EQ(st.finished_cancelled, 1u);  // b only: a stop is not an early end
+  CHECK_EQ(st.finished_error + st.finished_deadline + st.finished_queue_timeout, 0u);
+  CHECK_EQ(st.kv_blocks_used, 0);
+  // Later cancels of finished ids change nothing, whatever their reason.
+  sched.cancel(a, FinishReason::Cancelled);
+  sched.cancel(b, FinishReason::Stop);
+  const RequestId c = sched.submit(greedy({3}, 2));
+  CHECK(sink.wait(3));
+  CHECK_EQ(sink.finish[c], FinishReason::Length);
+  CHECK_EQ(sink.finish.size(), 3u);
+  st = sched.stats();
+  CHECK_EQ(st.finished_cancelled, 1u);
 }

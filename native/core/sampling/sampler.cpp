@@ -8,7 +8,7 @@
 #include <string>
 
 #include "../error.h"
-#include "rng.h"
+#include "candidates.h"
 
 namespace neoserve {
 
@@ -112,6 +112,12 @@ void Sampler::apply_penalties(std::span<const int32_t> context, int32_t num_prom
   }
 }
 
+void Sampler::load(std::span<const float> logits) {
+  // resize() keeps capacity: after the first call of a given vocab nothing allocates.
+  scratch_.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) scratch_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> context, int32_t num_prompt,
                         uint64_t step) {
   const size_t vocab = logits.size();
@@ -122,120 +128,21 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Plain greedy reads the row in place: no copy of the vocabulary per token.
   if (params_.temperature == 0.0f && !penalized()) return argmax(logits);
 
-  // resize() keeps capacity: after the first call of a given vocab nothing allocates.
-  scratch_.resize(vocab);
-  for (size_t i = 0; i < vocab; ++i) scratch_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  load(logits);
   apply_penalties(context, num_prompt);
-
   if (params_.temperature == 0.0f) return argmax(scratch_);
 
-  // Candidates: every token that still has a chance.
   order_.resize(vocab);
   probs_.resize(vocab);
-  size_t n = 0;
-  float max_logit = kNegInf;
-  for (size_t i = 0; i < vocab; ++i) {
-    const float l = scratch_[i];
-    if (l > kNegInf) {
-      order_[n++] = static_cast<int32_t>(i);
-      max_logit = std::max(max_logit, l);
-    }
-  }
-  if (n == 0) return argmax(logits);
-
-  // Deterministic total order: higher logit (= higher probability) first, lower id on ties.
-  const float* s = scratch_.data();
-  auto before = [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); };
-  bool sorted = false;  // otherwise order_ is in id order, which is just as deterministic
-
-  const size_t k = static_cast<size_t>(std::max<int32_t>(params_.top_k, 0));
-  if (k > 0 && k < n) {
-    std::nth_element(order_.begin(), order_.begin() + k, order_.begin() + n, before);
-    n = k;
-    std::sort(order_.begin(), order_.begin() + n, before);
-    sorted = true;
-  }
-  // Softmax of logit / temperature in FP64, max subtracted (unnormalised: the max weighs 1).
-  const double inv_t = 1.0 / static_cast<double>(params_.temperature);
-  const bool inf_max = std::isinf(max_logit);  // +inf logits share all the mass equally
-  // A weight below e^-60 (~1e-26) is lost against the max's weight of 1 in any
-  // double sum over a vocabulary, so its exp is not worth computing.
-  auto weight = [&](float l) {
-    if (inf_max) return l == max_logit ? 1.0 : 0.0;
-    const double z = (static_cast<double>(l) - static_cast<double>(max_logit)) * inv_t;
-    return z < -60.0 ? 0.0 : std::exp(z);
-  };
-
-  // Top-p needs the candidates in order only as far as the nucleus reaches, and
-  // the nucleus of a real distribution is small: select the best k, sort them,
-  // and widen k until they hold top_p of the mass. The sorted prefix is the
-  // same as a full sort's, so the result is too — at O(n) instead of O(n log n).
-  double nucleus_mass = 0.0;
-  if (params_.top_p < 1.0f && !sorted) {
-    double all = 0.0;
-    for (size_t j = 0; j < n; ++j) all += weight(s[order_[j]]);
-    nucleus_mass = static_cast<double>(params_.top_p) * all;
-    for (size_t k = std::min<size_t>(n, 64);; k = std::min(n, k * 4)) {
-      if (k < n) std::nth_element(order_.begin(), order_.begin() + k, order_.begin() + n, before);
-      std::sort(order_.begin(), order_.begin() + k, before);
-      double held = 0.0;
-      for (size_t j = 0; j < k; ++j) held += weight(s[order_[j]]);
-      if (held >= nucleus_mass || k == n) {
-        n = k;
-        break;
-      }
-    }
-    sorted = true;
-  }
-
-  double total = 0.0;
-  for (size_t j = 0; j < n; ++j) {
-    probs_[j] = weight(s[order_[j]]);
-    total += probs_[j];
-  }
-
-  // Top-p: the smallest prefix of the sorted candidates holding >= top_p of the mass.
-  if (params_.top_p < 1.0f) {
-    const double threshold = nucleus_mass > 0.0 ? nucleus_mass : static_cast<double>(params_.top_p) * total;
-    double cum = 0.0;
-    for (size_t j = 0; j < n; ++j) {
-      cum += probs_[j];
-      if (cum >= threshold) {
-        n = j + 1;
-        break;
-      }
-    }
-  }
-
-  // Min-p: keep p >= min_p * p_max (p_max is the max-logit token's weight, 1, which always stays).
-  if (params_.min_p > 0.0f) {
-    double p_max = 0.0;
-    for (size_t j = 0; j < n; ++j) p_max = std::max(p_max, probs_[j]);
-    const double floor_p = static_cast<double>(params_.min_p) * p_max;
-    size_t kept = 0;
-    for (size_t j = 0; j < n; ++j) {
-      if (probs_[j] >= floor_p) {
-        order_[kept] = order_[j];
-        probs_[kept] = probs_[j];
-        ++kept;
-      }
-    }
-    n = kept;
-  }
-
-  // Renormalise and draw with u = U[0,1) from (seed, step) alone.
-  total = 0.0;
-  for (size_t j = 0; j < n; ++j) total += probs_[j];
-  const double u = counter_uniform(params_.seed, step) * total;
-  double cum = 0.0;
-  size_t last_positive = 0;
-  for (size_t j = 0; j < n; ++j) {
-    if (probs_[j] <= 0.0) continue;
-    cum += probs_[j];
-    last_positive = j;
-    if (u < cum) return order_[j];
-  }
-  return order_[last_positive];  // rounding: u landed at the very top of the range
+  Candidates c(scratch_, order_, probs_);
+  if (c.gather() == 0) return argmax(logits);  // no token has a chance: fall back to the raw row
+  c.temperature(params_.temperature);
+  c.top_k(params_.top_k);
+  c.sort_nucleus(params_.top_p);
+  c.softmax();
+  c.top_p(params_.top_p);
+  c.min_p(params_.min_p);
+  return c.draw(params_.seed, step);
 }
 
 }  // namespace neoserve

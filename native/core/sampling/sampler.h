@@ -22,7 +22,9 @@ struct SamplingParams {
   void validate(int32_t vocab_size) const;
 };
 
-// Order of application: penalties, temperature, top-k, softmax, top-p, min-p, draw.
+// A chain of stages, in this order: penalties, temperature, top-k, softmax,
+// top-p, min-p, draw (see candidates.h). Greedy (temperature 0) is the argmax
+// of the penalised row.
 class Sampler {
  public:
   explicit Sampler(SamplingParams params);
@@ -35,12 +37,14 @@ class Sampler {
 
  private:
   SamplingParams params_;
-  std::vector<float> scratch_;     // reused across calls: no per-token allocation
-  std::vector<int32_t> order_;
-  std::vector<int32_t> counts_;    // generated-token counts, rebuilt per call from context
+  // Reused across calls: no per-token allocation.
+  std::vector<float> scratch_;     // the row being sampled: NaN as -inf, penalties applied
+  std::vector<int32_t> order_;     // candidate ids
   std::vector<double> probs_;      // unnormalised probabilities, indexed like order_
-  std::vector<uint8_t> seen_;      // distinct-token marks for the repetition penalty
+  std::vector<int32_t> counts_;    // generated-token counts, all zero between calls
+  std::vector<uint8_t> seen_;      // distinct-token marks for the repetition penalty, all zero between calls
 
+  void load(std::span<const float> logits);
   void apply_penalties(std::span<const int32_t> context, int32_t num_prompt);
   bool penalized() const {
     return params_.repetition_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;

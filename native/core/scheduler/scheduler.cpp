@@ -48,9 +48,9 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
       blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
       now_ms_(std::move(now_ms)) {
   running_.reserve(options_.max_batch_size);
-  stepped_.reserve(options_.max_batch_size);
   by_importance_.reserve(options_.max_batch_size);
-  batch_.reserve(options_.max_batch_size);
+  spare_plan_.steps.reserve(options_.max_batch_size);
+  spare_plan_.seqs.reserve(options_.max_batch_size);
   thread_ = std::thread([this] { run(); });
 }
 
@@ -93,9 +93,9 @@ RequestId Scheduler::submit(GenerationRequest request) {
 
 void Scheduler::cancel(RequestId id, FinishReason reason) {
   if (reason != FinishReason::Cancelled && reason != FinishReason::Stop)
-    throw_invalid(std::string("a request can be ended as cancelled or stop, not ") + finish_reason_name(reason));
+    throw_invalid(std::string("a request can be cancelled as cancelled or stop, not ") + finish_reason_name(reason));
   std::lock_guard lock(mutex_);
-  cancelled_.emplace(id, reason);
+  cancelled_.emplace(id, reason);  // keeps an earlier reason
   wake_.notify_one();
 }
 
@@ -106,7 +106,7 @@ SchedulerStats Scheduler::stats() const {
 
 StepTimeModel Scheduler::step_time_model() const {
   std::lock_guard lock(mutex_);
-  return model_snapshot_;
+  return step_time_snapshot_;
 }
 
 void Scheduler::shutdown() {
@@ -148,19 +148,96 @@ void Scheduler::enqueue(std::unique_ptr<Sequence> seq) {
   waiting_.insert(pos, std::move(seq));
 }
 
-void Scheduler::finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token) {
-  out.events.push_back({seq.id, last_token, reason});
-  blocks_.release(seq.blocks);
-  switch (reason) {
-    case FinishReason::Cancelled: ++local_.finished_cancelled; break;
-    case FinishReason::Error: ++local_.finished_error; break;
-    case FinishReason::DeadlineExceeded: ++local_.finished_deadline; break;
-    case FinishReason::QueueTimeout: ++local_.finished_queue_timeout; break;
-    default: break;
+// --- the loop -------------------------------------------------------------------------
+
+void Scheduler::run() {
+  EventBatch out;
+  while (wait_for_work()) {
+    StepPlan plan = schedule(out);
+    if (!plan.empty()) {
+      const StepOutputs outputs = execute(plan);
+      update(plan, outputs, out);
+    }
+    spare_plan_ = std::move(plan);
+    {
+      std::lock_guard lock(mutex_);
+      publish();
+    }
+    deliver(out);
   }
+  end_all(out);
+}
+
+bool Scheduler::wait_for_work() {
+  std::unique_lock lock(mutex_);
+  wake_.wait(lock, [&] {
+    return stopping_ || (!held_ && (!waiting_.empty() || !cancelled_.empty() || !running_.empty()));
+  });
+  return !stopping_;
+}
+
+// An iteration that neither stepped nor started or ended anything has nothing to tell.
+void Scheduler::deliver(EventBatch& out) {
+  if (out.events.empty() && out.admissions.empty() && out.step_sequences == 0) return;
+  sink_.deliver(std::move(out));
+  out = EventBatch{};
+}
+
+// Shutdown: every request still in flight ends exactly once, as cancelled.
+void Scheduler::end_all(EventBatch& out) {
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& s : running_) finish(*s, FinishReason::Cancelled, out);
+    for (auto& s : waiting_) finish(*s, FinishReason::Cancelled, out);
+    running_.clear();
+    waiting_.clear();
+    cancelled_.clear();
+    publish();
+  }
+  deliver(out);
+}
+
+void Scheduler::publish() {
+  stats_.waiting = static_cast<int32_t>(waiting_.size());
+  stats_.running = static_cast<int32_t>(running_.size());
+  stats_.kv_blocks_used = blocks_.used_blocks();
+  stats_.kv_blocks_free = blocks_.free_blocks();
+  stats_.steps = local_.steps;
+  stats_.tokens_generated = local_.tokens_generated;
+  stats_.prompt_tokens = local_.prompt_tokens;
+  stats_.preemptions = local_.preemptions;
+  stats_.finished_queue_timeout = local_.finished_queue_timeout;
+  stats_.finished_deadline = local_.finished_deadline;
+  stats_.finished_cancelled = local_.finished_cancelled;
+  stats_.finished_error = local_.finished_error;
+  stats_.step_ms_total = local_.step_ms_total;
+  stats_.schedule_ms_total = local_.schedule_ms_total;
+  stats_.sample_ms_total = local_.sample_ms_total;
+  step_time_snapshot_ = step_time_;
+}
+
+// --- schedule: decide the step ---------------------------------------------------------
+
+// Everything that decides what runs, before anything runs: its time is schedule_ms.
+StepPlan Scheduler::schedule(EventBatch& out) {
+  const double t0 = steady_ms();
+  StepPlan plan = std::move(spare_plan_);
+  plan.clear();
+  {
+    std::lock_guard lock(mutex_);
+    const double t = now();
+    expire(t, out);
+    const bool preempted = grow_or_preempt(out);
+    if (!preempted) admit(t, out);  // a preemption means the cache is short: no new admissions this step
+  }
+  compose(plan);
+  local_.schedule_ms_total += steady_ms() - t0;
+  return plan;
 }
 
 // Cancellations, deadlines (waiting or running) and queue timeouts (never started).
+// A cancel's reason wins over a deadline that passed meanwhile: the caller has
+// already ended the request on its side.
 void Scheduler::expire(double t, EventBatch& out) {
   const bool timers = options_.max_queue_delay_ms > 0 ||
                       std::any_of(running_.begin(), running_.end(), [](auto& s) { return s->request.deadline_ms > 0; }) ||
@@ -221,7 +298,7 @@ bool Scheduler::grow_or_preempt(EventBatch& out) {
                                           " KV blocks and cannot fit in the cache (" +
                                           std::to_string(blocks_.num_blocks()) + " blocks) even alone");
         finish(s, FinishReason::Error, out);
-        std::erase_if(running_, [&](auto& p) { return p.get() == &s; });
+        drop_finished();
         return preempted;
       }
       --alive;
@@ -240,7 +317,7 @@ bool Scheduler::grow_or_preempt(EventBatch& out) {
 // batch is predicted to stay under the cap: the cap bounds the running batch,
 // not just the prefill beside it (one sequence always runs, or nothing would).
 void Scheduler::admit(double t, EventBatch& out) {
-  const bool itl_bound = options_.itl_cap_ms > 0 && model_.ready();
+  const bool itl_bound = options_.itl_cap_ms > 0 && step_time_.ready();
   // Until the step-time model is fitted, a capped scheduler lets requests in a
   // couple at a time, so an early burst cannot fill the batch past the cap.
   int32_t warmup_admits = options_.itl_cap_ms > 0 && !itl_bound ? 2 : INT32_MAX;
@@ -255,7 +332,7 @@ void Scheduler::admit(double t, EventBatch& out) {
     if (warmup_admits-- <= 0) break;
     if (itl_bound && !running_.empty()) {
       const double attended = StepTimeModel::attended_of(static_cast<int32_t>(head.context.size()), 1);
-      if (model_.predict(decode_tokens + 1, decode_attended + attended) > options_.itl_cap_ms) break;
+      if (step_time_.predict(decode_tokens + 1, decode_attended + attended) > options_.itl_cap_ms) break;
       decode_tokens += 1;
       decode_attended += attended;
     }
@@ -272,10 +349,7 @@ void Scheduler::admit(double t, EventBatch& out) {
 // Decodes first (one pending token each), then prompt chunks in admission order,
 // within max_batch_tokens; with itl_cap_ms and decodes present, prefill is
 // limited so the predicted step time stays under the cap.
-void Scheduler::compose() {
-  batch_.clear();
-  stepped_.clear();
-  batch_tokens_ = batch_attended_ = 0;
+void Scheduler::compose(StepPlan& plan) {
   int32_t budget = options_.max_batch_tokens;
   auto add = [&](Sequence& s, int32_t chunk) {
     SeqStep step;
@@ -284,42 +358,37 @@ void Scheduler::compose() {
     step.pos = s.computed;
     step.kv_blocks = s.blocks;
     step.want_logits = s.computed + chunk == static_cast<int32_t>(s.context.size());
-    batch_.push_back(step);
-    stepped_.push_back(&s);
+    plan.steps.push_back(step);
+    plan.seqs.push_back(&s);
     budget -= chunk;
-    batch_tokens_ += chunk;
-    batch_attended_ += StepTimeModel::attended_of(s.computed, chunk);
+    plan.tokens += chunk;
+    plan.attended += StepTimeModel::attended_of(s.computed, chunk);
   };
-  auto is_decode = [](const Sequence& s) {
-    return s.generated > 0 && static_cast<int32_t>(s.context.size()) - s.computed == 1;
-  };
-  int32_t& decodes = decodes_in_batch_;
-  decodes = 0;
   for (auto& s : running_) {
     if (budget <= 0) break;
-    if (is_decode(*s)) {
+    if (s->decoding()) {
       add(*s, 1);
-      ++decodes;
+      ++plan.decodes;
     }
   }
-  const bool capped = options_.itl_cap_ms > 0 && decodes > 0;
-  const bool model_ok = capped && model_.ready();
-  double time_left = model_ok ? options_.itl_cap_ms - model_.predict(batch_tokens_, batch_attended_) : 0;
+  const bool capped = options_.itl_cap_ms > 0 && plan.decodes > 0;
+  const bool fitted = capped && step_time_.ready();
+  double time_left = fitted ? options_.itl_cap_ms - step_time_.predict(plan.tokens, plan.attended) : 0;
   // Trust region: never more than 1.5x the largest prefill already measured to fit under the
   // cap next to decodes (and only the warm-up amount while the model is not ready). A fit thrown
   // off by noise can then overshoot the cap by a bounded amount, once, before it learns.
-  int32_t prefill_left = model_ok ? std::max(kWarmupPrefillTokens, static_cast<int32_t>(1.5 * prefill_ok_tokens_))
-                                  : kWarmupPrefillTokens;
+  int32_t prefill_left = fitted ? std::max(kWarmupPrefillTokens, static_cast<int32_t>(1.5 * prefill_ok_tokens_))
+                                : kWarmupPrefillTokens;
   for (auto& s : running_) {
     if (budget <= 0) break;
-    const int32_t pending = static_cast<int32_t>(s->context.size()) - s->computed;
-    if (pending <= 0 || is_decode(*s)) continue;
+    const int32_t pending = s->pending();
+    if (pending <= 0 || s->decoding()) continue;
     int32_t chunk = std::min(pending, budget);
     if (capped) {
       chunk = std::min(chunk, prefill_left);
-      if (model_ok) {
-        chunk = model_.max_chunk(s->computed, chunk, time_left);
-        time_left -= model_.chunk_cost(s->computed, chunk);
+      if (fitted) {
+        chunk = step_time_.max_chunk(s->computed, chunk, time_left);
+        time_left -= step_time_.chunk_cost(s->computed, chunk);
       }
       prefill_left -= chunk;
       if (chunk <= 0) break;
@@ -328,137 +397,116 @@ void Scheduler::compose() {
   }
 }
 
-void Scheduler::iterate(EventBatch& out) {
-  const double t0 = steady_ms();
-  {
-    std::lock_guard lock(mutex_);
-    const double t = now();
-    expire(t, out);
-    const bool preempted = grow_or_preempt(out);
-    if (!preempted) admit(t, out);  // a preemption means the cache is short: no new admissions this step
-  }
-  if (running_.empty()) {
-    local_.schedule_ms_total += steady_ms() - t0;
-    return;
-  }
-  compose();
-  if (batch_.empty()) {
-    local_.schedule_ms_total += steady_ms() - t0;
-    return;
-  }
+// --- execute: run the provider ---------------------------------------------------------
 
-  const double s0 = steady_ms();
-  bool failed = false;
+// A provider that throws fails the sequences of this step, not the scheduler.
+StepOutputs Scheduler::execute(const StepPlan& plan) {
+  StepOutputs outputs;
+  outputs.logits = &logits_;
+  const double t0 = steady_ms();
   try {
-    provider_->step(batch_, logits_);
+    provider_->step(plan.steps, logits_);
   } catch (const std::exception& e) {
-    failed = true;
-    for (Sequence* s : stepped_) {
-      out.errors.emplace_back(s->id, e.what());
-      finish(*s, FinishReason::Error, out);
-      s->id = 0;  // marks it for removal below
-    }
-    std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->id == 0; });
+    outputs.failed = true;
+    outputs.error = e.what();
   }
-  const double step_ms = steady_ms() - s0;
-  local_.step_ms_total += step_ms;
-  if (failed) {
-    local_.schedule_ms_total += steady_ms() - t0 - step_ms;
+  outputs.step_ms = steady_ms() - t0;
+  local_.step_ms_total += outputs.step_ms;
+  return outputs;
+}
+
+// --- update: act on what came back -----------------------------------------------------
+
+// Sampling and emitting is sample_ms; the bookkeeping around it is schedule_ms.
+void Scheduler::update(const StepPlan& plan, const StepOutputs& outputs, EventBatch& out) {
+  const double t0 = steady_ms();
+  if (outputs.failed) {
+    fail_step(plan, outputs.error, out);
+    local_.schedule_ms_total += steady_ms() - t0;
     return;
   }
-  model_.observe(batch_tokens_, batch_attended_, step_ms);
-  out.step_sequences = static_cast<int32_t>(batch_.size());
-  out.step_tokens = batch_tokens_;
-  if (options_.itl_cap_ms > 0 && decodes_in_batch_ > 0 && step_ms <= options_.itl_cap_ms)
-    prefill_ok_tokens_ = std::max(prefill_ok_tokens_, batch_tokens_ - decodes_in_batch_);
+  learn_step_time(plan, outputs.step_ms);
+  out.step_sequences = static_cast<int32_t>(plan.steps.size());
+  out.step_tokens = plan.tokens;
 
   // A sequence that completes in a step which ended past its deadline reports
   // deadline_exceeded (with all its tokens): no request finishes late silently.
   const double t_end = now();
   const double sample_t0 = steady_ms();
-  auto on_time = [&](const Sequence& s, FinishReason r) { return t_end > s.deadline_at ? FinishReason::DeadlineExceeded : r; };
+  const LogitsOut& logits = *outputs.logits;
   int32_t row = 0;
   uint64_t generated = 0;
-  for (size_t i = 0; i < stepped_.size(); ++i) {
-    Sequence& s = *stepped_[i];
-    const auto n = static_cast<int32_t>(batch_[i].tokens.size());
-    if (static_cast<int32_t>(i) >= decodes_in_batch_) local_.prompt_tokens += n;  // decodes come first
-    s.computed += n;
-    if (!batch_[i].want_logits) continue;
-    const float* row_logits = logits_.row(row++);
-    if (s.request.capture_logits) out.logits.emplace_back(s.id, std::vector<float>(row_logits, row_logits + logits_.vocab));
-    const int32_t token = s.sampler->sample({row_logits, static_cast<size_t>(logits_.vocab)}, s.context,
-                                            static_cast<int32_t>(s.request.prompt.size()),
-                                            static_cast<uint64_t>(s.generated));
-    s.context.push_back(token);
-    ++s.generated;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const SeqStep& step = plan.steps[i];
+    Sequence& s = *plan.seqs[i];
+    const auto fed = static_cast<int32_t>(step.tokens.size());
+    if (static_cast<int32_t>(i) >= plan.decodes) local_.prompt_tokens += fed;
+    s.computed += fed;
+    if (!step.want_logits) continue;  // a prompt chunk short of the prompt's end
+    const int32_t token = sample(s, {logits.row(row++), static_cast<size_t>(logits.vocab)}, out);
     ++generated;
-    if (s.sampler->is_stop(token)) {
-      finish(s, on_time(s, FinishReason::Stop), out, token);
-    } else if (s.generated >= s.request.max_tokens || static_cast<int32_t>(s.context.size()) >= s.max_positions) {
-      finish(s, on_time(s, FinishReason::Length), out, token);
-    } else {
+    const FinishReason reason = completion(s, token);
+    if (reason == FinishReason::None)
       out.events.push_back({s.id, token, FinishReason::None});
-      continue;
-    }
-    s.id = 0;
+    else
+      finish(s, t_end > s.deadline_at ? FinishReason::DeadlineExceeded : reason, out, token);
   }
-  std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->id == 0; });
+  drop_finished();
   local_.steps += 1;
   local_.tokens_generated += generated;
   const double sample_ms = steady_ms() - sample_t0;
   local_.sample_ms_total += sample_ms;
-  local_.schedule_ms_total += steady_ms() - t0 - step_ms - sample_ms;
+  local_.schedule_ms_total += steady_ms() - t0 - sample_ms;
 }
 
-void Scheduler::publish() {
-  stats_.waiting = static_cast<int32_t>(waiting_.size());
-  stats_.running = static_cast<int32_t>(running_.size());
-  stats_.kv_blocks_used = blocks_.used_blocks();
-  stats_.kv_blocks_free = blocks_.free_blocks();
-  stats_.steps = local_.steps;
-  stats_.tokens_generated = local_.tokens_generated;
-  stats_.prompt_tokens = local_.prompt_tokens;
-  stats_.preemptions = local_.preemptions;
-  stats_.finished_queue_timeout = local_.finished_queue_timeout;
-  stats_.finished_deadline = local_.finished_deadline;
-  stats_.finished_cancelled = local_.finished_cancelled;
-  stats_.finished_error = local_.finished_error;
-  stats_.step_ms_total = local_.step_ms_total;
-  stats_.schedule_ms_total = local_.schedule_ms_total;
-  stats_.sample_ms_total = local_.sample_ms_total;
-  model_snapshot_ = model_;
+void Scheduler::fail_step(const StepPlan& plan, const std::string& error, EventBatch& out) {
+  for (Sequence* s : plan.seqs) {
+    out.errors.emplace_back(s->id, error);
+    finish(*s, FinishReason::Error, out);
+  }
+  drop_finished();
 }
 
-void Scheduler::run() {
-  EventBatch out;
-  for (;;) {
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || !waiting_.empty() || !cancelled_.empty() || !running_.empty(); });
-      if (stopping_) break;
-    }
-    iterate(out);
-    {
-      std::lock_guard lock(mutex_);
-      publish();
-    }
-    if (!out.events.empty() || !out.admissions.empty() || out.step_sequences > 0) {
-      sink_.deliver(std::move(out));
-      out = EventBatch{};
-    }
+// Only steps that ran to the end teach the model; a step within the cap next to
+// decodes widens the trust region compose() gives prefill.
+void Scheduler::learn_step_time(const StepPlan& plan, double step_ms) {
+  step_time_.observe(plan.tokens, plan.attended, step_ms);
+  if (options_.itl_cap_ms > 0 && plan.decodes > 0 && step_ms <= options_.itl_cap_ms)
+    prefill_ok_tokens_ = std::max(prefill_ok_tokens_, static_cast<double>(plan.prefill_tokens()));
+}
+
+int32_t Scheduler::sample(Sequence& s, std::span<const float> logits, EventBatch& out) {
+  if (s.request.capture_logits) out.logits.emplace_back(s.id, std::vector<float>(logits.begin(), logits.end()));
+  const int32_t token = s.sampler->sample(logits, s.context, static_cast<int32_t>(s.request.prompt.size()),
+                                          static_cast<uint64_t>(s.generated));
+  s.context.push_back(token);  // reserved at submit: the step's spans into it stay valid
+  ++s.generated;
+  return token;
+}
+
+// How a sequence that just drew `token` ends, or None when it goes on.
+FinishReason Scheduler::completion(const Sequence& s, int32_t token) const {
+  if (s.sampler->is_stop(token)) return FinishReason::Stop;
+  if (s.generated >= s.request.max_tokens || static_cast<int32_t>(s.context.size()) >= s.max_positions)
+    return FinishReason::Length;
+  return FinishReason::None;
+}
+
+void Scheduler::finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token) {
+  out.events.push_back({seq.id, last_token, reason});
+  blocks_.release(seq.blocks);
+  seq.done = true;
+  switch (reason) {
+    case FinishReason::Cancelled: ++local_.finished_cancelled; break;
+    case FinishReason::Error: ++local_.finished_error; break;
+    case FinishReason::DeadlineExceeded: ++local_.finished_deadline; break;
+    case FinishReason::QueueTimeout: ++local_.finished_queue_timeout; break;
+    default: break;
   }
-  // Shutdown: every request still in flight ends exactly once, as cancelled.
-  {
-    std::lock_guard lock(mutex_);
-    for (auto& s : running_) finish(*s, FinishReason::Cancelled, out);
-    for (auto& s : waiting_) finish(*s, FinishReason::Cancelled, out);
-    running_.clear();
-    waiting_.clear();
-    cancelled_.clear();
-    publish();
-  }
-  if (!out.events.empty()) sink_.deliver(std::move(out));
+}
+
+void Scheduler::drop_finished() {
+  std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->done; });
 }
 
 }  // namespace neoserve

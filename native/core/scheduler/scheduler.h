@@ -1,15 +1,16 @@
 // Continuous batching over one provider, on a thread of its own: every
-// iteration composes one step from running decodes and waiting prompts
-// (chunked to the token budget), runs it, samples, and emits the tokens.
+// iteration schedules one step from running decodes and waiting prompts
+// (chunked to the token budget), executes it on the provider, and updates the
+// sequences with the sampled tokens, emitting them in one batch.
 #pragma once
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
+#include <span>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,8 @@
 #include "../kv/block_manager.h"
 #include "../provider.h"
 #include "request.h"
+#include "sequence.h"
+#include "step_plan.h"
 #include "step_time_model.h"
 
 namespace neoserve {
@@ -70,9 +73,10 @@ class Scheduler {
 
   // Validates and queues; throws InvalidRequest (nothing is queued then).
   RequestId submit(GenerationRequest request);
-  // Ends a request: Cancelled, or Stop when the caller's stop string ended it
-  // (a normal completion, not counted as ended early). Unknown or finished ids
-  // are ignored; the first reason given wins.
+  // Ends a request: Cancelled, or Stop when the caller matched a stop string
+  // (a normal completion, not counted as cancelled). Any other reason throws
+  // InvalidRequest. Unknown or finished ids are ignored; when an id is
+  // cancelled twice before the scheduler ends it, the first reason wins.
   void cancel(RequestId id, FinishReason reason = FinishReason::Cancelled);
   SchedulerStats stats() const;
   // A snapshot of the online step-time model (what itl_cap_ms plans with).
@@ -81,33 +85,37 @@ class Scheduler {
   void shutdown();
 
  private:
-  struct Sequence {
-    RequestId id;
-    uint64_t order = 0;            // submit order; kept across preemption so a requeued sequence sorts first
-    double submit_ms = 0;
-    double deadline_at = std::numeric_limits<double>::infinity();  // absolute, on the scheduler clock
-    bool started = false;          // admitted at least once (queue timeout no longer applies)
-    GenerationRequest request;
-    std::vector<int32_t> context;  // prompt, then generated tokens
-    int32_t computed = 0;          // positions whose KV is in the cache
-    int32_t generated = 0;
-    int32_t max_positions = 0;     // prompt + max_tokens, clamped to the context
-    std::vector<int32_t> blocks;
-    std::unique_ptr<Sampler> sampler;  // made at submit: no allocation per token
-  };
+  friend struct SchedulerTestAccess;  // native/test: plans steps by hand while the thread is held
 
+  // The thread: wait for work, then schedule -> execute -> update, publish, deliver.
   void run();
-  void admit(double t, EventBatch& out);
+  bool wait_for_work();  // false once shutdown() was called
+  StepPlan schedule(EventBatch& out);
+  StepOutputs execute(const StepPlan& plan);
+  void update(const StepPlan& plan, const StepOutputs& outputs, EventBatch& out);
+  void deliver(EventBatch& out);
+  void publish();  // copies the scheduler thread's counters into stats_; caller holds mutex_
+  void end_all(EventBatch& out);
+
+  // schedule(), under mutex_: end what must end, make room, let requests in.
   void expire(double now, EventBatch& out);
   bool grow_or_preempt(EventBatch& out);
   void preempt(Sequence& seq);
-  void compose();
+  void admit(double t, EventBatch& out);
+  // schedule(), without the lock (running sequences are the scheduler thread's own).
+  void compose(StepPlan& plan);
+
+  // update().
+  void fail_step(const StepPlan& plan, const std::string& error, EventBatch& out);
+  void learn_step_time(const StepPlan& plan, double step_ms);
+  int32_t sample(Sequence& seq, std::span<const float> logits, EventBatch& out);
+  FinishReason completion(const Sequence& seq, int32_t token) const;
+  void finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token = -1);
+  void drop_finished();
+
   void enqueue(std::unique_ptr<Sequence> seq);
   bool ahead(const Sequence& a, const Sequence& b) const;      // waiting order under the policy
   bool more_important(const Sequence& a, const Sequence& b) const;  // preemption order (victim = least)
-  void finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token = -1);
-  void iterate(EventBatch& out);
-  void publish();  // copies the scheduler thread's counters into stats_; caller holds mutex_
   double now() const;
 
   std::shared_ptr<Provider> provider_;
@@ -116,25 +124,24 @@ class Scheduler {
   ProviderInfo info_;
   BlockManager blocks_;
 
-  mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_ and stopping_
+  mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_, stopping_ and held_
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::unordered_map<RequestId, FinishReason> cancelled_;
+  std::unordered_map<RequestId, FinishReason> cancelled_;  // with the reason each ends with
   bool stopping_ = false;
+  bool held_ = false;  // tests only: the thread does no work while set
   SchedulerStats stats_;
   RequestId next_id_ = 1;
-  StepTimeModel model_snapshot_;  // guarded by mutex_
+  StepTimeModel step_time_snapshot_;  // guarded by mutex_
 
   SchedulerClock now_ms_;
-  SchedulerStats local_;  // scheduler thread only: counters published into stats_ each iteration
-  StepTimeModel model_;   // scheduler thread only
-  std::vector<std::unique_ptr<Sequence>> running_;  // scheduler thread only
-  std::vector<Sequence*> stepped_;                  // reused per iteration
-  std::vector<Sequence*> by_importance_;            // reused per iteration
-  std::vector<SeqStep> batch_;
-  double batch_tokens_ = 0, batch_attended_ = 0;
-  int32_t decodes_in_batch_ = 0;
-  double prefill_ok_tokens_ = 0;  // largest prefill measured within itl_cap_ms next to decodes  // batch_[0, decodes_in_batch_) are decodes
+  // Scheduler thread only (or a test holding it).
+  SchedulerStats local_;  // counters, published into stats_ each iteration
+  StepTimeModel step_time_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  std::vector<Sequence*> by_importance_;  // reused by grow_or_preempt
+  StepPlan spare_plan_;  // the last plan, kept so the next one reuses its capacity
+  double prefill_ok_tokens_ = 0;  // largest prefill measured within itl_cap_ms next to decodes
   LogitsOut logits_;
   std::thread thread_;
 };

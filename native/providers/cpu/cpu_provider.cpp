@@ -4,8 +4,9 @@
 //   token of each step that wants logits.
 // Every token of the step goes through each matmul together (one pass over
 // the weights per step); attention is per (token, KV head) over that token's
-// own sequence, through its block table. Nothing in a token's arithmetic depends on the other tokens or
-// the thread count (see kernels/matmul.h), so results are batch invariant.
+// own sequence, through its block table. Nothing in a token's arithmetic
+// depends on the other tokens or the thread count (see kernels/matmul.h), so
+// results are batch invariant.
 #include "cpu_provider.h"
 
 #include <algorithm>
@@ -18,26 +19,26 @@
 namespace neoserve::cpu {
 
 CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuProviderOptions& options)
-    : model_(std::move(weights)),
-      cfg_(model_ ? model_->config : LlamaConfig{}),
+    : weights_(std::move(weights)),
+      cfg_(weights_ ? weights_->config : LlamaConfig{}),
       pool_((neoserve::validate(LoadOptions{options, {}}), options.threads)),
       kernels_(best_kernels()) {
-  if (!model_) throw_invalid("CpuProvider needs weights");
+  if (!weights_) throw_invalid("CpuProvider needs weights");
   if (cfg_.num_attention_heads <= 0 || cfg_.num_key_value_heads <= 0 ||
       cfg_.num_attention_heads % cfg_.num_key_value_heads != 0 || cfg_.head_dim <= 0 || cfg_.head_dim % 2 != 0 ||
       cfg_.hidden_size <= 0 || cfg_.vocab_size <= 0 || cfg_.max_position_embeddings <= 0)
-    throw_load_error(model_->source, "config does not describe a Llama model the CPU provider can run");
+    throw_load_error(weights_->source, "config does not describe a Llama model the CPU provider can run");
   head_dim_ = cfg_.head_dim;
   n_heads_ = cfg_.num_attention_heads;
   n_kv_heads_ = cfg_.num_key_value_heads;
   q_dim_ = n_heads_ * head_dim_;
   kv_dim_ = n_kv_heads_ * head_dim_;
 
-  w_ = prepare_weights(*model_, options.precision, pool_);
+  w_ = prepare_weights(*weights_, options.precision, pool_);
 
   inv_freq_ = rope_inv_freq(cfg_);
   if (static_cast<int32_t>(inv_freq_.size()) != head_dim_ / 2)
-    throw_load_error(model_->source, "rope_inv_freq returned " + std::to_string(inv_freq_.size()) + " frequencies");
+    throw_load_error(weights_->source, "rope_inv_freq returned " + std::to_string(inv_freq_.size()) + " frequencies");
 
   // The KV cache: calloc'd so untouched blocks cost no memory.
   block_size_ = options.kv_block_size;
@@ -69,9 +70,10 @@ ProviderInfo CpuProvider::info() const {
 
 KvGeometry CpuProvider::kv() const { return {block_size_, floats_per_block_ * sizeof(float), num_blocks_}; }
 
-float* CpuProvider::kv_head(int32_t block, int layer, int kind, int h) const {
+float* CpuProvider::kv_head(int32_t block, int layer, KvPart part, int kvh) const {
   const size_t head_floats = static_cast<size_t>(block_size_) * head_dim_;
-  return kv_.get() + block * floats_per_block_ + ((static_cast<size_t>(layer) * 2 + kind) * n_kv_heads_ + h) * head_floats;
+  const size_t half = static_cast<size_t>(layer) * 2 + static_cast<size_t>(part);
+  return kv_.get() + block * floats_per_block_ + (half * n_kv_heads_ + kvh) * head_floats;
 }
 
 // --- one step ------------------------------------------------------------------------
@@ -214,8 +216,8 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
       const int32_t block = batch[ref.seq].kv_blocks[ref.pos / block_size_];
       const int32_t slot = ref.pos % block_size_;
       for (int h = 0; h < n_kv_heads_; ++h) {
-        std::memcpy(kv_head(block, layer, 0, h) + slot * head_dim_, k_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
-        std::memcpy(kv_head(block, layer, 1, h) + slot * head_dim_, v_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
+        std::memcpy(kv_head(block, layer, KvPart::Key, h) + slot * head_dim_, k_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
+        std::memcpy(kv_head(block, layer, KvPart::Value, h) + slot * head_dim_, v_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
       }
     }
   });
@@ -248,7 +250,7 @@ void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep>
 
   for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
     const int32_t rows = std::min(block_size_, n - j0);
-    const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, 0, kvh);
+    const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Key, kvh);
     const WMat kb{WFormat::F32, rows, head_dim_, reinterpret_cast<const uint8_t*>(k), nullptr};
     kernels_.matmul_float(kb, q, group, 0, rows, scores + j0, n);  // scores[h * n + j]
   }
@@ -262,7 +264,7 @@ void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep>
   float* out = att_.data() + t * q_dim_ + static_cast<int64_t>(kvh) * group * head_dim_;
   std::fill(out, out + group * head_dim_, 0.0f);
   for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
-    const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, 1, kvh);
+    const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Value, kvh);
     kernels_.axpy_rows(out, scores + j0, n, group, v, std::min(block_size_, n - j0), head_dim_);
   }
 }

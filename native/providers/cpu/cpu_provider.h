@@ -46,10 +46,11 @@ class CpuProvider : public Provider {
   // x (T x cols) through each job's matrix, quantizing x first if a job is int8.
   void project(const float* x, int64_t T, int64_t cols, const MatmulJob* jobs, int njobs);
   void rmsnorm(const float* x, const std::vector<float>& w, float* out, int64_t T);
-  void attend(int64_t token, int kv_head, int layer, std::span<const SeqStep> batch, float* scores);
-  float* kv_head(int32_t block, int layer, int kind, int kv_head_index) const;
+  void attend(int64_t token, int kvh, int layer, std::span<const SeqStep> batch, float* scores);
+  enum class KvPart : int { Key = 0, Value = 1 };  // the halves of a layer's slice of a KV block
+  float* kv_head(int32_t block, int layer, KvPart part, int kvh) const;
 
-  std::shared_ptr<const ModelWeights> model_;
+  std::shared_ptr<const ModelWeights> weights_;  // held: w_ may view its mapped tensors
   LlamaConfig cfg_;
   int32_t head_dim_, n_heads_, n_kv_heads_, q_dim_, kv_dim_;
   ThreadPool pool_;
