@@ -1,6 +1,7 @@
 // Module entry: loadModel() builds the engine off the JS thread and resolves to a ModelHandle.
 #include <napi.h>
 
+#include "addon_data.h"
 #include "js_errors.h"
 #include "js_options.h"
 #include "model_handle.h"
@@ -107,9 +108,14 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// Runs once per environment that loads the addon (the main thread, each worker_thread).
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);  // deleted by Node with the environment
+  data->model_handle = Napi::Persistent(ModelHandle::Define(env));
+  data->telemetry_handle = Napi::Persistent(TelemetryHandle::Define(env));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
-  exports.Set("TelemetryHandle", TelemetryHandle::Define(env));
+  exports.Set("TelemetryHandle", data->telemetry_handle.Value());
   return exports;
 }
 

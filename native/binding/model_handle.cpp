@@ -1,5 +1,6 @@
 #include "model_handle.h"
 
+#include "addon_data.h"
 #include "js_errors.h"
 #include "js_options.h"
 
@@ -59,14 +60,8 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                       InstanceMethod("stats", &ModelHandle::Stats), InstanceMethod("dispose", &ModelHandle::Dispose)});
 }
 
-static Napi::FunctionReference* g_constructor = nullptr;
-
 Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Function on_events) {
-  if (!g_constructor) {
-    g_constructor = new Napi::FunctionReference(Napi::Persistent(Define(env)));
-    env.SetInstanceData<Napi::FunctionReference>(g_constructor);
-  }
-  Napi::Object obj = g_constructor->New({});
+  Napi::Object obj = AddonData::of(env).model_handle.New({});  // this environment's class
   ModelHandle* self = Unwrap(obj);
   self->loaded_ = std::move(loaded);
   // Event batches may still be queued when dispose() returns: the JS object (and
