@@ -36,6 +36,10 @@ class LoadWorker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
+  // When the environment is torn down during a load (worker.terminate()), Node
+  // still runs this completion, but JS can no longer run: Create throws, the
+  // engine is freed with `loaded_`, and the failed reject is dropped (nobody
+  // awaits the promise; NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS).
   void OnOK() override {
     Napi::Env env = Env();
     try {

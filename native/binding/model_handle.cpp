@@ -70,8 +70,19 @@ Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Functi
   self->events_ = EventsFn::New(env, on_events, "neoserve-events", 0, 1, self,
                                 [](Napi::Env, void*, ModelHandle* handle) { handle->pinned_.Reset(); });
   self->events_.Unref(env);  // only requests in flight keep the process alive
+  self->teardown_.add(env, &ModelHandle::on_env_teardown, self);  // after the function: runs before its hook
   self->scheduler_ = std::make_unique<Scheduler>(self->loaded_.provider, *self, self->loaded_.scheduler);
   return obj;
+}
+
+void ModelHandle::on_env_teardown(void* arg) {
+  auto* self = static_cast<ModelHandle*>(arg);
+  self->teardown_.ran();
+  self->disposed_ = true;
+  self->release_native();  // joins the scheduler thread: nothing is delivered after this
+  // Still open here (its own hook runs next and drops what is queued, unseen by JS).
+  self->events_.Release();
+  self->events_ = EventsFn();
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {}
@@ -265,6 +276,7 @@ Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
     return done.Promise();
   }
   disposed_ = true;  // from here on only the worker touches the scheduler and the engine
+  teardown_.remove();  // a teardown waits for the worker (Node waits for async work in flight)
   auto* worker = new DisposeWorker(env, [this] { release_native(); }, [this, env] {
     if (in_flight_ > 0) events_.Unref(env);
     events_.Release();
