@@ -1,6 +1,7 @@
 // Module entry: loadModel() builds the engine off the JS thread and resolves to a ModelHandle.
 #include <napi.h>
 
+#include "addon_data.h"
 #include "js_errors.h"
 #include "js_options.h"
 #include "js_request.h"
@@ -37,6 +38,10 @@ class LoadWorker : public Napi::AsyncWorker {
       SetError(e.what());
     }
   }
+  // When the environment is torn down during a load (worker.terminate()), Node
+  // still runs this completion, but JS can no longer run: Create throws, the
+  // engine is freed with `loaded_`, and the failed reject is dropped (nobody
+  // awaits the promise; NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS).
   void OnOK() override {
     Napi::Env env = Env();
     try {
@@ -135,13 +140,18 @@ Napi::Array finish_reason_names(Napi::Env env) {
 
 }  // namespace
 
+// Runs once per environment that loads the addon (the main thread, each worker_thread).
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData(data);  // deleted by Node with the environment
+  data->model_handle = Napi::Persistent(ModelHandle::Define(env));
+  data->telemetry_handle = Napi::Persistent(TelemetryHandle::Define(env));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
   exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
   exports.Set("errorCodes", error_code_names(env));
   exports.Set("finishReasons", finish_reason_names(env));
-  exports.Set("TelemetryHandle", TelemetryHandle::Define(env));
+  exports.Set("TelemetryHandle", data->telemetry_handle.Value());
   return exports;
 }
 

@@ -1,5 +1,6 @@
 #include "model_handle.h"
 
+#include "addon_data.h"
 #include "js_errors.h"
 #include "js_options.h"
 #include "js_request.h"
@@ -37,14 +38,8 @@ Napi::Function ModelHandle::Define(Napi::Env env) {
                       InstanceMethod("stats", &ModelHandle::Stats), InstanceMethod("dispose", &ModelHandle::Dispose)});
 }
 
-static Napi::FunctionReference* g_constructor = nullptr;
-
 Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Function on_events) {
-  if (!g_constructor) {
-    g_constructor = new Napi::FunctionReference(Napi::Persistent(Define(env)));
-    env.SetInstanceData<Napi::FunctionReference>(g_constructor);
-  }
-  Napi::Object obj = g_constructor->New({});
+  Napi::Object obj = AddonData::of(env).model_handle.New({});  // this environment's class
   ModelHandle* self = Unwrap(obj);
   self->loaded_ = std::move(loaded);
   // Event batches may still be queued when dispose() returns: the JS object (and
@@ -53,8 +48,19 @@ Napi::Object ModelHandle::Create(Napi::Env env, LoadedModel loaded, Napi::Functi
   self->events_ = EventsFn::New(env, on_events, "neoserve-events", 0, 1, self,
                                 [](Napi::Env, void*, ModelHandle* handle) { handle->pinned_.Reset(); });
   self->events_.Unref(env);  // only requests in flight keep the process alive
+  self->teardown_.add(env, &ModelHandle::on_env_teardown, self);  // after the function: runs before its hook
   self->scheduler_ = std::make_unique<Scheduler>(self->loaded_.provider, *self, self->loaded_.scheduler);
   return obj;
+}
+
+void ModelHandle::on_env_teardown(void* arg) {
+  auto* self = static_cast<ModelHandle*>(arg);
+  self->teardown_.ran();
+  self->disposed_ = true;
+  self->release_native();  // joins the scheduler thread: nothing is delivered after this
+  // Still open here (its own hook runs next and drops what is queued, unseen by JS).
+  self->events_.Release();
+  self->events_ = EventsFn();
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {}
@@ -239,6 +245,7 @@ Napi::Value ModelHandle::Dispose(const Napi::CallbackInfo& info) {
     return done.Promise();
   }
   disposed_ = true;  // from here on only the worker touches the scheduler and the engine
+  teardown_.remove();  // a teardown waits for the worker (Node waits for async work in flight)
   auto* worker = new DisposeWorker(env, [this] { release_native(); }, [this, env] {
     if (in_flight_ > 0) events_.Unref(env);
     events_.Release();

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "addon_data.h"
 #include "core/model/model_weights.h"
 #include "core/scheduler/scheduler.h"
 
@@ -46,11 +47,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle>, public EventSink {
 
   void check_live(Napi::Env env) const;
   void release_native();  // stops the scheduler, then frees provider and weights
+  // The environment is going away with the model not disposed: stops the
+  // scheduler and frees the engine without JS (see EnvCleanupHook).
+  static void on_env_teardown(void* self);
 
   LoadedModel loaded_;
   std::unique_ptr<Scheduler> scheduler_;
   EventsFn events_;
   Napi::ObjectReference pinned_;  // released by the events function's finalizer
+  EnvCleanupHook teardown_;       // from load until dispose() begins
   int64_t in_flight_ = 0;  // JS thread only: keeps the event loop alive while requests run
   bool disposed_ = false;
 };

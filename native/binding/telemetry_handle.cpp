@@ -97,6 +97,7 @@ TelemetryHandle::TelemetryHandle(const Napi::CallbackInfo& info) : Napi::ObjectW
 TelemetryHandle::~TelemetryHandle() { stop_sampler(); }
 
 void TelemetryHandle::stop_sampler() {
+  teardown_.remove();
   if (sampler_) sampler_->stop();  // joins: no sample is delivered after this
   sampler_.reset();
   if (samples_) {
@@ -128,7 +129,14 @@ Napi::Value TelemetryHandle::StartSampler(const Napi::CallbackInfo& info) {
     if (fn.NonBlockingCall(copy) != napi_ok) delete copy;
   };
   sampler_ = std::make_unique<telemetry::TelemetrySampler>(nvml_.get(), std::move(opts));
+  teardown_.add(env, &TelemetryHandle::on_env_teardown, this);  // after the function: runs before its hook
   return env.Undefined();
+}
+
+void TelemetryHandle::on_env_teardown(void* arg) {
+  auto* self = static_cast<TelemetryHandle*>(arg);
+  self->teardown_.ran();
+  self->stop_sampler();  // the function is still open here; its own hook runs next
 }
 
 Napi::Value TelemetryHandle::Close(const Napi::CallbackInfo& info) {

@@ -6,6 +6,7 @@
 
 #include <memory>
 
+#include "addon_data.h"
 #include "core/telemetry/nvml_library.h"
 #include "core/telemetry/sampler.h"
 
@@ -28,10 +29,12 @@ class TelemetryHandle : public Napi::ObjectWrap<TelemetryHandle> {
   Napi::Value StartSampler(const Napi::CallbackInfo& info);  // (periodMs, onSample)
   Napi::Value Close(const Napi::CallbackInfo& info);
   void stop_sampler();
+  static void on_env_teardown(void* self);  // stops the sampler when the environment goes away
 
   std::unique_ptr<telemetry::NvmlLibrary> nvml_;
   std::unique_ptr<telemetry::TelemetrySampler> sampler_;
   SamplesFn samples_;
+  EnvCleanupHook teardown_;  // while the sampler runs
 };
 
 Napi::Object snapshot_to_js(Napi::Env env, const telemetry::TelemetrySnapshot& s);
