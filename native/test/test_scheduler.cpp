@@ -444,6 +444,12 @@ struct RunResult {
 RunResult run_workload(KvPolicy kv, int32_t num_blocks, bool sampled) {
   auto provider = std::make_shared<test::CountingProvider>(97, 256, num_blocks, 4);
   provider->spread_logits = sampled;
+  // No step before all four are queued: on a loaded machine the first could
+  // otherwise run alone long enough that the cache is never contended.
+  std::atomic<bool> all_queued{false};
+  provider->on_step = [&](std::span<const SeqStep>) {
+    while (!all_queued.load()) std::this_thread::yield();
+  };
   Collector sink;
   SchedulerOptions opts;
   opts.max_batch_size = 4;
@@ -463,6 +469,7 @@ RunResult run_workload(KvPolicy kv, int32_t num_blocks, bool sampled) {
     }
     ids.push_back(sched.submit(r));
   }
+  all_queued = true;
   CHECK(sink.wait(4, 30));
   RunResult out;
   for (RequestId id : ids) {

@@ -275,10 +275,10 @@ void Scheduler::preempt(Sequence& seq) {
   enqueue(std::move(owned));
 }
 
-// MaxUtilization: each running decode needs blocks for its next position. Most
-// important first; when the cache is out, the least important running sequence
-// (lowest priority, latest submitted; possibly the one asking) is preempted.
-// Returns whether anything was preempted.
+// MaxUtilization: every running sequence needs blocks for its whole context (a
+// decode: for its next position). Most important first; when the cache is out,
+// the least important running sequence (lowest priority, latest submitted;
+// possibly the one asking) is preempted. Returns whether anything was preempted.
 bool Scheduler::grow_or_preempt(EventBatch& out) {
   if (options_.kv_policy != KvPolicy::MaxUtilization) return false;
   by_importance_.clear();
