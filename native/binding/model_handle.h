@@ -26,7 +26,8 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
 class ModelHandle : public Napi::ObjectWrap<ModelHandle>, public EventSink {
  public:
   static Napi::Function Define(Napi::Env env);
-  // Wraps `loaded` in a new JS object that calls `on_events(ids, tokens, finishes, errors)`.
+  // Wraps `loaded` in a new JS object that hands every iteration's events to `on_events`
+  // (its arguments: RawEventsCallback in src/addon.ts).
   static Napi::Object Create(Napi::Env env, LoadedModel loaded, Napi::Function on_events);
 
   explicit ModelHandle(const Napi::CallbackInfo& info);

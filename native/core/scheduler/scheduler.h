@@ -71,7 +71,8 @@ class Scheduler {
             SchedulerClock now_ms = {});
   ~Scheduler();  // ends every request in flight as Cancelled and joins the thread
 
-  // Validates and queues; throws InvalidRequest (nothing is queued then).
+  // Validates (validate_request) and queues; throws InvalidRequest, QueueFull or
+  // Disposed, and nothing is queued then.
   RequestId submit(GenerationRequest request);
   // Ends a request: Cancelled, or Stop when the caller matched a stop string
   // (a normal completion, not counted as cancelled). Any other reason throws
