@@ -211,6 +211,8 @@ export interface RawAddon {
   optionTable(): RawOptionDescription[];
   /** Throws (code "invalid_request") what submit() would throw for `request` on a model with these limits. */
   checkRequest(request: RawRequest, limits: RawRequestLimits): void;
+  /** GenerationRequest's max_tokens when a request gives none (native/core/scheduler/request.h). */
+  defaultMaxTokens: number;
   /** native ErrorCode names, indexed by value (native/core/error.h). */
   errorCodes: string[];
   /** native FinishReason names, indexed by the values in `finishes` of RawEventsCallback; [0] is "none" (a token). */

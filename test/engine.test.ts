@@ -1,5 +1,6 @@
 // One engine face: code written against Engine runs a Model and a ModelPool
 // alike, and both reject the same requests with the same typed errors.
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ import {
   type LoadOptions,
   type Model,
 } from "../src/index.js";
-import { ggufFile, hfDir } from "./helpers/paths.js";
+import { ggufFile, hfDir, repoRoot } from "./helpers/paths.js";
 
 let model: Model;
 let pool: ModelPool;
@@ -96,8 +97,11 @@ describe("Model and ModelPool are both an Engine", () => {
     for (const [, engine] of engines()) {
       const r = await engine.generate({ tokens: [1, 2], temperature: 0, ignoreEos: true }).result;
       expect(r.finishReason).toBe("length");
-      expect(r.tokens).toHaveLength(128); // GenerateRequest.maxTokens: "Default 128."
+      expect(r.tokens).toHaveLength(addon().defaultMaxTokens);
     }
+    // What src/types.ts tells users is the native default.
+    const types = readFileSync(join(repoRoot, "src", "types.ts"), "utf8");
+    expect(Number(/\/\*\* Default (\d+)\. \*\/\s*maxTokens\?:/.exec(types)![1])).toBe(addon().defaultMaxTokens);
   });
 
   it("stop at the EOS ids of generation_config.json, read by native code, unless the request ignores them", async () => {

@@ -150,6 +150,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
   exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
   exports.Set("errorCodes", error_code_names(env));
+  exports.Set("defaultMaxTokens", kDefaultMaxTokens);
   exports.Set("finishReasons", finish_reason_names(env));
   exports.Set("TelemetryHandle", data->telemetry_handle.Value());
   return exports;

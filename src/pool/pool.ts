@@ -156,7 +156,7 @@ export class ModelPool implements Engine {
     const wire: WireRequest = { ...rest, tokens: prompt };
     const id = this.nextId++;
     const stream = new PoolStream(() => this.cancel(id));
-    const maxTokens = raw.maxTokens ?? this.loaded.info.maxContext - prompt.length;
+    const maxTokens = raw.maxTokens ?? addon().defaultMaxTokens;
     const req: InFlight = { id, request: wire, stream, cost: prompt.length + maxTokens, slot: undefined };
     this.requests.set(id, req);
     void stream.result.then(() => this.forget(req));
