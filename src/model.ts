@@ -6,7 +6,7 @@ import { addon, type RawEventsCallback, type RawLoadOptions, type RawModel, type
 import type { Engine, EngineStats } from "./engine.js";
 import { fromNative, InvalidRequestError, ModelDisposedError } from "./errors.js";
 import { LatencyRecorder } from "./latency.js";
-import { prepareRequest } from "./request.js";
+import { prepareRequest, requestLimits } from "./request.js";
 import { TokenStream } from "./token-stream.js";
 import { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
 import { TextTokenizer } from "./tokenizer/tokenizer.js";
@@ -35,8 +35,7 @@ export interface LoadOptions {
   log?: (message: string) => void;
   /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. */
   precision?: RawLoadOptions["precision"];
-  /** Engine threads; 0 = all cores. */
-  threads?: number;
+  threads?: RawLoadOptions["threads"];
   /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
   tokenizer?: string;
   scheduler?: SchedulerOptions;
@@ -107,7 +106,12 @@ export class Model implements Engine {
     const { prompt, stop, raw } = prepareRequest(request, this.tokenizer);
     const detokenizer = new IncrementalDetokenizer(this.tokenizer);
     if (request.signal?.aborted) {
-      // Aborted before it began: validated, but never queued.
+      // Aborted before it began: validated as if submitted, but never queued.
+      try {
+        addon().checkRequest(raw, requestLimits(this.info));
+      } catch (err) {
+        throw fromNative(err);
+      }
       const stream = new TokenStream(prompt.length, detokenizer, stop, () => {});
       stream.end("cancelled", "the request's AbortSignal was already aborted");
       return stream;

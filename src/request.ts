@@ -3,7 +3,7 @@
  * parameters as the addon reads them. Model and ModelPool both prepare
  * requests here, so both reject the same requests with the same errors.
  */
-import type { RawRequest } from "./addon.js";
+import type { RawModelInfo, RawRequest, RawRequestLimits } from "./addon.js";
 import { InvalidRequestError } from "./errors.js";
 import type { TextTokenizer } from "./tokenizer/tokenizer.js";
 import type { GenerateRequest } from "./types.js";
@@ -39,6 +39,11 @@ export function prepareRequest(request: GenerateRequest, tokenizer: TextTokenize
     deadlineMs: request.deadlineMs,
   };
   return { prompt, stop, raw };
+}
+
+/** What the model can take, for addon().checkRequest. */
+export function requestLimits(info: RawModelInfo): RawRequestLimits {
+  return { vocabSize: info.vocabSize, maxContext: info.maxContext, kvBlockSize: info.kv.blockSize, kvBlocks: info.kv.numBlocks };
 }
 
 function promptTokens(request: GenerateRequest, tokenizer: TextTokenizer): number[] {

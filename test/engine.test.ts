@@ -77,6 +77,7 @@ describe("Model and ModelPool are both an Engine", () => {
       { prompt: "a", seed: -3 },
       { tokens: Array.from({ length: model.info.maxContext }, () => 1) },
       { messages: [{ role: "user" } as never] },
+      { prompt: "a", temperature: -1, signal: AbortSignal.abort() }, // aborted, but still checked
     ];
     for (const request of bad) {
       const thrown = engines().map(([, engine]) => {

@@ -13,7 +13,7 @@ import { addon, packageRoot, type RawRequestLimits } from "../addon.js";
 import type { Engine, EngineStats } from "../engine.js";
 import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
-import { prepareRequest } from "../request.js";
+import { prepareRequest, requestLimits } from "../request.js";
 import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
@@ -361,7 +361,7 @@ export class ModelPool implements Engine {
     this.loaded ??= {
       info,
       tokenizer,
-      limits: { vocabSize: info.vocabSize, maxContext: info.maxContext, kvBlockSize: info.kv.blockSize, kvBlocks: info.kv.numBlocks },
+      limits: requestLimits(info),
     };
   }
 }
