@@ -17,6 +17,7 @@ async function rawRate(streams: number, tokens: number): Promise<{ tokS: number;
   let batches = 0;
   let done!: () => void;
   const all = new Promise<void>((r) => (done = r));
+  const tokenEvent = addon().finishReasons.indexOf("none"); // an event that carries a token and ends nothing
   const model = await addon().loadModel(
     "synthetic",
     { backend: "synthetic", threads: 1, maxBatchSize: streams, maxBatchTokens: streams * 4 },
@@ -24,7 +25,7 @@ async function rawRate(streams: number, tokens: number): Promise<{ tokS: number;
       batches++;
       for (let i = 0; i < ids.length; i++) {
         if (toks[i]! >= 0) received++;
-        if (finishes[i] !== 0 && ++finished === streams) done(); // 0: a token, not an end (addon().finishReasons[0] is "none")
+        if (finishes[i] !== tokenEvent && ++finished === streams) done();
       }
     },
   );

@@ -70,7 +70,7 @@ export interface RawRequest
   extends SamplingOptions,
     Pick<GenerateRequest, "maxTokens" | "stopTokenIds" | "ignoreEos" | "priority" | "deadlineMs"> {
   tokens: Int32Array;
-  captureLogits?: boolean;
+  returnLogits?: boolean;
 }
 
 export interface RawModelInfo {
@@ -145,7 +145,7 @@ export type RawEventsCallback = (
 export interface RawModel {
   info(): RawModelInfo;
   ggufTokenizer(): RawGgufTokenizer | null;
-  /** Throws an Error with code "invalid_request" when the request is rejected. */
+  /** Throws an Error with code "invalid_request", "queue_full" or "disposed" when the request is not queued. */
   submit(request: RawRequest): number;
   /** "stop": the caller's stop string ended it (a normal completion); otherwise a cancellation. */
   cancel(id: number, reason?: "stop"): void;

@@ -17,8 +17,10 @@ export interface Engine {
   readonly info: ModelInfo;
   /**
    * Starts a request. Throws at once, with a typed error, for a request it
-   * would never run (InvalidRequestError, QueueFullError, ModelDisposedError);
-   * every other ending is the stream's finish reason.
+   * would never run: InvalidRequestError (the same for every engine of one
+   * model), ModelDisposedError. A full queue is QueueFullError from a Model;
+   * a pool, whose queues are in its workers, ends the request with finish
+   * reason "queue_full". Every other ending is the stream's finish reason.
    */
   generate(request: GenerateRequest): GenerationStream;
   stats(): EngineStats;

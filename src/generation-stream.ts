@@ -9,6 +9,9 @@ import type { FinishReason, GenerateResult, Token } from "./types.js";
 
 export type ResultWithoutOutput = Omit<GenerateResult, "tokens" | "text">;
 
+/** The error of a request whose AbortSignal had aborted before generate() was called. */
+export const ABORTED_BEFORE_START = "the request's AbortSignal was already aborted";
+
 export class GenerationStream implements AsyncIterable<Token> {
   /** Resolves once, when the request ends for whatever reason; never rejects. */
   readonly result: Promise<GenerateResult>;
@@ -22,6 +25,8 @@ export class GenerationStream implements AsyncIterable<Token> {
 
   constructor(
     private readonly onCancel: () => void,
+    /** The prompt's length in tokens, for `usage`. */
+    protected readonly promptTokens: number,
     startedAt = performance.now(),
   ) {
     this.startedAt = startedAt;
@@ -63,7 +68,7 @@ export class GenerationStream implements AsyncIterable<Token> {
     this.settle({
       finishReason: reason,
       ...(error !== undefined ? { error } : {}),
-      usage: { promptTokens: 0, completionTokens: n, totalTokens: n },
+      usage: { promptTokens: this.promptTokens, completionTokens: n, totalTokens: this.promptTokens + n },
       timings: { queuedMs: null, timeToFirstTokenMs: null, totalMs: performance.now() - this.startedAt, decodeTokensPerSecond: null },
     });
   }

@@ -5,6 +5,7 @@
 import { addon, type RawEventsCallback, type RawLoadOptions, type RawModel, type RawModelInfo } from "./addon.js";
 import type { Engine, EngineStats } from "./engine.js";
 import { fromNative, InvalidRequestError, ModelDisposedError } from "./errors.js";
+import { ABORTED_BEFORE_START } from "./generation-stream.js";
 import { LatencyRecorder } from "./latency.js";
 import { prepareRequest, requestLimits } from "./request.js";
 import { TokenStream } from "./token-stream.js";
@@ -113,7 +114,7 @@ export class Model implements Engine {
         throw fromNative(err);
       }
       const stream = new TokenStream(prompt.length, detokenizer, stop, () => {});
-      stream.end("cancelled", "the request's AbortSignal was already aborted");
+      stream.end("cancelled", ABORTED_BEFORE_START);
       return stream;
     }
     let id: number;
@@ -198,7 +199,8 @@ function dispatchTo(streams: Map<number, TokenStream>, stop: (id: number) => voi
 
 /**
  * Loads a Hugging Face directory or a GGUF file and starts its scheduler.
- * Rejects with ModelLoadError / ProviderUnavailableError / InvalidRequestError.
+ * Rejects with ModelLoadError / ProviderUnavailableError / OutOfMemoryError, or
+ * InvalidRequestError for an option out of its range.
  */
 export function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   return Model.load(path, options);

@@ -34,7 +34,7 @@ export function prepareRequest(request: GenerateRequest, tokenizer: TextTokenize
     seed: request.seed,
     stopTokenIds: request.stopTokenIds, // the addon checks each is a 32-bit integer
     ignoreEos: request.ignoreEos,
-    captureLogits: request.returnLogits,
+    returnLogits: request.returnLogits,
     priority: request.priority,
     deadlineMs: request.deadlineMs,
   };

@@ -17,14 +17,14 @@ export class TokenStream extends GenerationStream {
   private readonly stopMatcher: StopStringMatcher;
 
   constructor(
-    private readonly promptTokens: number,
+    promptTokens: number,
     private readonly detokenizer: IncrementalDetokenizer,
     stop: readonly string[],
     onCancel: () => void,
     private readonly latency?: LatencyRecorder,
     startedAt = performance.now(),
   ) {
-    super(onCancel, startedAt);
+    super(onCancel, promptTokens, startedAt);
     this.stopMatcher = new StopStringMatcher(stop);
   }
 

@@ -129,11 +129,15 @@ describe("Model and ModelPool are both an Engine", () => {
     }
   });
 
-  it("end a request aborted before it starts as cancelled, on either engine", async () => {
+  it("end a request aborted before it starts as cancelled, with the same result on either engine", async () => {
+    const results = [];
     for (const [, engine] of engines()) {
-      const r = await engine.generate({ prompt: "a", maxTokens: 4, signal: AbortSignal.abort() }).result;
+      const r = await engine.generate({ prompt: "Once upon", maxTokens: 4, signal: AbortSignal.abort() }).result;
       expect(r.finishReason).toBe("cancelled" satisfies FinishReason);
+      results.push({ error: r.error, usage: r.usage, tokens: r.tokens });
     }
+    expect(results[1]).toEqual(results[0]);
+    expect(results[0]!.usage.promptTokens).toBeGreaterThan(0);
   });
 });
 

@@ -73,7 +73,11 @@ describe("engine metrics", () => {
       expect(r.finishReason).toBe("stop");
       expect(r.text).toBe(free.text.slice(0, free.text.indexOf(stop)));
     }
-    await new Promise((resolve) => setTimeout(resolve, 50)); // the stop reaches the scheduler thread
+    // Every stop has reached the scheduler thread once nothing is running or waiting there.
+    for (let waited = 0; stopper.stats().running + stopper.stats().waiting > 0; waited += 10) {
+      expect(waited).toBeLessThan(5000);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     expect(stopper.stats().endedEarly.cancelled).toBe(0);
     const m = await scrape();
     const cancelled = m.get("neoserve_requests_ended_early_total")!.metrics.find((s) => s.labels?.model === "stopper" && s.labels?.reason === "cancelled");

@@ -30,11 +30,8 @@ class LoadWorker : public Napi::AsyncWorker {
       loaded_.weights = std::move(engine.weights);
       loaded_.provider = std::move(engine.provider);
       loaded_.fallback_reason = std::move(engine.fallback_reason);
-    } catch (const Error& e) {
-      code_ = e.code();
-      SetError(e.what());
     } catch (const std::exception& e) {
-      code_ = ErrorCode::Internal;
+      code_ = error_code_of(e);
       SetError(e.what());
     }
   }
@@ -92,7 +89,7 @@ Napi::Value CheckRequest(const Napi::CallbackInfo& info) {
     throw to_js_error(env, Error(ErrorCode::InvalidRequest, "checkRequest(request, limits)"));
   guarded(env, [&] {
     const Napi::Object l = info[1].As<Napi::Object>();
-    const RequestLimits limits{int_or(l, "vocabSize", 0), int_or(l, "maxContext", 0), int_or(l, "kvBlockSize", 1),
+    const RequestLimits limits{int_or(l, "vocabSize", 0), int_or(l, "maxContext", 0), int_or(l, "kvBlockSize", 0),
                                int_or(l, "kvBlocks", 0)};
     validate_request(read_request(info[0].As<Napi::Object>()), limits);
     return 0;

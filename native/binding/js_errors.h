@@ -10,8 +10,7 @@ namespace neoserve::binding {
 
 inline Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
-  const auto* ne = dynamic_cast<const Error*>(&e);
-  err.Set("code", Napi::String::New(env, error_code_name(ne ? ne->code() : ErrorCode::Internal)));
+  err.Set("code", Napi::String::New(env, error_code_name(error_code_of(e))));
   return err;
 }
 

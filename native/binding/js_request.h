@@ -1,4 +1,5 @@
-// A JS request object → GenerationRequest (types only; validate_request checks ranges).
+// A JS request object → GenerationRequest: types only (validate_request checks
+// ranges), except the seed, which must convert exactly and is drawn when absent.
 #pragma once
 #include <napi.h>
 
@@ -20,17 +21,18 @@ inline GenerationRequest read_request(const Napi::Object& o) {
   s.repetition_penalty = static_cast<float>(number_or(o, "repetitionPenalty", s.repetition_penalty));
   s.frequency_penalty = static_cast<float>(number_or(o, "frequencyPenalty", s.frequency_penalty));
   s.presence_penalty = static_cast<float>(number_or(o, "presencePenalty", s.presence_penalty));
-  const double seed = number_or(o, "seed", -1);
-  if (seed == -1) {
+  if (absent(o.Get("seed"))) {
     s.seed = fresh_seed();  // no seed given: a new one each request
   } else {
+    // A JS number holds integers exactly up to 2^53 - 1: only those convert.
+    const double seed = number_or(o, "seed", 0);
     if (!(seed >= 0 && seed <= 9007199254740991.0) || seed != static_cast<double>(static_cast<uint64_t>(seed)))
-      throw_invalid("seed must be an integer in [0, 2^53]");
+      throw_invalid("seed must be an integer in [0, 2^53 - 1], got " + std::to_string(seed));
     s.seed = static_cast<uint64_t>(seed);
   }
   s.stop_token_ids = int_array(o.Get("stopTokenIds"), "stopTokenIds");
   r.ignore_eos = bool_or(o, "ignoreEos", r.ignore_eos);
-  r.capture_logits = bool_or(o, "captureLogits", r.capture_logits);
+  r.capture_logits = bool_or(o, "returnLogits", r.capture_logits);
   r.priority = int_or(o, "priority", r.priority);
   r.deadline_ms = number_or(o, "deadlineMs", r.deadline_ms);
   return r;

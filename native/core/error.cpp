@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <new>
+
 namespace neoserve {
 
 const char* error_code_name(ErrorCode code) {
@@ -13,6 +15,12 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::OutOfMemory: return "out_of_memory";
   }
   return "internal";
+}
+
+ErrorCode error_code_of(const std::exception& e) {
+  if (const auto* error = dynamic_cast<const Error*>(&e)) return error->code();
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return ErrorCode::OutOfMemory;
+  return ErrorCode::Internal;
 }
 
 ErrorCode error_code_from_int(int32_t value) {

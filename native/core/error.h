@@ -20,11 +20,16 @@ enum class ErrorCode : int32_t {
   OutOfMemory = 6,          // weights, KV cache or buffers do not fit in host or device memory
 };
 inline constexpr int32_t kErrorCodeCount = 7;
+static_assert(static_cast<int32_t>(ErrorCode::OutOfMemory) + 1 == kErrorCodeCount, "kErrorCodeCount: one past the last code");
 
 // "invalid_request", ...: the `code` of the JS error.
 const char* error_code_name(ErrorCode code);
 // The code numbered `value`, or Internal for a number no code has.
 ErrorCode error_code_from_int(int32_t value);
+
+// The code of any exception: an Error's own, OutOfMemory for std::bad_alloc
+// (memory that does not fit is one code on every path), Internal otherwise.
+ErrorCode error_code_of(const std::exception& e);
 
 class Error : public std::runtime_error {
  public:

@@ -17,7 +17,8 @@ namespace neoserve {
 std::string tensorrt_provider_path();
 
 // Throws ProviderUnavailable naming what is missing (library, version, device),
-// ModelLoadFailed for an engine that does not match its manifest.
+// ModelLoadFailed for an engine that does not match its manifest, OutOfMemory
+// when the engine's buffers or KV cache do not fit the device.
 std::shared_ptr<Provider> create_tensorrt_provider(const EngineManifest& manifest, const ProviderOptions& options);
 
 }  // namespace neoserve

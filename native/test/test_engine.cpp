@@ -7,6 +7,9 @@
 // backend "auto" falling back to the CPU on the checkpoint beside the engine.
 #include <cstdlib>
 #include <functional>
+#include <new>
+#include <set>
+#include <stdexcept>
 #include <string>
 
 #include "core/error.h"
@@ -326,4 +329,22 @@ TEST("engine.checkpoints_and_options") {
   gpu.device = "GPU-0000";
   CHECK_THROWS(load_engine(dir.path(), gpu), ErrorCode::InvalidRequest, "is for accelerators");
   CHECK_THROWS(load_engine(dir.path(), backend("cuda")), ErrorCode::InvalidRequest, "backend must be");
+}
+
+// Codes cross the TensorRT C entry as 1 + their value and reach JS by name:
+// every value maps back to itself, every name is distinct, and nothing else
+// passes for a code.
+TEST("engine.error_codes_cross_boundaries_by_value_and_name") {
+  std::set<std::string> names;
+  for (int32_t i = 0; i < kErrorCodeCount; ++i) {
+    const ErrorCode code = error_code_from_int(i);
+    CHECK_EQ(static_cast<int32_t>(code), i);
+    names.insert(error_code_name(code));
+  }
+  CHECK_EQ(names.size(), static_cast<size_t>(kErrorCodeCount));
+  CHECK(error_code_from_int(-1) == ErrorCode::Internal);
+  CHECK(error_code_from_int(kErrorCodeCount) == ErrorCode::Internal);
+  CHECK(error_code_of(Error(ErrorCode::Disposed, "x")) == ErrorCode::Disposed);
+  CHECK(error_code_of(std::bad_alloc()) == ErrorCode::OutOfMemory);
+  CHECK(error_code_of(std::runtime_error("x")) == ErrorCode::Internal);
 }

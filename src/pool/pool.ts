@@ -9,8 +9,9 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { addon, packageRoot, type RawRequestLimits } from "../addon.js";
+import { addon, packageRoot, type RawRequest, type RawRequestLimits } from "../addon.js";
 import type { Engine, EngineStats } from "../engine.js";
+import { ABORTED_BEFORE_START } from "../generation-stream.js";
 import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
 import { prepareRequest, requestLimits } from "../request.js";
@@ -66,6 +67,8 @@ export interface SliceStats {
 interface InFlight {
   id: number;
   request: WireRequest;
+  /** The slices whose model can take it (slices may differ in KV cache or context). */
+  fits: ReadonlySet<Slot>;
   stream: PoolStream;
   /** Predicted work: prompt tokens plus tokens still to generate. */
   cost: number;
@@ -80,6 +83,8 @@ class Slot {
   served = 0;
   restarts = 0;
   engine: { backend: string; device: string; visibleDevices: string | undefined } | undefined;
+  /** What this slice's model can take, from its worker's last ready message. */
+  limits: RawRequestLimits | undefined;
   backoffMs: number;
   constructor(
     readonly slice: string,
@@ -97,7 +102,9 @@ const workerPath = () => join(packageRoot(), "dist", "src", "pool", "worker.js")
 
 export class ModelPool implements Engine {
   private readonly slots: Slot[];
-  private loaded: { info: ModelInfo; tokenizer: TextTokenizer; limits: RawRequestLimits } | undefined;
+  /** The model as the first worker to load it described it, and its tokenizer. */
+  private loaded: { info: ModelInfo; tokenizer: TextTokenizer } | undefined;
+  private describing: Promise<void> | undefined;
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly pending: InFlight[] = [];
   private readonly requests = new Map<number, InFlight>();
@@ -145,24 +152,41 @@ export class ModelPool implements Engine {
   generate(request: GenerateRequest): PoolStream {
     if (this.disposed || !this.loaded) throw new ModelDisposedError("the pool has been disposed");
     const { prompt, raw } = prepareRequest(request, this.loaded.tokenizer);
-    try {
-      addon().checkRequest(raw, this.loaded.limits);
-    } catch (e) {
-      throw fromNative(e);
-    }
     if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
+    const fits = this.slicesThatFit(raw, request.slice);
     const { signal, prompt: _p, messages: _m, ...rest } = request;
     const wire: WireRequest = { ...rest, tokens: prompt };
     const id = this.nextId++;
-    const stream = new PoolStream(() => this.cancel(id));
+    const stream = new PoolStream(() => this.cancel(id), prompt.length);
+    if (signal?.aborted) {
+      stream.end("cancelled", ABORTED_BEFORE_START); // checked, never sent: as a Model does
+      return stream;
+    }
     const maxTokens = raw.maxTokens ?? addon().defaultMaxTokens;
-    const req: InFlight = { id, request: wire, stream, cost: prompt.length + maxTokens, slot: undefined };
+    const req: InFlight = { id, request: wire, fits, stream, cost: prompt.length + maxTokens, slot: undefined };
     this.requests.set(id, req);
     void stream.result.then(() => this.forget(req));
     stream.watch(signal);
-    if (!stream.finished) this.dispatch(req);
+    this.dispatch(req);
     return stream;
+  }
+
+  // Every slice that could run the request; none: the error the first slice's model gives, as a Model would throw it.
+  private slicesThatFit(raw: RawRequest, pin: string | undefined): Set<Slot> {
+    const fits = new Set<Slot>();
+    let refusal: unknown;
+    for (const slot of this.slots) {
+      if (!slot.limits || (pin !== undefined && slot.slice !== pin)) continue;
+      try {
+        addon().checkRequest(raw, slot.limits);
+        fits.add(slot);
+      } catch (e) {
+        refusal ??= e;
+      }
+    }
+    if (fits.size === 0) throw fromNative(refusal);
+    return fits;
   }
 
   stats(): PoolStats {
@@ -209,7 +233,7 @@ export class ModelPool implements Engine {
 
   // Least predicted wait: the slice with the fewest tokens of work in flight.
   private route(req: InFlight): Slot | undefined {
-    const ready = this.slots.filter((s) => s.ready && (req.request.slice === undefined || s.slice === req.request.slice));
+    const ready = this.slots.filter((s) => s.ready && req.fits.has(s));
     let best: Slot | undefined;
     for (const s of ready) if (!best || s.pendingTokens < best.pendingTokens) best = s;
     return best;
@@ -273,7 +297,13 @@ export class ModelPool implements Engine {
         this.onExit(slot, proc, signal ?? `code ${code}`);
       });
       const { log: _log, ...load } = this.options.load ?? {}; // a function cannot cross: workers log to their stderr
-      slot.send({ t: "load", path: this.options.model, options: load, flushIntervalMs: this.options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS });
+      slot.send({
+        t: "load",
+        path: this.options.model,
+        options: load,
+        flushIntervalMs: this.options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
+        describe: this.loaded === undefined,
+      });
     });
   }
 
@@ -291,6 +321,7 @@ export class ModelPool implements Engine {
         void this.describe(m.info, m.gguf).then(
           () => {
             slot.ready = true;
+            slot.limits = requestLimits(m.info);
             slot.engine = { backend: m.info.backend, device: m.info.device, visibleDevices: m.visibleDevices };
             slot.backoffMs = this.backoff.initialMs;
             loaded();
@@ -353,15 +384,14 @@ export class ModelPool implements Engine {
     }, delay).unref();
   }
 
-  // The first worker to load describes the model; the pool tokenizes and checks requests with it.
-  private async describe(info: ModelInfo, gguf: WireGgufTokenizer | null): Promise<void> {
-    if (this.loaded) return;
-    const meta = gguf && { ...gguf, tokenTypes: Int32Array.from(gguf.tokenTypes) };
-    const tokenizer = await TextTokenizer.fromModelPath(this.options.load?.tokenizer ?? this.options.model, meta);
-    this.loaded ??= {
-      info,
-      tokenizer,
-      limits: requestLimits(info),
-    };
+  // The first worker to load describes the model and sends its GGUF tokenizer
+  // (if any); the pool tokenizes requests with it. Later workers only wait.
+  private describe(info: ModelInfo, gguf: WireGgufTokenizer | null): Promise<void> {
+    this.describing ??= (async () => {
+      const meta = gguf && { ...gguf, tokenTypes: Int32Array.from(gguf.tokenTypes) };
+      const tokenizer = await TextTokenizer.fromModelPath(this.options.load?.tokenizer ?? this.options.model, meta);
+      this.loaded = { info, tokenizer };
+    })();
+    return this.describing;
   }
 }

@@ -11,7 +11,8 @@ export type WireRequest = Omit<GenerateRequest, "signal" | "prompt" | "messages"
 export type WireGgufTokenizer = Omit<RawGgufTokenizer, "tokenTypes"> & { tokenTypes: number[] };
 
 export type ToWorker =
-  | { t: "load"; path: string; options: LoadOptions; flushIntervalMs: number }
+  /** `describe`: also send the GGUF tokenizer with "ready" (the pool has none yet). */
+  | { t: "load"; path: string; options: LoadOptions; flushIntervalMs: number; describe: boolean }
   | { t: "gen"; id: number; request: WireRequest }
   | { t: "cancel"; id: number };
 

@@ -69,7 +69,7 @@ process.on("message", (m: ToWorker) => {
       loadModel(m.path, m.options).then(
         (loaded) => {
           model = loaded;
-          const gguf = loaded.ggufTokenizer();
+          const gguf = m.describe ? loaded.ggufTokenizer() : null;
           send({
             t: "ready",
             info: loaded.info,

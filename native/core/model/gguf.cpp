@@ -270,7 +270,7 @@ GgufFile parse_gguf(const uint8_t* bytes, size_t size, const std::string& name) 
     uint64_t nbytes = 0;
     if (!ggml_tensor_bytes(info.ggml_type, info.ne, nbytes)) {
       if (info.ggml_type == kGgmlQ8_0 && (info.ne[0] % kQ8_0BlockSize) != 0)
-        r.fail("Q8_0 tensor " + info.name + " has " + std::to_string(info.ne[0]) + " columns, not a multiple of 32");
+        r.fail("Q8_0 tensor " + info.name + " has " + std::to_string(info.ne[0]) + " columns, not a multiple of " + std::to_string(kQ8_0BlockSize));
       if (info.ggml_type == kGgmlF32 || info.ggml_type == kGgmlF16 || info.ggml_type == kGgmlBF16 || info.ggml_type == kGgmlQ8_0)
         r.fail("tensor " + info.name + " has too many elements");
       continue;  // an unsupported type: the loader reports it by name

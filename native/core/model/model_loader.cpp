@@ -32,7 +32,7 @@ void check_tensor(const ModelWeights& w, const TensorFiles& files, const Expecte
   if (e.is_vector && t->dtype == DType::Q8_0)
     throw_load_error(where, "tensor " + e.name + " is Q8_0; norm weights and biases must be F32, F16 or BF16");
   if (t->dtype == DType::Q8_0 && t->cols() % kQ8_0BlockSize != 0)
-    throw_load_error(where, "Q8_0 tensor " + e.name + " has " + std::to_string(t->cols()) + " columns, not a multiple of 32");
+    throw_load_error(where, "Q8_0 tensor " + e.name + " has " + std::to_string(t->cols()) + " columns, not a multiple of " + std::to_string(kQ8_0BlockSize));
   const size_t expect_bytes = dtype_row_bytes(t->dtype, t->cols()) * static_cast<size_t>(t->numel() / (t->cols() ? t->cols() : 1));
   if (t->nbytes != expect_bytes || (t->nbytes > 0 && t->data == nullptr))
     throw_load_error(where, "tensor " + e.name + " holds " + std::to_string(t->nbytes) + " bytes, expected " +

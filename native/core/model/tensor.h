@@ -16,7 +16,8 @@ enum class DType : uint8_t {
 };
 
 constexpr int kQ8_0BlockSize = 32;
-constexpr size_t kQ8_0BlockBytes = 34;
+constexpr size_t kQ8_0ScaleBytes = 2;  // the fp16 scale, before the block's int8 values
+constexpr size_t kQ8_0BlockBytes = kQ8_0ScaleBytes + kQ8_0BlockSize;
 
 const char* dtype_name(DType t);
 // Bytes of one row of `cols` elements; cols must be a multiple of 32 for Q8_0.

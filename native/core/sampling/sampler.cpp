@@ -53,21 +53,21 @@ int32_t argmax(std::span<const float> values) {
 void SamplingParams::validate(int32_t vocab_size) const {
   if (!(std::isfinite(temperature) && temperature >= 0.0f))
     throw_invalid("temperature must be a finite number >= 0 (got " + show(temperature) + ")");
-  if (top_k < 0) throw_invalid("top_k must be >= 0 (0 disables it; got " + show(top_k) + ")");
+  if (top_k < 0) throw_invalid("topK (top_k) must be >= 0 (0 disables it; got " + show(top_k) + ")");
   if (!(top_p > 0.0f && top_p <= 1.0f))
-    throw_invalid("top_p must be in (0, 1] (1 disables it; got " + show(top_p) + ")");
+    throw_invalid("topP (top_p) must be in (0, 1] (1 disables it; got " + show(top_p) + ")");
   if (!(min_p >= 0.0f && min_p <= 1.0f))
-    throw_invalid("min_p must be in [0, 1] (0 disables it; got " + show(min_p) + ")");
+    throw_invalid("minP (min_p) must be in [0, 1] (0 disables it; got " + show(min_p) + ")");
   if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f))
-    throw_invalid("repetition_penalty must be a finite number > 0 (1 disables it; got " +
+    throw_invalid("repetitionPenalty (repetition_penalty) must be a finite number > 0 (1 disables it; got " +
                   show(repetition_penalty) + ")");
   if (!std::isfinite(frequency_penalty))
-    throw_invalid("frequency_penalty must be a finite number (got " + show(frequency_penalty) + ")");
+    throw_invalid("frequencyPenalty (frequency_penalty) must be a finite number (got " + show(frequency_penalty) + ")");
   if (!std::isfinite(presence_penalty))
-    throw_invalid("presence_penalty must be a finite number (got " + show(presence_penalty) + ")");
+    throw_invalid("presencePenalty (presence_penalty) must be a finite number (got " + show(presence_penalty) + ")");
   for (int32_t id : stop_token_ids) {
     if (id < 0 || id >= vocab_size)
-      throw_invalid("stop_token_ids must be token ids in [0, " + show(vocab_size) + ") (got " + show(id) + ")");
+      throw_invalid("stopTokenIds (stop_token_ids) must be token ids in [0, " + show(vocab_size) + ") (got " + show(id) + ")");
   }
 }
 

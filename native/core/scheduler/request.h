@@ -20,6 +20,7 @@ enum class FinishReason : uint8_t {
   QueueTimeout,      // it waited longer than max_queue_delay_ms without being started
 };
 inline constexpr int32_t kFinishReasonCount = 7;  // the binding hands JS their names by value
+static_assert(static_cast<int32_t>(FinishReason::QueueTimeout) + 1 == kFinishReasonCount, "one past the last reason");
 
 const char* finish_reason_name(FinishReason r);
 

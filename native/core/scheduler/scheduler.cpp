@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "../error.h"
+#include "../options.h"
 
 namespace neoserve {
 
@@ -47,6 +48,7 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
       info_(provider_->info()),
       blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
       now_ms_(std::move(now_ms)) {
+  validate(LoadOptions{{}, options_});  // a native caller's options too: a batch of 0 would spin
   running_.reserve(options_.max_batch_size);
   by_importance_.reserve(options_.max_batch_size);
   spare_plan_.steps.reserve(options_.max_batch_size);

@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 #include "core/error.h"
 
 namespace neoserve::cpu {
@@ -50,9 +52,15 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
     budget = std::min<size_t>(size_t{1} << 30, 8 * blocks_per_seq * bytes_per_block);
   }
   num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block, INT32_MAX));
-  if (num_blocks_ < 1) throw_invalid("kv_memory_bytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
+  if (num_blocks_ < 1) throw_invalid("kvMemoryBytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
+  // calloc only reserves address space: a cache larger than the machine would load, then fail page by page.
+  const size_t kv_bytes = static_cast<size_t>(num_blocks_) * bytes_per_block;
+  const size_t physical = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (kv_bytes > physical)
+    throw Error(ErrorCode::OutOfMemory, "out of memory: kvMemoryBytes asks for " + std::to_string(kv_bytes) +
+                                            " bytes of KV cache; this machine has " + std::to_string(physical) + " bytes");
   kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
-  if (!kv_) throw Error(ErrorCode::OutOfMemory, "cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
+  if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
 }
 
 CpuProvider::~CpuProvider() = default;

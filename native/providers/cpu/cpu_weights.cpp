@@ -100,9 +100,9 @@ class Preparer {
         for (int64_t k = 0; k < nb; ++k) {
           const uint8_t* blk = w.data + r * rb + k * kQ8_0BlockBytes;
           uint16_t h;
-          std::memcpy(&h, blk, 2);
+          std::memcpy(&h, blk, kQ8_0ScaleBytes);
           d[r * nb + k] = fp16_to_f32(h);
-          std::memcpy(q.get() + (r * nb + k) * kQuantBlock, blk + 2, kQuantBlock);  // after the fp16 scale
+          std::memcpy(q.get() + (r * nb + k) * kQuantBlock, blk + kQ8_0ScaleBytes, kQuantBlock);
         }
     });
     WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};

@@ -41,7 +41,8 @@ extern "C" {
 typedef int (*neoserve_tensorrt_abi_fn)(uint64_t loader_layout);
 // Returns 0 and sets *out on success; otherwise 1 + the neoserve::ErrorCode
 // value (ProviderUnavailable for a missing GPU, ModelLoadFailed for an engine
-// that does not match its manifest) and a message in error[0, error_size).
+// that does not match its manifest, OutOfMemory for buffers that do not fit)
+// and a message in error[0, error_size).
 typedef int (*neoserve_tensorrt_create_fn)(const neoserve::TensorRtLoadRequest* request, neoserve::Provider** out,
                                            char* error, size_t error_size);
 }

@@ -48,8 +48,9 @@ std::string mib_text(size_t bytes) {
 TensorRtProvider::TensorRtProvider(const TensorRtLoadRequest& request) {
   if (!request.manifest) throw Error(ErrorCode::Internal, "tensorrt provider: the load request has no manifest");
   if (!request.nvinfer) throw Error(ErrorCode::Internal, "tensorrt provider: the load request has no libnvinfer handle");
-  if (request.kv_block_size <= 0 || request.kv_block_size > 4096)
-    throw_invalid("kv_block_size must be in [1, 4096], got " + std::to_string(request.kv_block_size));
+  // Its range is checked with the other load options (kvBlockSize, core/options.h); this C entry only
+  // refuses a block size it would divide by.
+  if (request.kv_block_size <= 0) throw_invalid("kv_block_size must be positive, got " + std::to_string(request.kv_block_size));
   const EngineManifest& m = *request.manifest;
   cfg_ = m.config;
   if (cfg_.num_hidden_layers <= 0 || cfg_.num_key_value_heads <= 0 || cfg_.head_dim <= 0 || cfg_.vocab_size <= 0 ||
@@ -223,7 +224,7 @@ void TensorRtProvider::allocate(const TensorRtLoadRequest& request) {
       out_of_memory("not enough device memory on " + device_.label + " for " + engine_file_ + ": one engine call over a past of " +
                   std::to_string(limits_.max_past) + " positions needs " + mib_text(scratch_bytes(1, 1)) +
                   " of scratch buffers, " + mib_text(budget) + " can be spared (" + mib_text(free_bytes) + " free" +
-                  (request.kv_memory_bytes ? ", kv_memory_bytes " + mib_text(request.kv_memory_bytes) : std::string()) + ")");
+                  (request.kv_memory_bytes ? ", kvMemoryBytes " + mib_text(request.kv_memory_bytes) : std::string()) + ")");
     if (batch > 1 && (batch >= chunk || chunk == 1)) batch = (batch + 1) / 2;
     else chunk = (chunk + 1) / 2;
   }
@@ -271,7 +272,7 @@ void TensorRtProvider::allocate(const TensorRtLoadRequest& request) {
   if (request.kv_memory_bytes > 0) {
     blocks = request.kv_memory_bytes / bytes_per_block_;
     if (blocks < 1)
-      throw_invalid("kv_memory_bytes is smaller than one KV block (" + std::to_string(bytes_per_block_) + " bytes)");
+      throw_invalid("kvMemoryBytes is smaller than one KV block (" + std::to_string(bytes_per_block_) + " bytes)");
   } else {
     const size_t blocks_per_seq = (static_cast<size_t>(pl.max_context) + block_size - 1) / block_size;
     const size_t cap = static_cast<size_t>(limits_.max_batch) * blocks_per_seq;

@@ -74,9 +74,9 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
 
 void QActs::resize(int64_t t, int64_t cols) {
   tokens = t;
-  kpad = (cols + 31) / 32 * 32;
+  kpad = (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
   if (q.size() < static_cast<size_t>(t * kpad)) q.resize(t * kpad);
-  if (d.size() < static_cast<size_t>(t * kpad / 32)) d.resize(t * kpad / 32);
+  if (d.size() < static_cast<size_t>(t * kpad / kQuantBlock)) d.resize(t * kpad / kQuantBlock);
 }
 
 void QActs::quantize(const float* x, int64_t t, int64_t cols) {
@@ -104,17 +104,17 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       break;
     case WFormat::I8: {
       const int8_t* q = reinterpret_cast<const int8_t*>(row);
-      const float* d = w.scales + r * (w.kpad() / 32);
-      for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / 32] * q[k];
+      const float* d = w.scales + r * (w.kpad() / kQuantBlock);
+      for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / kQuantBlock] * q[k];
       break;
     }
     case WFormat::Q8_0:
-      for (int64_t b = 0; b < w.cols / 32; ++b) {
-        const uint8_t* blk = row + b * 34;
+      for (int64_t b = 0; b < w.cols / kQuantBlock; ++b) {
+        const uint8_t* blk = row + b * kQ8_0BlockBytes;
         uint16_t h;
         std::memcpy(&h, blk, 2);
         const float d = fp16_to_f32(h);
-        for (int i = 0; i < 32; ++i) dst[b * 32 + i] = d * static_cast<int8_t>(blk[2 + i]);
+        for (int i = 0; i < kQuantBlock; ++i) dst[b * kQuantBlock + i] = d * static_cast<int8_t>(blk[kQ8_0ScaleBytes + i]);
       }
       break;
   }
@@ -165,7 +165,7 @@ static void matmul_float_portable(const WMat& w, const float* x, int64_t T, int6
 }
 
 static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  const int64_t nb = x.kpad / 32;
+  const int64_t nb = x.kpad / kQuantBlock;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();
     for (int64_t t = 0; t < x.tokens; ++t) {
@@ -177,15 +177,15 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
         float d;
         if (w.format == WFormat::Q8_0) {
           uint16_t h;
-          std::memcpy(&h, row + b * 34, 2);
+          std::memcpy(&h, row + b * kQ8_0BlockBytes, kQ8_0ScaleBytes);
           d = fp16_to_f32(h);
-          q = reinterpret_cast<const int8_t*>(row + b * 34 + 2);
+          q = reinterpret_cast<const int8_t*>(row + b * kQ8_0BlockBytes + kQ8_0ScaleBytes);
         } else {
-          q = reinterpret_cast<const int8_t*>(row) + b * 32;
+          q = reinterpret_cast<const int8_t*>(row) + b * kQuantBlock;
           d = w.scales[r * nb + b];
         }
         int32_t s = 0;
-        for (int i = 0; i < 32; ++i) s += q[i] * xq[b * 32 + i];
+        for (int i = 0; i < kQuantBlock; ++i) s += q[i] * xq[b * kQuantBlock + i];
         acc += static_cast<float>(s) * (d * xd[b]);
       }
       out[t * ldo + r] = acc;

@@ -12,6 +12,9 @@
 #include "matmul.h"
 
 namespace neoserve::cpu {
+
+// A 256-bit register holds exactly one int8 block: the loads below index blocks by it.
+static_assert(kQuantBlock == 32);
 namespace {
 
 inline float hsum(__m256 v) {
@@ -117,11 +120,11 @@ struct RowsQ8_0 {
   const uint8_t* data;
   size_t row_bytes;
   __m256i qb(int64_t r, int64_t b) const {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + r * row_bytes + b * 34 + 2));
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data + r * row_bytes + b * kQ8_0BlockBytes + kQ8_0ScaleBytes));
   }
   float db(int64_t r, int64_t b) const {
     uint16_t h;
-    std::memcpy(&h, data + r * row_bytes + b * 34, 2);
+    std::memcpy(&h, data + r * row_bytes + b * kQ8_0BlockBytes, kQ8_0ScaleBytes);
     return _cvtsh_ss(h);
   }
 };

@@ -24,6 +24,9 @@
 #include "core/model/half.h"
 
 namespace neoserve::cpu {
+
+// A 256-bit register holds exactly one int8 block: the loads below index blocks by it.
+static_assert(kQuantBlock == 32);
 namespace {
 
 // --- float-family weights -------------------------------------------------------
