@@ -124,6 +124,9 @@ describe("Model and ModelPool are both an Engine", () => {
       } finally {
         await withEos.dispose();
       }
+      // An id the vocabulary does not have is the file's error, named, at load.
+      await writeFile(join(dir, "generation_config.json"), JSON.stringify({ eos_token_id: [2, model.info.vocabSize] }));
+      await expect(loadModel(dir, { backend: "cpu", threads: 1 })).rejects.toThrow(/generation_config\.json: eos_token_id \d+ outside the vocabulary/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -67,7 +67,11 @@ export class TextTokenizer {
   readonly vocabSize: number;
   /** The beginning-of-sequence token, if the model has one. */
   readonly bosTokenId: number | undefined;
-  /** Tokens that end generation (EOS, end-of-turn), deduplicated. */
+  /**
+   * The tokenizer's own end tokens (tokenizer_config.json eos_token, generation_config.json),
+   * deduplicated. Generation stops at the model's, which native code reads:
+   * model.info.config.eosTokenIds (config.json and generation_config.json, or the GGUF's).
+   */
   readonly eosTokenIds: readonly number[];
   /** The chat template's source text, if the model has one. */
   readonly chatTemplate: string | undefined;

@@ -165,7 +165,14 @@ void add_generation_config_eos(const std::string& dir, LlamaConfig& config) {
     MappedFile file(path);
     const json::Value root = json::parse({reinterpret_cast<const char*>(file.data()), file.size()});
     if (!root.is_object()) throw json::Error("not a JSON object");
+    const size_t known = config.eos_token_ids.size();
     add_eos_ids(root, config);
+    // Checked here, where the file can be named (config.validate() checks config.json's).
+    if (config.vocab_size > 0)
+      for (size_t i = known; i < config.eos_token_ids.size(); ++i)
+        if (config.eos_token_ids[i] < 0 || config.eos_token_ids[i] >= config.vocab_size)
+          throw json::Error("eos_token_id " + std::to_string(config.eos_token_ids[i]) + " outside the vocabulary [0, " +
+                            std::to_string(config.vocab_size) + ")");
   } catch (const json::Error& e) {
     throw_load_error(path, e.what());
   }
