@@ -92,7 +92,9 @@ export class Model implements Engine {
     const { fallbackReason } = raw.info();
     if (fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${fallbackReason}`);
     try {
-      const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer());
+      // A synthetic model's 256 ids sit inside any byte-level vocabulary: there is no model vocabulary to check against.
+      const vocabLimit = options.backend === "synthetic" ? undefined : raw.info().vocabSize;
+      const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer(), { vocabLimit });
       return new Model(raw, tokenizer, streams, steps);
     } catch (err) {
       await raw.dispose();

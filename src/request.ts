@@ -16,11 +16,12 @@ export interface PreparedRequest {
 }
 
 export function prepareRequest(request: GenerateRequest, tokenizer: TextTokenizer): PreparedRequest {
-  if (request === null || typeof request !== "object") throw new InvalidRequestError("generate() needs a request object");
+  if (request === null || typeof request !== "object" || Array.isArray(request))
+    throw new InvalidRequestError("generate() needs a request object");
+  if (request.signal !== undefined && !(request.signal instanceof AbortSignal))
+    throw new InvalidRequestError("signal must be an AbortSignal");
   const prompt = promptTokens(request, tokenizer);
-  const stop = typeof request.stop === "string" ? [request.stop] : [...(request.stop ?? [])];
-  if (stop.some((s) => typeof s !== "string" || s.length === 0))
-    throw new InvalidRequestError("stop must be a non-empty string or an array of them");
+  const stop = stopStrings(request.stop);
   const raw: RawRequest = {
     tokens: Int32Array.from(prompt),
     maxTokens: request.maxTokens,
@@ -46,12 +47,20 @@ export function requestLimits(info: RawModelInfo): RawRequestLimits {
   return { vocabSize: info.vocabSize, maxContext: info.maxContext, kvBlockSize: info.kv.blockSize, kvBlocks: info.kv.numBlocks };
 }
 
+function stopStrings(stop: unknown): string[] {
+  const list = typeof stop === "string" ? [stop] : stop === undefined ? [] : stop;
+  if (!Array.isArray(list) || list.some((s) => typeof s !== "string" || s.length === 0))
+    throw new InvalidRequestError("stop must be a non-empty string or an array of them");
+  return [...list];
+}
+
 function promptTokens(request: GenerateRequest, tokenizer: TextTokenizer): number[] {
   const given = [request.prompt, request.tokens, request.messages].filter((x) => x !== undefined).length;
   if (given !== 1) throw new InvalidRequestError("give exactly one of prompt, tokens or messages");
   if (request.tokens !== undefined) {
-    if (!Array.isArray(request.tokens) || !request.tokens.every((t) => Number.isInteger(t)))
-      throw new InvalidRequestError("tokens must be an array of integer token ids");
+    // Checked before Int32Array.from, which would wrap 2^32 + 5 to 5.
+    if (!Array.isArray(request.tokens) || !request.tokens.every((t) => Number.isInteger(t) && t >= 0 && t <= 0x7fffffff))
+      throw new InvalidRequestError("tokens must be an array of token ids (integers in [0, 2^31))");
     return [...request.tokens];
   }
   if (request.messages !== undefined) {

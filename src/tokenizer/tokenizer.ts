@@ -5,7 +5,8 @@
  * GGUF file with no tokenizer.json beside it, a byte-level BPE tokenizer built
  * from the file's tokenizer.ggml.* metadata.
  */
-import { readFile, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { InvalidRequestError, ModelLoadError } from "../errors.js";
@@ -62,6 +63,20 @@ export interface TokenBytes {
   texts: (string | null | undefined)[];
 }
 
+/** What a tokenizer is built with, besides the tokenizers-library object. */
+interface TokenizerInit {
+  bosTokenId?: number;
+  eosTokenIds: number[];
+  chatTemplate?: string;
+  cleanUpSpaces: boolean;
+  /** Prepend BOS when adding special tokens (GGUF add_bos_token; tokenizer.json says it itself). */
+  prependBos: boolean;
+  /** tokenizer.json's decoder is exactly ByteLevel: each token is a fixed byte string. */
+  byteLevelDecoder: boolean;
+  /** The model's vocabulary size: every token id must be below it. */
+  vocabLimit?: number;
+}
+
 export class TextTokenizer {
   /** Size of the id space: every vocabulary and added token id is below it. */
   readonly vocabSize: number;
@@ -86,19 +101,16 @@ export class TextTokenizer {
   private constructor(
     private readonly tokenizer: Tokenizer,
     private readonly source: string,
-    init: {
-      bosTokenId?: number;
-      eosTokenIds: number[];
-      chatTemplate?: string;
-      cleanUpSpaces: boolean;
-      /** Prepend BOS when adding special tokens (GGUF add_bos_token; tokenizer.json says it itself). */
-      prependBos: boolean;
-      /** tokenizer.json's decoder is exactly ByteLevel: each token is a fixed byte string. */
-      byteLevelDecoder: boolean;
-    },
+    init: TokenizerInit,
   ) {
     let maxId = -1;
     for (const id of tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    if (maxId < 0) throw new ModelLoadError(`${source}: the vocabulary is empty`);
+    // Checked before anything is sized by the largest id (the byte table below).
+    if (init.vocabLimit !== undefined && maxId >= init.vocabLimit)
+      throw new ModelLoadError(
+        `${source}: token ${JSON.stringify(tokenizer.id_to_token(maxId))} has id ${maxId}, outside the model's vocabulary [0, ${init.vocabLimit})`,
+      );
     this.vocabSize = maxId + 1;
     this.bosTokenId = init.bosTokenId;
     this.eosTokenIds = [...new Set(init.eosTokenIds)];
@@ -168,7 +180,11 @@ export class TextTokenizer {
    *   file's tokenizer metadata.
    * Rejects with ModelLoadError naming the file when nothing usable is found.
    */
-  static async fromModelPath(path: string, gguf?: GgufTokenizerMetadata | null): Promise<TextTokenizer> {
+  static async fromModelPath(
+    path: string,
+    gguf?: GgufTokenizerMetadata | null,
+    options: { vocabLimit?: number } = {},
+  ): Promise<TextTokenizer> {
     const info = await stat(path).catch((err: unknown) => {
       throw new ModelLoadError(`${path}: cannot read the model path (${errMessage(err)})`, { cause: err });
     });
@@ -176,13 +192,13 @@ export class TextTokenizer {
     if (info.isDirectory()) {
       tokenizerJsonPath = join(path, "tokenizer.json");
       if (!(await isFile(tokenizerJsonPath))) {
-        if (gguf) return TextTokenizer.fromGguf(gguf, path);
+        if (gguf) return TextTokenizer.fromGguf(gguf, path, options);
         throw new ModelLoadError(`${path}: no tokenizer.json in the model directory`);
       }
     } else if (path.toLowerCase().endsWith(".gguf")) {
       tokenizerJsonPath = join(dirname(path), "tokenizer.json");
       if (!(await isFile(tokenizerJsonPath))) {
-        if (gguf) return TextTokenizer.fromGguf(gguf, path);
+        if (gguf) return TextTokenizer.fromGguf(gguf, path, options);
         throw new ModelLoadError(
           `${path}: no tokenizer.json beside the GGUF file and no GGUF tokenizer metadata to build one from`,
         );
@@ -196,11 +212,12 @@ export class TextTokenizer {
     const config = (await readJson(join(dir, "tokenizer_config.json"), false)) ?? {};
     const generationConfig = await readJson(join(dir, "generation_config.json"), false);
     const jinjaFile = join(dir, "chat_template.jinja");
-    const jinja = (await isFile(jinjaFile)) ? await readFile(jinjaFile, "utf8") : undefined;
+    const jinja = (await readModelFile(jinjaFile)) ?? undefined;
     return TextTokenizer.fromJson(tokenizerJson!, config, {
       source: tokenizerJsonPath,
       generationConfig: generationConfig ?? undefined,
       chatTemplate: jinja,
+      vocabLimit: options.vocabLimit,
     });
   }
 
@@ -212,12 +229,13 @@ export class TextTokenizer {
   static fromJson(
     tokenizerJson: Json,
     tokenizerConfig: Json = {},
-    extra: { source?: string; generationConfig?: Json; chatTemplate?: string } = {},
+    extra: { source?: string; generationConfig?: Json; chatTemplate?: string; vocabLimit?: number } = {},
   ): TextTokenizer {
     const source = extra.source ?? "tokenizer.json";
     const config: Json = { ...tokenizerConfig };
     const cleanUpSpaces = config.clean_up_tokenization_spaces === true;
     config.clean_up_tokenization_spaces = cleanUpSpaces; // the Rust tokenizers default, not the JS port's `true`
+    checkTokenIds(tokenizerJson, source, extra.vocabLimit ?? MAX_TOKENIZER_IDS);
     let tokenizer: Tokenizer;
     try {
       tokenizer = new Tokenizer(tokenizerJson, config);
@@ -236,18 +254,19 @@ export class TextTokenizer {
     let bos = idOf(config.bos_token);
     if (bos === undefined && Number.isInteger(extra.generationConfig?.bos_token_id))
       bos = extra.generationConfig!.bos_token_id as number;
-    return new TextTokenizer(tokenizer, source, {
+    return TextTokenizer.build(tokenizer, source, {
       bosTokenId: bos,
       eosTokenIds: eos,
       chatTemplate: extra.chatTemplate ?? chatTemplateSource(config.chat_template),
       cleanUpSpaces,
       prependBos: false,
       byteLevelDecoder: isByteLevelDecoder(tokenizerJson),
+      vocabLimit: extra.vocabLimit,
     });
   }
 
   /** Builds a byte-level BPE tokenizer from a GGUF file's tokenizer metadata. */
-  static fromGguf(meta: GgufTokenizerMetadata, source = "GGUF tokenizer metadata"): TextTokenizer {
+  static fromGguf(meta: GgufTokenizerMetadata, source = "GGUF tokenizer metadata", options: { vocabLimit?: number } = {}): TextTokenizer {
     const json = ggufToTokenizerJson(meta, source);
     let tokenizer: Tokenizer;
     try {
@@ -261,14 +280,25 @@ export class TextTokenizer {
     const inRange = (id: number | undefined) => (id !== undefined && Number.isInteger(id) && id >= 0 && id < n ? id : undefined);
     const eos = [inRange(meta.eosId), inRange(meta.eotId)].filter((id): id is number => id !== undefined);
     const bos = inRange(meta.bosId);
-    return new TextTokenizer(tokenizer, source, {
+    return TextTokenizer.build(tokenizer, source, {
       bosTokenId: bos,
       eosTokenIds: eos,
       chatTemplate: meta.chatTemplate || undefined,
       cleanUpSpaces: false,
       prependBos: meta.addBos === true && bos !== undefined,
       byteLevelDecoder: isByteLevelDecoder(json),
+      vocabLimit: options.vocabLimit,
     });
+  }
+
+  // Whatever a malformed tokenizer file makes the constructor throw, the caller gets a ModelLoadError naming the file.
+  private static build(tokenizer: Tokenizer, source: string, init: TokenizerInit): TextTokenizer {
+    try {
+      return new TextTokenizer(tokenizer, source, init);
+    } catch (err) {
+      if (err instanceof ModelLoadError) throw err;
+      throw new ModelLoadError(`${source}: not a tokenizer this library can run (${errMessage(err)})`, { cause: err });
+    }
   }
 
   /** Text to token ids. Special-token text in `text` (e.g. "<|im_start|>") becomes its one id. */
@@ -433,6 +463,25 @@ function specialTokenText(token: unknown): string | undefined {
   return undefined;
 }
 
+/** Ids a tokenizer may use when no model says how many it has: more than any vocabulary published. */
+const MAX_TOKENIZER_IDS = 1 << 24;
+
+// Every id of tokenizer.json's vocabulary and added tokens is a whole number below
+// `limit`: the tokenizers library sizes tables by the largest id before anything
+// else could refuse it (an id of 1e9 takes minutes and gigabytes).
+function checkTokenIds(json: Json, source: string, limit: number): void {
+  const fail = (what: string, id: unknown) => {
+    throw new ModelLoadError(`${source}: ${what} has id ${JSON.stringify(id)}, outside the model's vocabulary [0, ${limit})`);
+  };
+  const ok = (id: unknown) => typeof id === "number" && Number.isInteger(id) && id >= 0 && id < limit;
+  const added = json.added_tokens;
+  if (Array.isArray(added))
+    for (const t of added as { id?: unknown; content?: unknown }[]) if (!ok(t?.id)) fail(`token ${JSON.stringify(t?.content)}`, t?.id);
+  const vocab = (json.model as { vocab?: unknown } | undefined)?.vocab;
+  if (vocab && typeof vocab === "object" && !Array.isArray(vocab))
+    for (const [token, id] of Object.entries(vocab)) if (!ok(id)) fail(`token ${JSON.stringify(token)}`, id);
+}
+
 async function isFile(path: string): Promise<boolean> {
   try {
     return (await stat(path)).isFile();
@@ -441,13 +490,35 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-async function readJson(path: string, required: boolean): Promise<Json | null> {
-  let text: string;
+/**
+ * A model file's text; null when it does not exist. Only regular files are
+ * read: a FIFO or device would block a libuv thread (opened without blocking,
+ * then refused).
+ */
+async function readModelFile(path: string): Promise<string | null> {
+  let file;
   try {
-    text = await readFile(path, "utf8");
+    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    if (!required && (err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw new ModelLoadError(`${path}: cannot read ${basename(path)} (${errMessage(err)})`, { cause: err });
+  }
+  try {
+    if (!(await file.stat()).isFile()) throw new ModelLoadError(`${path}: not a regular file`);
+    return await file.readFile("utf8");
+  } catch (err) {
+    if (err instanceof ModelLoadError) throw err;
+    throw new ModelLoadError(`${path}: cannot read ${basename(path)} (${errMessage(err)})`, { cause: err });
+  } finally {
+    await file.close();
+  }
+}
+
+async function readJson(path: string, required: boolean): Promise<Json | null> {
+  const text = await readModelFile(path);
+  if (text === null) {
+    if (!required) return null;
+    throw new ModelLoadError(`${path}: cannot read ${basename(path)} (it does not exist)`);
   }
   try {
     const value: unknown = JSON.parse(text);

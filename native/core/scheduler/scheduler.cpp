@@ -49,6 +49,7 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
       blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
       now_ms_(std::move(now_ms)) {
   validate(LoadOptions{{}, options_});  // a native caller's options too: a batch of 0 would spin
+  publish();  // stats() tells the empty cache from the start, not after the first request
   running_.reserve(options_.max_batch_size);
   by_importance_.reserve(options_.max_batch_size);
   spare_plan_.steps.reserve(options_.max_batch_size);
