@@ -128,8 +128,27 @@ describe("hostile model files are ModelLoadErrors naming the file, in bounded ti
       () => variant("proto", (d) => editJson(join(d, "tokenizer.json"), (t) => ((t.model as { vocab: Record<string, number> }).vocab = JSON.parse('{"__proto__": 5, "a": 1}')))),
       /tokenizer\.json/,
     ],
+    [
+      "a context of 2^31 - 1 positions",
+      () => variant("huge-context", (d) => editJson(join(d, "config.json"), (c) => (c.max_position_embeddings = 2 ** 31 - 1))),
+      /config\.json: .*max_position_embeddings is 2147483647, expected 1\.\.16777216/,
+    ],
     ["an empty vocabulary", () => variant("empty-vocab", (d) => editJson(join(d, "tokenizer.json"), (t) => (((t.model as { vocab: object }).vocab = {}), (t.added_tokens = [])))), /tokenizer\.json/],
   ];
+
+  it("a model with the longest context allowed (2^24) generates without scratch sized by it", async () => {
+    const dir = variant("long-context", (d) => editJson(join(d, "config.json"), (c) => (c.max_position_embeddings = 1 << 24)));
+    const long = await loadModel(dir, { backend: "cpu", threads: 1 });
+    try {
+      const before = process.memoryUsage().rss;
+      const r = await long.generate({ tokens: [1, 2, 3], maxTokens: 8, ignoreEos: true }).result;
+      expect(r.finishReason).toBe("length");
+      // Scratch sized by the context would be 2^24 positions x 2 heads x 4 bytes = 128 MiB per engine thread.
+      expect(process.memoryUsage().rss - before).toBeLessThan(64 << 20);
+    } finally {
+      await long.dispose();
+    }
+  });
 
   it.each(cases)("%s", async (_what, make, names) => {
     const outcome = await loadInChild(make());

@@ -13,6 +13,9 @@ namespace {
 constexpr int32_t kMaxDim = 1 << 20;
 constexpr int32_t kMaxLayers = 4096;
 constexpr int32_t kMaxVocab = 1 << 24;
+// More positions than any published model attends over (1M-token contexts exist);
+// buffers sized by the context must stay allocatable.
+constexpr int32_t kMaxContext = 1 << 24;
 constexpr double kPi = 3.14159265358979323846;
 
 void require(bool ok, const std::string& source, const std::string& what) {
@@ -33,7 +36,7 @@ void LlamaConfig::validate(const std::string& source) const {
   require_range(num_key_value_heads, kMaxDim, "num_key_value_heads", source);
   require_range(head_dim, kMaxDim, "head_dim", source);
   require_range(vocab_size, kMaxVocab, "vocab_size", source);
-  require_range(max_position_embeddings, INT32_MAX, "max_position_embeddings", source);
+  require_range(max_position_embeddings, kMaxContext, "max_position_embeddings", source);
   require(num_attention_heads % num_key_value_heads == 0, source,
           "num_attention_heads (" + std::to_string(num_attention_heads) + ") is not a multiple of num_key_value_heads (" +
               std::to_string(num_key_value_heads) + ")");

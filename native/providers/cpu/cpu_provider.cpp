@@ -231,7 +231,10 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
   });
 
   // Attention per (token, KV head); later tokens cost more, so threads take small chunks.
-  const size_t score_floats = static_cast<size_t>(cfg_.max_position_embeddings) * (n_heads_ / n_kv_heads_);
+  // Scores are sized by the longest sequence in this batch, never by the configured context.
+  int64_t attended = 0;
+  for (const SeqStep& s : batch) attended = std::max<int64_t>(attended, s.pos + static_cast<int64_t>(s.tokens.size()));
+  const size_t score_floats = static_cast<size_t>(attended) * (n_heads_ / n_kv_heads_);
   pool_.parallel_for(T * n_kv_heads_, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> scores;
     if (scores.size() < score_floats) scores.resize(score_floats);
