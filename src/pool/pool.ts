@@ -505,13 +505,13 @@ export class ModelPool implements Engine {
   // itself: kill it, and its exit fails its requests over and restarts it.
   private watchSilence(): void {
     const now = performance.now();
-    const stalled = now - this.lastWatchAt > 2 * this.watchPeriodMs();
+    // This process's own stall (a long synchronous task) is not the workers'
+    // silence: frames waiting in their pipes are read only after this tick.
+    const lateMs = Math.max(0, now - this.lastWatchAt - this.watchPeriodMs());
     this.lastWatchAt = now;
     for (const slot of this.slots) {
       if (!slot.proc || slot.lastHeardAt === undefined) continue;
-      // This process's own stall (a long synchronous task) is not the worker's
-      // silence: the frames waiting in its pipe are read only after this tick.
-      if (stalled) slot.lastHeardAt = Math.max(slot.lastHeardAt, now - this.watchPeriodMs());
+      slot.lastHeardAt = Math.min(now, slot.lastHeardAt + lateMs);
       const silentMs = now - slot.lastHeardAt;
       if (silentMs > this.workerTimeoutMs) this.declareDead(slot, silentMs);
     }
