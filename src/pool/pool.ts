@@ -4,7 +4,9 @@
  * generate() as a Model. The router sends each request to the slice with the
  * least predicted wait; when a worker dies, requests that had streamed nothing
  * are resent elsewhere, the others end with "device_lost", and the worker is
- * restarted with backoff.
+ * restarted with backoff. A worker that stops answering (stopped, wedged) is
+ * killed by a watchdog and handled the same way; deadlines and cancels are
+ * enforced here too, so no request waits on a worker that is not there.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
@@ -19,10 +21,22 @@ import { TextTokenizer } from "../tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
-import { DEFAULT_FLUSH_INTERVAL_MS, FRAME_FD, type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
+import {
+  DEFAULT_FLUSH_INTERVAL_MS,
+  DEFAULT_MAX_CRASHES_PER_REQUEST,
+  DEFAULT_WORKER_TIMEOUT_MS,
+  FRAME_FD,
+  HEARTBEAT_INTERVAL_MS,
+  type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
 
 /** Restart delays of a dead worker, unless PoolOptions.restartBackoff says. */
 const DEFAULT_RESTART_BACKOFF = { initialMs: 100, maxMs: 5000 };
+
+/**
+ * How long past a request's deadline the pool waits for its worker's own
+ * result (which carries the engine's timings) before ending it itself.
+ */
+const DEADLINE_GRACE_MS = 50;
 
 export interface PoolOptions {
   /** Model path, as for loadModel. */
@@ -38,6 +52,19 @@ export interface PoolOptions {
    * faster than this are affected. Default 10 ms; 0 sends every step at once.
    */
   flushIntervalMs?: number;
+  /**
+   * A worker silent for longer than this (no heartbeat, no token: stopped or
+   * wedged) is killed and its requests fail over as if it had crashed; also
+   * how long a cancelled request waits for its worker to confirm. Workers say
+   * they are alive every 250 ms, so at least 500. Default 5000 ms.
+   */
+  workerTimeoutMs?: number;
+  /**
+   * A request in flight on this many worker deaths is not resent again: it
+   * ends with "error" (a request that crashes every worker it reaches would
+   * otherwise be resent forever). Default 2.
+   */
+  maxCrashesPerRequest?: number;
 }
 
 export interface PoolStats extends EngineStats {
@@ -48,6 +75,8 @@ export interface PoolStats extends EngineStats {
   resent: number;
   deviceLost: number;
   restarts: number;
+  /** Requests ended "error" for having been in flight on maxCrashesPerRequest worker deaths. */
+  poisoned: number;
 }
 
 export interface SliceStats {
@@ -73,11 +102,22 @@ interface InFlight {
   /** Predicted work: prompt tokens plus tokens still to generate. */
   cost: number;
   slot: Slot | undefined;
+  /** performance.now() at which its deadlineMs (from generate()) runs out. */
+  deadlineAt: number | undefined;
+  /** Worker deaths it was in flight for. */
+  crashes: number;
+  cancelRequested: boolean;
+  /** The parent's own deadline, and its bound on a worker's answer to a cancel. */
+  timers: NodeJS.Timeout[];
 }
 
 class Slot {
   proc: ChildProcess | undefined;
   ready = false;
+  /** When the pool last read a frame from this worker; undefined until its process has started (sent its first). */
+  lastHeardAt: number | undefined;
+  /** Why the pool killed the worker, if it did: its exit reports this rather than the signal. */
+  killedFor: string | undefined;
   readonly inFlight = new Map<number, InFlight>();
   pendingTokens = 0;
   served = 0;
@@ -110,7 +150,11 @@ export class ModelPool implements Engine {
   private readonly requests = new Map<number, InFlight>();
   private nextId = 1;
   private disposed = false;
-  private counters = { routed: 0, resent: 0, deviceLost: 0, restarts: 0 };
+  private counters = { routed: 0, resent: 0, deviceLost: 0, restarts: 0, poisoned: 0 };
+  private readonly workerTimeoutMs: number;
+  private readonly maxCrashes: number;
+  private readonly watchdog: NodeJS.Timeout;
+  private lastWatchAt = performance.now();
 
   private constructor(private readonly options: PoolOptions) {
     const backoff = (this.backoff = options.restartBackoff ?? DEFAULT_RESTART_BACKOFF);
@@ -122,7 +166,15 @@ export class ModelPool implements Engine {
     const flush = options.flushIntervalMs;
     if (flush !== undefined && !(Number.isFinite(flush) && flush >= 0))
       throw new InvalidRequestError(`flushIntervalMs must be a number of ms >= 0, got ${flush}`);
+    const timeout = (this.workerTimeoutMs = options.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS);
+    if (!(Number.isFinite(timeout) && timeout >= 2 * HEARTBEAT_INTERVAL_MS))
+      throw new InvalidRequestError(`workerTimeoutMs must be a number of ms >= ${2 * HEARTBEAT_INTERVAL_MS} (two heartbeats), got ${timeout}`);
+    const crashes = (this.maxCrashes = options.maxCrashesPerRequest ?? DEFAULT_MAX_CRASHES_PER_REQUEST);
+    if (!(Number.isInteger(crashes) && crashes >= 1))
+      throw new InvalidRequestError(`maxCrashesPerRequest must be an integer >= 1, got ${crashes}`);
     this.slots = slices.map((s) => new Slot(s.slice, s.env, backoff.initialMs));
+    // One timer for the whole pool; unref'd: a pool alone does not keep the process alive.
+    this.watchdog = setInterval(() => this.watchSilence(), this.watchPeriodMs()).unref();
   }
 
   /** Starts one worker per slice; resolves when every worker has loaded the model. */
@@ -164,9 +216,21 @@ export class ModelPool implements Engine {
       return stream;
     }
     const maxTokens = raw.maxTokens ?? addon().defaultMaxTokens;
-    const req: InFlight = { id, request: wire, fits, stream, cost: prompt.length + maxTokens, slot: undefined };
+    const req: InFlight = {
+      id,
+      request: wire,
+      fits,
+      stream,
+      cost: prompt.length + maxTokens,
+      slot: undefined,
+      deadlineAt: undefined,
+      crashes: 0,
+      cancelRequested: false,
+      timers: [],
+    };
     this.requests.set(id, req);
     void stream.result.then(() => this.forget(req));
+    this.enforceDeadline(req, request.deadlineMs);
     stream.watch(signal);
     this.dispatch(req);
     return stream;
@@ -213,6 +277,7 @@ export class ModelPool implements Engine {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    clearInterval(this.watchdog);
     for (const req of [...this.requests.values()]) req.stream.end("cancelled", "the pool was disposed");
     await Promise.all(
       this.slots.map(
@@ -249,7 +314,26 @@ export class ModelPool implements Engine {
     slot.inFlight.set(req.id, req);
     slot.pendingTokens += req.cost;
     this.counters.routed++;
-    slot.send({ t: "gen", id: req.id, request: req.request });
+    slot.send({ t: "gen", id: req.id, request: this.wireRequest(req) });
+  }
+
+  // The deadline left, not the one asked for: a resent request keeps its deadline from generate().
+  private wireRequest(req: InFlight): WireRequest {
+    if (req.deadlineAt === undefined) return req.request;
+    return { ...req.request, deadlineMs: Math.max(1, Math.round(req.deadlineAt - performance.now())) };
+  }
+
+  // The parent's own clock ends the request at its deadline even if its worker
+  // never answers (stopped, or none live); a live worker's result comes first.
+  private enforceDeadline(req: InFlight, deadlineMs: number | undefined): void {
+    if (deadlineMs === undefined) return;
+    req.deadlineAt = performance.now() + deadlineMs;
+    req.timers.push(
+      setTimeout(() => {
+        req.slot?.send({ t: "cancel", id: req.id });
+        req.stream.end("deadline_exceeded", `its deadline of ${deadlineMs} ms passed without an answer from a worker`);
+      }, deadlineMs + DEADLINE_GRACE_MS),
+    );
   }
 
   private drainPending(): void {
@@ -260,11 +344,20 @@ export class ModelPool implements Engine {
   private cancel(id: number): void {
     const req = this.requests.get(id);
     if (!req) return;
-    if (req.slot) req.slot.send({ t: "cancel", id });
-    else req.stream.end("cancelled", "cancelled before it reached a worker");
+    if (!req.slot) return req.stream.end("cancelled", "cancelled before it reached a worker");
+    if (req.cancelRequested) return;
+    req.cancelRequested = true;
+    req.slot.send({ t: "cancel", id });
+    // A live worker answers within a step, with the engine's own result (and
+    // stops counting the request as its work only then); one that does not
+    // answer within the watchdog's bound is as good as dead to this request.
+    req.timers.push(
+      setTimeout(() => req.stream.end("cancelled", `its worker did not answer the cancel within ${this.workerTimeoutMs} ms`), this.workerTimeoutMs),
+    );
   }
 
   private forget(req: InFlight): void {
+    for (const t of req.timers) clearTimeout(t);
     this.requests.delete(req.id);
     const i = this.pending.indexOf(req);
     if (i >= 0) this.pending.splice(i, 1);
@@ -279,11 +372,14 @@ export class ModelPool implements Engine {
         serialization: "advanced",
       });
       slot.proc = proc;
+      slot.lastHeardAt = undefined; // watched from its first frame: a process still starting has said nothing yet
+      slot.killedFor = undefined;
       const frames = new FrameReader({
         token: (id, token, text) => this.onToken(slot, id, token, text),
         message: (m) => this.onMessage(slot, m, resolve, reject),
       });
       (proc.stdio[FRAME_FD] as Readable).on("data", (chunk: Buffer) => {
+        if (slot.proc === proc) slot.lastHeardAt = performance.now(); // any frame says it is alive
         try {
           frames.push(chunk);
         } catch (e) {
@@ -294,7 +390,7 @@ export class ModelPool implements Engine {
       });
       proc.once("exit", (code, signal) => {
         reject(new NeoserveError("device_lost", `worker for slice ${slot.slice} exited (${signal ?? `code ${code}`}) while loading`));
-        this.onExit(slot, proc, signal ?? `code ${code}`);
+        this.onExit(slot, proc, slot.killedFor ?? signal ?? `code ${code}`);
       });
       const { log: _log, ...load } = this.options.load ?? {}; // a function cannot cross: workers log to their stderr
       slot.send({
@@ -345,6 +441,8 @@ export class ModelPool implements Engine {
         req.stream.finish(m.result);
         return;
       }
+      case "alive":
+        return; // only its arrival counts (spawn's reader notes it)
       case "rejected": {
         // Checked before it was sent, so only the worker's own state can refuse it now (its queue is full).
         const req = this.requests.get(m.id);
@@ -365,13 +463,8 @@ export class ModelPool implements Engine {
     for (const req of orphans) {
       req.slot = undefined;
       if (req.stream.finished) continue;
-      if (req.stream.streamed === 0 && !this.disposed) {
-        this.counters.resent++;
-        this.dispatch(req);
-      } else {
-        this.counters.deviceLost++;
-        req.stream.end("device_lost" satisfies FinishReason, `the worker for slice ${slot.slice} died (${how}) after streaming ${req.stream.streamed} tokens`);
-      }
+      req.crashes++;
+      this.failOver(req, `the worker for slice ${slot.slice} died (${how})`);
     }
     if (this.disposed) return;
     const delay = slot.backoffMs;
@@ -382,6 +475,54 @@ export class ModelPool implements Engine {
       this.counters.restarts++;
       this.spawn(slot).catch(() => {}); // a failed restart exits and schedules the next one
     }, delay).unref();
+  }
+
+  // One orphan of a dead worker: resent if nothing of it was streamed, unless
+  // it was cancelled or has now been in flight on too many deaths (a request
+  // that crashes every worker would otherwise take them all down, forever).
+  private failOver(req: InFlight, death: string): void {
+    if (req.cancelRequested) return req.stream.end("cancelled", `${death} after the request was cancelled`);
+    if (req.stream.streamed > 0 || this.disposed) {
+      this.counters.deviceLost++;
+      return req.stream.end("device_lost" satisfies FinishReason, `${death} after streaming ${req.stream.streamed} tokens`);
+    }
+    if (req.crashes >= this.maxCrashes) {
+      this.counters.poisoned++;
+      return req.stream.end(
+        "error",
+        `the request crashed ${req.crashes} workers (each died while it was in flight; the last: ${death}); it is not resent again`,
+      );
+    }
+    this.counters.resent++;
+    this.dispatch(req);
+  }
+
+  private watchPeriodMs(): number {
+    return Math.min(HEARTBEAT_INTERVAL_MS, this.workerTimeoutMs / 4);
+  }
+
+  // A worker silent past workerTimeoutMs (stopped, wedged) never exits by
+  // itself: kill it, and its exit fails its requests over and restarts it.
+  private watchSilence(): void {
+    const now = performance.now();
+    // This process's own stall (a long synchronous task) is not the workers'
+    // silence: frames waiting in their pipes are read only after this tick.
+    const lateMs = Math.max(0, now - this.lastWatchAt - this.watchPeriodMs());
+    this.lastWatchAt = now;
+    for (const slot of this.slots) {
+      if (!slot.proc || slot.lastHeardAt === undefined) continue;
+      slot.lastHeardAt = Math.min(now, slot.lastHeardAt + lateMs);
+      const silentMs = now - slot.lastHeardAt;
+      if (silentMs > this.workerTimeoutMs) this.declareDead(slot, silentMs);
+    }
+  }
+
+  private declareDead(slot: Slot, silentMs: number): void {
+    slot.ready = false; // routes nothing more to it from now
+    slot.lastHeardAt = undefined; // one kill per silence
+    slot.killedFor = `silent for ${Math.round(silentMs)} ms, killed by the pool`;
+    process.emitWarning(`neoserve pool: slice ${slot.slice} was ${slot.killedFor}`);
+    slot.proc?.kill("SIGKILL");
   }
 
   // The first worker to load describes the model and sends its GGUF tokenizer

@@ -22,10 +22,25 @@ export type FromWorker =
   | ({ t: "loadError" } & WireError)
   /** The result less its tokens and text, which the parent already has. */
   | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text"> }
-  | ({ t: "rejected"; id: number } & WireError);
+  | ({ t: "rejected"; id: number } & WireError)
+  /** A heartbeat: the worker's event loop still runs (any frame counts as one). */
+  | { t: "alive" };
 
 /** PoolOptions.flushIntervalMs unless set. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 10;
+
+/**
+ * How often a worker says it is alive. The pool declares a worker silent for
+ * longer than PoolOptions.workerTimeoutMs dead (a stopped or wedged process
+ * never exits, so its exit alone would never fail its requests over).
+ */
+export const HEARTBEAT_INTERVAL_MS = 250;
+
+/** PoolOptions.workerTimeoutMs unless set. */
+export const DEFAULT_WORKER_TIMEOUT_MS = 5000;
+
+/** PoolOptions.maxCrashesPerRequest unless set. */
+export const DEFAULT_MAX_CRASHES_PER_REQUEST = 2;
 
 /** The worker's file descriptor of its frame pipe to the pool. */
 export const FRAME_FD = 4;

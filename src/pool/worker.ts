@@ -7,7 +7,7 @@ import { toWireError } from "../errors.js";
 import { loadModel, type Model } from "../model.js";
 import type { TokenStream } from "../token-stream.js";
 import { encodeFrames, TokenRun } from "./frames.js";
-import { DEFAULT_FLUSH_INTERVAL_MS, FRAME_FD, type FromWorker, type ToWorker } from "./protocol.js";
+import { DEFAULT_FLUSH_INTERVAL_MS, FRAME_FD, HEARTBEAT_INTERVAL_MS, type FromWorker, type ToWorker } from "./protocol.js";
 
 const pipe = new Socket({ fd: FRAME_FD, readable: false, writable: true });
 pipe.on("error", () => {}); // the pool went away: "disconnect" below ends this process
@@ -49,6 +49,20 @@ function flush(): void {
   if (!pipe.destroyed) pipe.write(frames);
 }
 
+// Heartbeats from before the load on: a native load runs off the event loop, so
+// a worker loading a big model still answers, and the pool only kills the silent.
+// The first one tells the pool this process has started (it watches from then).
+function heartbeat(): void {
+  if (outbox.length === 0) send({ t: "alive" }); // a batch on its way says as much
+}
+heartbeat();
+setInterval(heartbeat, HEARTBEAT_INTERVAL_MS).unref();
+
+// Test-only: a request whose tokens are exactly these (comma-separated, from the
+// test's environment) kills this worker, as a request that crashes the engine would.
+const poison = process.env.NEOSERVE_TEST_POISON_TOKENS;
+const isPoison = (tokens: readonly number[]) => poison !== undefined && tokens.join(",") === poison;
+
 let model: Model | undefined;
 const streams = new Map<number, TokenStream>();
 
@@ -81,6 +95,7 @@ process.on("message", (m: ToWorker) => {
       );
       return;
     case "gen":
+      if (isPoison(m.request.tokens)) process.exit(99);
       try {
         serve(m.id, model!.generate(m.request));
       } catch (e) {
