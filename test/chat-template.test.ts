@@ -1,8 +1,11 @@
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CHATML_TEMPLATE, IM_START_ID, gpt2TokenizerConfig, gpt2TokenizerJson } from "../models/gpt2-tokenizer.js";
 import { InvalidRequestError } from "../src/errors.js";
 import { ChatTemplate, chatTemplateSource, type ChatMessage } from "../src/tokenizer/chat-template.js";
 import { TextTokenizer } from "../src/tokenizer/tokenizer.js";
+import { repoRoot } from "./helpers/paths.js";
 
 const conversation: ChatMessage[] = [
   { role: "system", content: "You are helpful." },
@@ -89,5 +92,36 @@ describe("chat templates", () => {
     expect(chatTemplateSource([{ name: "rag", template: "R" }])).toBe("R");
     expect(chatTemplateSource(undefined)).toBeUndefined();
     expect(chatTemplateSource("")).toBeUndefined();
+  });
+});
+
+describe("hostile chat templates", () => {
+  const render = (source: string) => new ChatTemplate(source).render([{ role: "user", content: "hi" }]);
+
+  it("keep range() as Jinja defines it", () => {
+    expect(render("{% for i in range(3) %}{{ i }}{% endfor %}")).toBe("012");
+    expect(render("{% for i in range(2, 8, 3) %}{{ i }}{% endfor %}")).toBe("25");
+    expect(render("{% for i in range(5, 0, -2) %}{{ i }}{% endfor %}")).toBe("531");
+    expect(render("{% for i in range(4, 1) %}{{ i }}{% endfor %}")).toBe("");
+  });
+
+  // range(1e7) blocked the event loop for 35 s before.
+  it.each(["range(10000000)", "range(0, 10000000, 1)", "range(-10000000, 0)"])("refuse %s with an InvalidRequestError, at once", (call) => {
+    const t0 = performance.now();
+    expect(() => render(`{% for i in ${call} %}x{% endfor %}`)).toThrow(InvalidRequestError);
+    expect(() => render(`{% for i in ${call} %}x{% endfor %}`)).toThrow(/loop over 100000 at most/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  // range(1e9) ended the whole process (a fatal out-of-memory): rendered in a bounded child process.
+  it("refuse range(1000000000), leaving the process alive", () => {
+    const out = execFileSync(
+      process.execPath,
+      [join(repoRoot, "test", "fixtures", "render-template.mjs"), "{% for i in range(1000000000) %}x{% endfor %}"],
+      { cwd: repoRoot, timeout: 20_000, killSignal: "SIGKILL" },
+    );
+    const outcome = JSON.parse(out.toString().trim()) as { rendered: boolean; name: string; message: string };
+    expect(outcome).toMatchObject({ rendered: false, name: "InvalidRequestError" });
+    expect(outcome.message).toMatch(/loop over 100000 at most/);
   });
 });

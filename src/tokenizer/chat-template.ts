@@ -4,7 +4,7 @@
  * `apply_chat_template` does (variables `messages`, `add_generation_prompt`,
  * `bos_token`, `eos_token`).
  */
-import { Template } from "@huggingface/jinja";
+import { Environment, Template } from "@huggingface/jinja";
 import { InvalidRequestError } from "../errors.js";
 
 export interface ChatMessage {
@@ -16,6 +16,35 @@ export interface ChatMessage {
 export interface ChatTemplateOptions {
   /** Append the header that opens the assistant's turn (default true). */
   addGenerationPrompt?: boolean;
+}
+
+/** Items a template's range() may produce: far more than any chat template loops over. */
+export const MAX_TEMPLATE_RANGE = 100_000;
+
+// Jinja's range(), refusing a range longer than MAX_TEMPLATE_RANGE before it is
+// built: the built-in fills the array first (1e7 items block the event loop for
+// seconds; 1e9 is a fatal out-of-memory of the whole process).
+function boundedRange(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) [start, stop] = [0, start];
+  if (step === 0) throw new Error("range() step must not be zero");
+  const n = Math.max(0, Math.ceil((stop - start) / step));
+  if (!(n <= MAX_TEMPLATE_RANGE)) throw new Error(`range() of ${n} items; a chat template may loop over ${MAX_TEMPLATE_RANGE} at most`);
+  return Array.from({ length: n }, (_, i) => start + i * step);
+}
+
+// Template.render() declares its globals, range() among them, on a fresh
+// Environment and refuses a second declaration, so boundedRange goes in where
+// the declaration is made, for the one synchronous render only.
+function withBoundedRange<T>(render: () => T): T {
+  const set = Environment.prototype.set;
+  Environment.prototype.set = function (this: Environment, name: string, value: unknown) {
+    return set.call(this, name, name === "range" ? boundedRange : value);
+  };
+  try {
+    return render();
+  } finally {
+    Environment.prototype.set = set;
+  }
 }
 
 /** A parsed chat template, with the special-token strings it may refer to. */
@@ -38,12 +67,14 @@ export class ChatTemplate {
   render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
     validateMessages(messages);
     try {
-      return this.template.render({
-        messages: messages.map((m) => ({ ...m })),
-        add_generation_prompt: options.addGenerationPrompt ?? true,
-        bos_token: this.specialTokens.bosToken ?? "",
-        eos_token: this.specialTokens.eosToken ?? "",
-      });
+      return withBoundedRange(() =>
+        this.template.render({
+          messages: messages.map((m) => ({ ...m })),
+          add_generation_prompt: options.addGenerationPrompt ?? true,
+          bos_token: this.specialTokens.bosToken ?? "",
+          eos_token: this.specialTokens.eosToken ?? "",
+        }),
+      );
     } catch (err) {
       // Templates reject conversations they do not support with raise_exception(...).
       throw new InvalidRequestError(`the chat template rejected the messages: ${messageOf(err)}`, { cause: err });
