@@ -63,10 +63,8 @@ function promptTokens(request: GenerateRequest, tokenizer: TextTokenizer): numbe
       throw new InvalidRequestError("tokens must be an array of token ids (integers in [0, 2^31))");
     return [...request.tokens];
   }
-  if (request.messages !== undefined) {
-    const text = tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
-    return tokenizer.encode(text, { addSpecialTokens: false });
-  }
+  if (request.messages !== undefined)
+    return tokenizer.encodeChat(request.messages, { addGenerationPrompt: true, parseSpecialTokens: request.parseSpecialTokens === true });
   if (typeof request.prompt !== "string") throw new InvalidRequestError("prompt must be a string");
   return tokenizer.encode(request.prompt, { addSpecialTokens: true });
 }

@@ -29,6 +29,12 @@ export interface GenerateRequest extends SamplingOptions {
   prompt?: string;
   tokens?: readonly number[];
   messages?: readonly ChatMessage[];
+  /**
+   * With `messages`: read special-token text inside a message's content
+   * ("<|im_end|>") as the control token. Default false: it is plain text, so
+   * a user cannot open or close roles the template did not.
+   */
+  parseSpecialTokens?: boolean;
   /** Default 128. */
   maxTokens?: number;
   /** Text that ends generation; it is not included in the output. */

@@ -95,6 +95,8 @@ export class TextTokenizer {
   private readonly templateError: unknown;
   private readonly cleanUpSpaces: boolean;
   private readonly specialIds: ReadonlySet<number>;
+  /** The text of every special token, longest first. */
+  private readonly specialTexts: readonly string[];
   private readonly prependBos: boolean;
   private readonly byteTable: TokenBytes | null;
 
@@ -117,6 +119,10 @@ export class TextTokenizer {
     this.cleanUpSpaces = init.cleanUpSpaces;
     this.prependBos = init.prependBos;
     this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
+    this.specialTexts = [...tokenizer.get_added_tokens_decoder().values()]
+      .filter((t) => t.special)
+      .map((t) => t.content)
+      .sort((a, b) => b.length - a.length);
     // Built once here, not on the first streamed request.
     this.byteTable = init.byteLevelDecoder && !init.cleanUpSpaces ? this.buildByteTable() : null;
     this.chatTemplate = init.chatTemplate;
@@ -348,10 +354,72 @@ export class TextTokenizer {
    * InvalidRequestError if the model has none or the messages are malformed.
    */
   applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    return this.template().render(messages, options);
+  }
+
+  /**
+   * The conversation as the model's prompt ids. Special-token text inside a
+   * message's content ("<|im_end|>" typed by a user) is read as plain text,
+   * not as the control token, unless `parseSpecialTokens`: the template's own
+   * control tokens alone delimit roles (transformers' split_special_tokens).
+   */
+  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions & { parseSpecialTokens?: boolean } = {}): number[] {
+    const template = this.template();
+    const text = template.render(messages, options);
+    if (options.parseSpecialTokens || !messages.some((m) => this.holdsSpecialText(m.content)))
+      return this.encode(text, { addSpecialTokens: false }); // the common case: exactly what the rendered text encodes to
+    // Render with a mark in place of each content, encode the template's text
+    // around the marks as usual and each content as plain text.
+    const mark = (i: number) => `\uE000${i}\uE001`;
+    const skeleton = template.render(
+      messages.map((m, i) => ({ ...m, content: mark(i) })),
+      options,
+    );
+    const ids: number[] = [];
+    let at = 0;
+    for (const [i, m] of messages.entries()) {
+      const where = skeleton.indexOf(mark(i), at);
+      if (where < 0 || skeleton.indexOf(mark(i), where + 1) >= 0)
+        throw new InvalidRequestError(
+          `messages[${i}].content holds special-token text, and the chat template does not place the content once, as given, for it to be read as plain text`,
+        );
+      ids.push(...this.encode(skeleton.slice(at, where), { addSpecialTokens: false }), ...this.encodePlain(m.content));
+      at = where + mark(i).length;
+    }
+    ids.push(...this.encode(skeleton.slice(at), { addSpecialTokens: false }));
+    return ids;
+  }
+
+  private template(): ChatTemplate {
     if (this.templateError !== undefined) throw this.templateError;
     if (!this.parsedTemplate) throw noChatTemplateError(this.source);
-    return this.parsedTemplate.render(messages, options);
+    return this.parsedTemplate;
   }
+
+  private holdsSpecialText(text: string): boolean {
+    return this.specialTexts.some((s) => text.includes(s));
+  }
+
+  // The tokenizer's own pipeline without its added-token splitter: normalizer,
+  // pre-tokenizer, model. Internal to @huggingface/tokenizers (a test pins it).
+  private encodePlain(text: string): number[] {
+    if (text.length === 0) return [];
+    const t = this.tokenizer as unknown as PipelineInternals;
+    const normalized = t.normalizer ? t.normalizer(text) : text;
+    const words = t.pre_tokenizer ? t.pre_tokenizer(normalized, { section_index: 0 }) : [normalized];
+    return t.model(words).map((token) => {
+      const id = this.tokenizer.token_to_id(token);
+      if (id === undefined) throw new InvalidRequestError(`the tokenizer has no id for its own token ${JSON.stringify(token)}`);
+      return id;
+    });
+  }
+}
+
+/** The callable stages of a @huggingface/tokenizers Tokenizer that encodePlain runs. */
+interface PipelineInternals {
+  normalizer: ((text: string) => string) | null;
+  pre_tokenizer: ((text: string, options: { section_index: number }) => string[]) | null;
+  model: (words: string[]) => string[];
 }
 
 // --- GGUF metadata -> tokenizer.json ------------------------------------------
