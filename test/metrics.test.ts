@@ -4,6 +4,7 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Runtime, type Model } from "../src/index.js";
 import { hfDir } from "./helpers/paths.js";
+import { until } from "./helpers/waiting.js";
 
 let runtime: Runtime;
 let model: Model;
@@ -74,10 +75,7 @@ describe("engine metrics", () => {
       expect(r.text).toBe(free.text.slice(0, free.text.indexOf(stop)));
     }
     // Every stop has reached the scheduler thread once nothing is running or waiting there.
-    for (let waited = 0; stopper.stats().running + stopper.stats().waiting > 0; waited += 10) {
-      expect(waited).toBeLessThan(5000);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    await until(() => stopper.stats().running + stopper.stats().waiting === 0, 5000);
     expect(stopper.stats().endedEarly.cancelled).toBe(0);
     const m = await scrape();
     const cancelled = m.get("neoserve_requests_ended_early_total")!.metrics.find((s) => s.labels?.model === "stopper" && s.labels?.reason === "cancelled");

@@ -6,20 +6,13 @@ import { InvalidRequestError } from "../src/errors.js";
 import { ModelPool } from "../src/pool/pool.js";
 import type { GenerateResult } from "../src/types.js";
 import { hfDir } from "./helpers/paths.js";
+import { numberedRequest, until } from "./helpers/waiting.js";
 
 // Well above a loading worker's longest pause on a busy machine (its tokenizer is built on its event loop).
 const WORKER_TIMEOUT_MS = 1500;
 const options = { model: hfDir("tiny"), load: { backend: "cpu" as const, threads: 1 }, restartBackoff: { initialMs: 50, maxMs: 200 } };
 
-const request = (i: number, maxTokens = 24) => ({ tokens: [i % 50000, (i * 7) % 50000, 42], maxTokens, temperature: 0, ignoreEos: true });
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const request = numberedRequest;
 
 /** The results, or a rejection naming how many were still open after `ms`: a hang fails the test rather than the suite. */
 function within(ms: number, results: Promise<GenerateResult>[]): Promise<GenerateResult[]> {

@@ -5,6 +5,7 @@ import { InvalidRequestError, ModelLoadError } from "../src/errors.js";
 import { loadModel } from "../src/model.js";
 import { ModelPool } from "../src/pool/pool.js";
 import { hfDir } from "./helpers/paths.js";
+import { numberedRequest, until } from "./helpers/waiting.js";
 
 let pool: ModelPool;
 beforeAll(async () => {
@@ -12,15 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => pool.dispose());
 
-const request = (i: number, maxTokens = 24) => ({ tokens: [i % 50000, (i * 7) % 50000, 42], maxTokens, temperature: 0, ignoreEos: true });
-
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const request = numberedRequest;
 
 describe("a pool of CPU workers", () => {
   it("spreads requests across workers and streams each to completion", async () => {
