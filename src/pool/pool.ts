@@ -413,9 +413,12 @@ export class ModelPool implements Engine {
 
   private onMessage(slot: Slot, m: FromWorker, loaded: () => void, failed: (e: Error) => void): void {
     switch (m.t) {
-      case "ready":
+      case "ready": {
+        const proc = slot.proc;
         void this.describe(m.info, m.gguf).then(
           () => {
+            // The worker may have died (and its exit been handled) while the tokenizer loaded.
+            if (slot.proc !== proc || !proc || proc.exitCode !== null || proc.signalCode !== null) return;
             slot.ready = true;
             slot.limits = requestLimits(m.info);
             slot.engine = { backend: m.info.backend, device: m.info.device, visibleDevices: m.visibleDevices };
@@ -429,6 +432,7 @@ export class ModelPool implements Engine {
           },
         );
         return;
+      }
       case "loadError":
         // The worker's own error, class and code kept: a pool fails to load exactly as a Model would.
         failed(errorFromCode(m.code, `slice ${slot.slice}: ${m.message}`));
