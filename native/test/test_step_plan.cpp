@@ -42,6 +42,15 @@ GenerationRequest greedy(int32_t prompt_len, int32_t max_tokens) {
   return r;
 }
 
+// The counting provider under a scheduler whose thread is held: the test plans and runs every step.
+struct HeldScheduler {
+  std::shared_ptr<test::CountingProvider> provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
+  NullSink sink;
+  Scheduler sched;
+  EventBatch out;
+  explicit HeldScheduler(const SchedulerOptions& opts) : sched(provider, sink, opts) { SchedulerTestAccess::hold(sched); }
+};
+
 SeqStep step_of(SeqId id, int32_t pos, const std::vector<int32_t>& tokens) {
   SeqStep s;
   s.id = id;
@@ -71,13 +80,10 @@ TEST("scheduler.plan_describe") {
 }
 
 TEST("scheduler.plan_decodes_first_and_prefill_cut_at_max_batch_tokens") {
-  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
-  NullSink sink;
   SchedulerOptions opts;
   opts.max_batch_tokens = 16;
-  Scheduler sched(provider, sink, opts);
-  SchedulerTestAccess::hold(sched);
-  EventBatch out;
+  HeldScheduler held(opts);
+  auto& [provider, sink, sched, out] = held;
 
   const RequestId a = sched.submit(greedy(4, 10));
   const RequestId b = sched.submit(greedy(3, 10));
@@ -113,14 +119,11 @@ TEST("scheduler.plan_decodes_first_and_prefill_cut_at_max_batch_tokens") {
 }
 
 TEST("scheduler.plan_budget_goes_to_decodes_first") {
-  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
-  NullSink sink;
   SchedulerOptions opts;
   opts.max_batch_size = 3;
   opts.max_batch_tokens = 2;
-  Scheduler sched(provider, sink, opts);
-  SchedulerTestAccess::hold(sched);
-  EventBatch out;
+  HeldScheduler held(opts);
+  auto& [provider, sink, sched, out] = held;
   for (int i = 0; i < 4; ++i) sched.submit(greedy(1, 10));
   StepPlan plan = SchedulerTestAccess::schedule(sched, out);
   CHECK_EQ(describe(plan), std::string("2 seqs, 2 tokens: prefill #1 [0,1), prefill #2 [0,1)"));
@@ -132,13 +135,10 @@ TEST("scheduler.plan_budget_goes_to_decodes_first") {
 }
 
 TEST("scheduler.provider_failure_ends_only_that_steps_sequences") {
-  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
-  NullSink sink;
   SchedulerOptions opts;
   opts.max_batch_tokens = 4;
-  Scheduler sched(provider, sink, opts);
-  SchedulerTestAccess::hold(sched);
-  EventBatch out;
+  HeldScheduler held(opts);
+  auto& [provider, sink, sched, out] = held;
   const RequestId a = sched.submit(greedy(4, 10));
   const RequestId b = sched.submit(greedy(4, 10));
   provider->on_step = [](std::span<const SeqStep>) { throw std::runtime_error("device lost"); };

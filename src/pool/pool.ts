@@ -237,19 +237,20 @@ export class ModelPool implements Engine {
   }
 
   // Every slice that could run the request; none: the error the first slice's model gives, as a Model would throw it.
+  // Slices of one model mostly share their limits: each distinct set is checked once.
   private slicesThatFit(raw: RawRequest, pin: string | undefined): Set<Slot> {
     const fits = new Set<Slot>();
+    const verdicts = new Map<RawRequestLimits, unknown>(); // limits → undefined (fits) or the error
     let refusal: unknown;
     for (const slot of this.slots) {
-      if (!slot.limits || (pin !== undefined && slot.slice !== pin)) continue;
-      try {
-        addon().checkRequest(raw, slot.limits);
-        fits.add(slot);
-      } catch (e) {
-        refusal ??= e;
-      }
+      const limits = slot.limits;
+      if (!limits || (pin !== undefined && slot.slice !== pin)) continue;
+      if (!verdicts.has(limits)) verdicts.set(limits, checkAgainst(raw, limits));
+      const verdict = verdicts.get(limits);
+      if (verdict === undefined) fits.add(slot);
+      else refusal ??= verdict;
     }
-    if (fits.size === 0) throw fromNative(refusal);
+    if (fits.size === 0) throw refusal ?? new InvalidRequestError(`slice "${pin}" has not loaded its model yet`);
     return fits;
   }
 
@@ -420,7 +421,7 @@ export class ModelPool implements Engine {
             // The worker may have died (and its exit been handled) while the tokenizer loaded.
             if (slot.proc !== proc || !proc || proc.exitCode !== null || proc.signalCode !== null) return;
             slot.ready = true;
-            slot.limits = requestLimits(m.info);
+            slot.limits = this.sharedLimits(requestLimits(m.info));
             slot.engine = { backend: m.info.backend, device: m.info.device, visibleDevices: m.visibleDevices };
             slot.backoffMs = this.backoff.initialMs;
             loaded();
@@ -538,5 +539,28 @@ export class ModelPool implements Engine {
       this.loaded = { info, tokenizer };
     })();
     return this.describing;
+  }
+
+  // One object per distinct set of limits, so slicesThatFit checks each set once.
+  private sharedLimits(limits: RawRequestLimits): RawRequestLimits {
+    const same = this.slots.find(
+      (s) =>
+        s.limits &&
+        s.limits.vocabSize === limits.vocabSize &&
+        s.limits.maxContext === limits.maxContext &&
+        s.limits.kvBlockSize === limits.kvBlockSize &&
+        s.limits.kvBlocks === limits.kvBlocks,
+    );
+    return same?.limits ?? limits;
+  }
+}
+
+// undefined when `raw` fits `limits`; otherwise the typed error a Model would throw.
+function checkAgainst(raw: RawRequest, limits: RawRequestLimits): unknown {
+  try {
+    addon().checkRequest(raw, limits);
+    return undefined;
+  } catch (e) {
+    return fromNative(e);
   }
 }

@@ -95,8 +95,8 @@ export class TextTokenizer {
   private readonly templateError: unknown;
   private readonly cleanUpSpaces: boolean;
   private readonly specialIds: ReadonlySet<number>;
-  /** The text of every special token, longest first. */
-  private readonly specialTexts: readonly string[];
+  /** Matches the text of any special token (undefined: the tokenizer has none). */
+  private readonly specialText: RegExp | undefined;
   private readonly prependBos: boolean;
   private readonly byteTable: TokenBytes | null;
 
@@ -119,10 +119,9 @@ export class TextTokenizer {
     this.cleanUpSpaces = init.cleanUpSpaces;
     this.prependBos = init.prependBos;
     this.specialIds = new Set([...tokenizer.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id));
-    this.specialTexts = [...tokenizer.get_added_tokens_decoder().values()]
-      .filter((t) => t.special)
-      .map((t) => t.content)
-      .sort((a, b) => b.length - a.length);
+    // One pass over a message finds any of them (models have hundreds of reserved special tokens).
+    const specials = [...tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special && t.content.length > 0);
+    this.specialText = specials.length ? new RegExp(specials.map((t) => t.content.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")) : undefined;
     // Built once here, not on the first streamed request.
     this.byteTable = init.byteLevelDecoder && !init.cleanUpSpaces ? this.buildByteTable() : null;
     this.chatTemplate = init.chatTemplate;
@@ -397,7 +396,7 @@ export class TextTokenizer {
   }
 
   private holdsSpecialText(text: string): boolean {
-    return this.specialTexts.some((s) => text.includes(s));
+    return this.specialText?.test(text) ?? false;
   }
 
   // The tokenizer's own pipeline without its added-token splitter: normalizer,
