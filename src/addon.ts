@@ -144,7 +144,6 @@ export type RawEventsCallback = (
 
 export interface RawModel {
   info(): RawModelInfo;
-  ggufTokenizer(): RawGgufTokenizer | null;
   /** Throws an Error with code "invalid_request", "queue_full" or "disposed" when the request is not queued. */
   submit(request: RawRequest): number;
   /** "stop": the caller's stop string ended it (a normal completion); otherwise a cancellation. */
@@ -211,6 +210,8 @@ export interface RawAddon {
   optionTable(): RawOptionDescription[];
   /** Throws (code "invalid_request") what submit() would throw for `request` on a model with these limits. */
   checkRequest(request: RawRequest, limits: RawRequestLimits): void;
+  /** A GGUF file's tokenizer metadata (null: it has none); throws code "model_load_failed" naming the file. Synchronous. */
+  readGgufTokenizer(path: string): RawGgufTokenizer | null;
   /** GenerationRequest's max_tokens when a request gives none (native/core/scheduler/request.h). */
   defaultMaxTokens: number;
   /** native ErrorCode names, indexed by value (native/core/error.h). */

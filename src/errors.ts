@@ -39,6 +39,12 @@ export class InvalidRequestError extends NeoserveError {
   }
 }
 
+/**
+ * A request's text went past a limit of the text workers: its size, the chat
+ * template's steps or output, the time or memory to tokenize it.
+ */
+export class InputLimitError extends InvalidRequestError {}
+
 export class ModelLoadError extends NeoserveError {
   constructor(message: string, options?: ErrorOptions) {
     super("model_load_failed", message, options);

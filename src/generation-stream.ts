@@ -1,9 +1,11 @@
 /**
  * One request in flight, as every Engine returns it: its tokens (read once,
  * with `for await` or `onToken`), its `result` (resolves once, never
- * rejects), `cancel()`, and an AbortSignal bound with `watch()`. A Model's
- * TokenStream and a pool's PoolStream are this, fed from different places.
+ * rejects), `accepted` (the engine took it, or the typed error why not),
+ * `cancel()`, and an AbortSignal bound with `watch()`. A Model's TokenStream
+ * and a pool's PoolStream are this, fed from different places.
  */
+import { errorFromCode, type NeoserveError } from "./errors.js";
 import { TokenChannel } from "./token-channel.js";
 import type { FinishReason, GenerateResult, Token } from "./types.js";
 
@@ -15,23 +17,49 @@ export const ABORTED_BEFORE_START = "the request's AbortSignal was already abort
 export class GenerationStream implements AsyncIterable<Token> {
   /** Resolves once, when the request ends for whatever reason; never rejects. */
   readonly result: Promise<GenerateResult>;
+  /**
+   * Resolves when the engine has taken the request: its text tokenized and
+   * checked against the model, the request queued. Rejects with the typed
+   * error that refused it (InvalidRequestError, InputLimitError, QueueFullError,
+   * or code "cancelled" when it ended first); the stream has then ended, with
+   * finish reason "error" ("queue_full", "cancelled") and the message in
+   * result.error. Awaiting it is optional: an unread rejection is not reported.
+   */
+  readonly accepted: Promise<void>;
+  /** The prompt's length in tokens, for `usage`: known once accepted. */
+  protected promptTokens = 0;
   /** When generate() was called: every timing counts from it. */
   protected readonly startedAt: number;
   protected readonly tokens: number[] = [];
   protected text = "";
   private done = false;
   private resolveResult!: (r: GenerateResult) => void;
+  private acceptance: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private readonly channel: TokenChannel;
 
   constructor(
     private readonly onCancel: () => void,
-    /** The prompt's length in tokens, for `usage`. */
-    protected readonly promptTokens: number,
     startedAt = performance.now(),
   ) {
     this.startedAt = startedAt;
     this.channel = new TokenChannel(() => this.cancel());
     this.result = new Promise((resolve) => (this.resolveResult = resolve));
+    this.accepted = new Promise((resolve, reject) => (this.acceptance = { resolve, reject }));
+    this.accepted.catch(() => {}); // a caller that never awaits it has the result's finish reason
+  }
+
+  /** @internal the engine took the request, whose prompt is `promptTokens` long. */
+  admit(promptTokens: number): void {
+    this.promptTokens = promptTokens;
+    this.acceptance?.resolve();
+    this.acceptance = undefined;
+  }
+
+  /** @internal the engine refused the request: it ends with `reason` and the error's message. */
+  refuse(error: NeoserveError, reason: FinishReason = "error"): void {
+    this.acceptance?.reject(error);
+    this.acceptance = undefined;
+    this.end(reason, error.message);
   }
 
   get finished(): boolean {
@@ -96,6 +124,10 @@ export class GenerationStream implements AsyncIterable<Token> {
   protected settle(result: ResultWithoutOutput): void {
     if (this.done) return;
     this.done = true;
+    // Ended before the engine took it (cancelled, disposed): never accepted.
+    const why = result.error ?? `the request ended (${result.finishReason}) before it was accepted`;
+    this.acceptance?.reject(errorFromCode(result.finishReason, why));
+    this.acceptance = undefined;
     this.resolveResult({ ...result, tokens: this.tokens.slice(), text: this.text });
     this.channel.close();
   }

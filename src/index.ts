@@ -10,3 +10,4 @@ export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, To
 export * from "./errors.js";
 export { TextTokenizer } from "./tokenizer/tokenizer.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";
+export type { TextOptions } from "./tokenizer/text-workers.js";

@@ -2,14 +2,15 @@
  * A loaded model: generate() submits to the native scheduler and returns a
  * TokenStream; token events come back in batches and are routed by request id.
  */
-import { addon, type RawEventsCallback, type RawLoadOptions, type RawModel, type RawModelInfo } from "./addon.js";
+import { addon, type RawAddon, type RawEventsCallback, type RawLoadOptions, type RawModel, type RawModelInfo } from "./addon.js";
 import type { Engine, EngineStats } from "./engine.js";
-import { fromNative, InvalidRequestError, ModelDisposedError } from "./errors.js";
+import { fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "./errors.js";
 import { ABORTED_BEFORE_START } from "./generation-stream.js";
 import { LatencyRecorder } from "./latency.js";
-import { prepareRequest, requestLimits } from "./request.js";
+import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "./request.js";
 import { TokenStream } from "./token-stream.js";
-import { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
+import { IncrementalDetokenizer, tableDecoder, type TokenDecoder } from "./tokenizer/detokenizer.js";
+import { type TextOptions, type TokenizerSource, TextWorkers } from "./tokenizer/text-workers.js";
 import { TextTokenizer } from "./tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "./types.js";
 
@@ -39,6 +40,8 @@ export interface LoadOptions {
   threads?: RawLoadOptions["threads"];
   /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
   tokenizer?: string;
+  /** The threads that tokenize request text, and the limits each request's text is held to. */
+  text?: TextOptions;
   scheduler?: SchedulerOptions;
 }
 
@@ -55,20 +58,19 @@ export class Model implements Engine {
   private disposed = false;
   /** @internal request latencies; metrics observe them here. */
   readonly latency = new LatencyRecorder();
+  private mainTokenizer: Promise<TextTokenizer> | undefined;
 
   private constructor(
     private readonly raw: RawModel,
-    readonly tokenizer: TextTokenizer,
+    private readonly text: TextWorkers,
+    /** Detokenizes streamed tokens on this thread. */
+    private decoder: TokenDecoder,
+    private readonly tokenizerSource: TokenizerSource,
     private readonly streams: Map<number, TokenStream>,
     /** @internal each provider step's shape; metrics observe it here. */
     readonly steps: StepObserver,
   ) {
     this.info = raw.info();
-  }
-
-  /** @internal the GGUF's tokenizer metadata (null for other formats): a pool's parent builds its tokenizer from it. */
-  ggufTokenizer(): ReturnType<RawModel["ggufTokenizer"]> {
-    return this.raw.ggufTokenizer();
   }
 
   /** True once dispose() has begun. */
@@ -89,44 +91,81 @@ export class Model implements Engine {
     } catch (err) {
       throw fromNative(err);
     }
-    const { fallbackReason } = raw.info();
-    if (fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${fallbackReason}`);
-    try {
+    const info = raw.info();
+    if (info.fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${info.fallbackReason}`);
+    const source: TokenizerSource = {
+      path: options.tokenizer ?? path,
+      ggufPath: info.format === "gguf" ? path : undefined,
       // A synthetic model's 256 ids sit inside any byte-level vocabulary: there is no model vocabulary to check against.
-      const vocabLimit = options.backend === "synthetic" ? undefined : raw.info().vocabSize;
-      const tokenizer = await TextTokenizer.fromModelPath(options.tokenizer ?? path, raw.ggufTokenizer(), { vocabLimit });
-      return new Model(raw, tokenizer, streams, steps);
+      vocabLimit: options.backend === "synthetic" ? undefined : info.vocabSize,
+    };
+    let text: TextWorkers | undefined;
+    try {
+      const started = await TextWorkers.start(source, options.text);
+      text = started.text;
+      const { vocabSize, decodeTable } = started.summary;
+      const model = new Model(raw, text, decodeTable ? tableDecoder(vocabSize, decodeTable) : NO_DECODER, source, streams, steps);
+      // Decoders other than byte-level run the tokenizer itself, on this thread.
+      if (!decodeTable) model.decoder = await model.tokenizer();
+      return model;
     } catch (err) {
+      await text?.dispose();
       await raw.dispose();
       throw err;
     }
   }
 
-  /** Starts a request. Throws InvalidRequestError at once if the request is malformed. */
+  /**
+   * The model's tokenizer on this thread, for synchronous text tools (encode,
+   * decode, applyChatTemplate), built on first use. Building it holds the event
+   * loop (hundreds of ms for a large vocabulary), and so can what a
+   * third-party tokenizer then does: generate() never uses it for request
+   * text, which its text workers tokenize.
+   */
+  tokenizer(): Promise<TextTokenizer> {
+    this.mainTokenizer ??= TextTokenizer.fromModelPath(
+      this.tokenizerSource.path,
+      () => {
+        const { ggufPath } = this.tokenizerSource;
+        return ggufPath === undefined ? null : readGgufTokenizer(ggufPath);
+      },
+      { vocabLimit: this.tokenizerSource.vocabLimit },
+    );
+    return this.mainTokenizer;
+  }
+
+  /**
+   * Starts a request. Throws InvalidRequestError at once for a malformed
+   * request or parameters, and for a prompt given as ids that the model cannot
+   * take (QueueFullError when its queue is full). A text prompt is tokenized
+   * off the event loop: what is wrong with it ends the stream, and rejects
+   * `stream.accepted` with the typed error.
+   */
   generate(request: GenerateRequest): TokenStream {
     const startedAt = performance.now(); // timings count from here, tokenizing and submitting included
     if (this.disposed) throw new ModelDisposedError();
-    const { prompt, stop, raw } = prepareRequest(request, this.tokenizer);
-    const detokenizer = new IncrementalDetokenizer(this.tokenizer);
+    const parsed = parseRequest(request);
+    checkAtOnce(parsed, requestLimits(this.info));
+    let id: number | undefined;
+    const cancel = () => (id === undefined ? stream.end("cancelled", "cancelled before it was queued") : this.raw.cancel(id));
+    const stream = new TokenStream(new IncrementalDetokenizer(this.decoder), parsed.stop, cancel, this.latency, startedAt);
     if (request.signal?.aborted) {
-      // Aborted before it began: validated as if submitted, but never queued.
-      try {
-        addon().checkRequest(raw, requestLimits(this.info));
-      } catch (err) {
-        throw fromNative(err);
-      }
-      const stream = new TokenStream(prompt.length, detokenizer, stop, () => {});
-      stream.end("cancelled", ABORTED_BEFORE_START);
+      stream.end("cancelled", ABORTED_BEFORE_START); // validated as if submitted, but never queued
       return stream;
     }
-    let id: number;
-    try {
-      id = this.raw.submit(raw);
-    } catch (err) {
-      throw fromNative(err);
-    }
-    const stream = new TokenStream(prompt.length, detokenizer, stop, () => this.raw.cancel(id), this.latency, startedAt);
-    this.streams.set(id, stream);
+    admitWhenTokenized(parsed, this.text, stream, (ids) => {
+      if (this.disposed) return new ModelDisposedError();
+      const raw = withPrompt(parsed.raw, ids, performance.now() - startedAt);
+      if (!raw) return new NeoserveError("deadline_exceeded", "the deadline passed while the prompt was tokenized");
+      try {
+        id = this.raw.submit(raw);
+      } catch (err) {
+        return fromNative(err) as NeoserveError;
+      }
+      this.streams.set(id, stream);
+      stream.admit(ids.length);
+      return undefined;
+    });
     stream.watch(request.signal);
     return stream;
   }
@@ -145,13 +184,30 @@ export class Model implements Engine {
     return { ...raw, tokensPerSecond, inFlight: this.streams.size, latency: this.latency.summary() };
   }
 
-  /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory. */
+  /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory and text workers. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.raw.dispose();
+    await Promise.all([this.raw.dispose(), this.text.dispose()]);
     for (const stream of this.streams.values()) stream.end("cancelled", "the model was disposed");
     this.streams.clear();
+  }
+}
+
+/** Replaced before the model is returned (Model.load): never decodes. */
+const NO_DECODER: TokenDecoder = {
+  vocabSize: 0,
+  tokenBytes: () => null,
+  decode: () => {
+    throw new NeoserveError("internal", "the model's decoder is not ready");
+  },
+};
+
+function readGgufTokenizer(path: string): ReturnType<RawAddon["readGgufTokenizer"]> {
+  try {
+    return addon().readGgufTokenizer(path);
+  } catch (err) {
+    throw fromNative(err);
   }
 }
 

@@ -1,29 +1,35 @@
 /**
- * A GenerateRequest made ready for an engine: its prompt as token ids and its
- * parameters as the addon reads them. Model and ModelPool both prepare
- * requests here, so both reject the same requests with the same errors.
+ * A GenerateRequest made ready for an engine: its shape checked, its prompt as
+ * token ids or as text to tokenize, its parameters as the addon reads them.
+ * Model and ModelPool both prepare requests here, so both reject the same
+ * requests with the same errors.
  */
-import type { RawModelInfo, RawRequest, RawRequestLimits } from "./addon.js";
-import { InvalidRequestError } from "./errors.js";
-import type { TextTokenizer } from "./tokenizer/tokenizer.js";
-import type { GenerateRequest } from "./types.js";
+import { addon, type RawModelInfo, type RawRequest, type RawRequestLimits } from "./addon.js";
+import { fromNative, InvalidRequestError, type NeoserveError } from "./errors.js";
+import { validateMessages } from "./tokenizer/chat-template.js";
+import type { GenerationStream } from "./generation-stream.js";
+import type { TextInput, TextWorkers } from "./tokenizer/text-workers.js";
+import type { FinishReason, GenerateRequest } from "./types.js";
 
-export interface PreparedRequest {
-  prompt: number[];
+export interface ParsedRequest {
+  /** The prompt: token ids as given, or text the model's text workers tokenize. */
+  input: { tokens: number[] } | TextInput;
   /** Stop strings, matched on the streamed text. */
   stop: string[];
+  /** The request as the addon reads it, its prompt tokens empty until known (withPrompt). */
   raw: RawRequest;
 }
 
-export function prepareRequest(request: GenerateRequest, tokenizer: TextTokenizer): PreparedRequest {
+/** Checks a request's shape and types; throws InvalidRequestError. Needs no tokenizer. */
+export function parseRequest(request: GenerateRequest): ParsedRequest {
   if (request === null || typeof request !== "object" || Array.isArray(request))
     throw new InvalidRequestError("generate() needs a request object");
   if (request.signal !== undefined && !(request.signal instanceof AbortSignal))
     throw new InvalidRequestError("signal must be an AbortSignal");
-  const prompt = promptTokens(request, tokenizer);
+  const input = promptInput(request);
   const stop = stopStrings(request.stop);
   const raw: RawRequest = {
-    tokens: Int32Array.from(prompt),
+    tokens: "tokens" in input ? Int32Array.from(input.tokens) : new Int32Array(0),
     maxTokens: request.maxTokens,
     temperature: request.temperature,
     topK: request.topK,
@@ -39,7 +45,63 @@ export function prepareRequest(request: GenerateRequest, tokenizer: TextTokenize
     priority: request.priority,
     deadlineMs: request.deadlineMs,
   };
-  return { prompt, stop, raw };
+  return { input, stop, raw };
+}
+
+/**
+ * Throws, as the engine would, what is wrong with the request's parameters and,
+ * when it came as ids, its prompt; a text prompt is checked once tokenized.
+ */
+export function checkAtOnce(parsed: ParsedRequest, limits: RawRequestLimits): void {
+  const raw = "tokens" in parsed.input ? parsed.raw : { ...parsed.raw, tokens: Int32Array.of(0) };
+  try {
+    addon().checkRequest(raw, limits);
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+/**
+ * The request with its prompt, `elapsedMs` after generate() was called: a
+ * deadline counts from generate(), tokenizing included. Null when the deadline
+ * has already passed.
+ */
+export function withPrompt(raw: RawRequest, ids: readonly number[], elapsedMs: number): RawRequest | null {
+  const budget = raw.deadlineMs ?? 0; // 0: no deadline
+  if (budget > 0 && budget <= elapsedMs) return null;
+  return { ...raw, tokens: Int32Array.from(ids), deadlineMs: budget > 0 ? budget - elapsedMs : raw.deadlineMs };
+}
+
+/**
+ * Gives `start` the request's prompt ids once they are known: at once when the
+ * request came with ids (a refusal is thrown to generate()'s caller), else
+ * when the text workers have tokenized its text (a refusal, theirs or
+ * start's, ends the stream and rejects `stream.accepted`). `start` queues the
+ * request and calls stream.admit, or returns why it cannot.
+ */
+export function admitWhenTokenized(
+  parsed: ParsedRequest,
+  text: TextWorkers,
+  stream: GenerationStream,
+  start: (ids: readonly number[]) => NeoserveError | undefined,
+): void {
+  if ("tokens" in parsed.input) {
+    const refused = start(parsed.input.tokens);
+    if (refused) throw refused;
+    return;
+  }
+  const refuse = (err: NeoserveError) => stream.refuse(err, refusalReason(err));
+  text.encode(parsed.input, () => stream.finished).then((ids) => {
+    if (stream.finished) return; // cancelled while its text was tokenized
+    const refused = start(ids);
+    if (refused) refuse(refused);
+  }, refuse);
+}
+
+/** The finish reason of a request its engine refused with `error`. */
+function refusalReason(error: NeoserveError): FinishReason {
+  if (error.code === "queue_full" || error.code === "cancelled" || error.code === "deadline_exceeded") return error.code;
+  return error.code === "disposed" ? "cancelled" : "error";
 }
 
 /** What the model can take, for addon().checkRequest. */
@@ -54,17 +116,19 @@ function stopStrings(stop: unknown): string[] {
   return [...list];
 }
 
-function promptTokens(request: GenerateRequest, tokenizer: TextTokenizer): number[] {
+function promptInput(request: GenerateRequest): ParsedRequest["input"] {
   const given = [request.prompt, request.tokens, request.messages].filter((x) => x !== undefined).length;
   if (given !== 1) throw new InvalidRequestError("give exactly one of prompt, tokens or messages");
   if (request.tokens !== undefined) {
     // Checked before Int32Array.from, which would wrap 2^32 + 5 to 5.
     if (!Array.isArray(request.tokens) || !request.tokens.every((t) => Number.isInteger(t) && t >= 0 && t <= 0x7fffffff))
       throw new InvalidRequestError("tokens must be an array of token ids (integers in [0, 2^31))");
-    return [...request.tokens];
+    return { tokens: [...request.tokens] };
   }
-  if (request.messages !== undefined)
-    return tokenizer.encodeChat(request.messages, { addGenerationPrompt: true, parseSpecialTokens: request.parseSpecialTokens === true });
+  if (request.messages !== undefined) {
+    validateMessages(request.messages);
+    return { messages: request.messages.map((m) => ({ role: m.role, content: m.content })), parseSpecialTokens: request.parseSpecialTokens === true };
+  }
   if (typeof request.prompt !== "string") throw new InvalidRequestError("prompt must be a string");
-  return tokenizer.encode(request.prompt, { addSpecialTokens: true });
+  return { prompt: request.prompt };
 }

@@ -17,14 +17,13 @@ export class TokenStream extends GenerationStream {
   private readonly stopMatcher: StopStringMatcher;
 
   constructor(
-    promptTokens: number,
     private readonly detokenizer: IncrementalDetokenizer,
     stop: readonly string[],
     onCancel: () => void,
     private readonly latency?: LatencyRecorder,
     startedAt = performance.now(),
   ) {
-    super(onCancel, promptTokens, startedAt);
+    super(onCancel, startedAt);
     this.stopMatcher = new StopStringMatcher(stop);
   }
 

@@ -121,7 +121,7 @@ describe("hostile chat templates", () => {
       { cwd: repoRoot, timeout: 20_000, killSignal: "SIGKILL" },
     );
     const outcome = JSON.parse(out.toString().trim()) as { rendered: boolean; name: string; message: string };
-    expect(outcome).toMatchObject({ rendered: false, name: "InvalidRequestError" });
+    expect(outcome).toMatchObject({ rendered: false, name: "InputLimitError" });
     expect(outcome.message).toMatch(/loop over 100000 at most/);
   });
 });

@@ -8,6 +8,7 @@
 #include "js_values.h"
 #include "model_handle.h"
 #include "telemetry_handle.h"
+#include "core/model/model_weights.h"
 #include "providers/registry.h"
 
 namespace neoserve::binding {
@@ -97,6 +98,30 @@ Napi::Value CheckRequest(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// readGgufTokenizer(path) → a GGUF file's tokenizer.ggml.* metadata (null when it
+// has none). Synchronous: the text workers that build tokenizers call it off the main thread.
+Napi::Value ReadGgufTokenizer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString())
+    throw to_js_error(env, Error(ErrorCode::InvalidRequest, "readGgufTokenizer(path) needs a path"));
+  const GgufTokenizer t = guarded(env, [&] { return read_gguf_tokenizer(info[0].As<Napi::String>().Utf8Value()); });
+  if (t.tokens.empty()) return env.Null();
+  auto types = Napi::Int32Array::New(env, t.token_types.size());
+  std::copy(t.token_types.begin(), t.token_types.end(), types.Data());
+  auto out = Napi::Object::New(env);
+  out.Set("model", t.model);
+  out.Set("pre", t.pre);
+  out.Set("tokens", js_array(env, t.tokens));
+  out.Set("merges", js_array(env, t.merges));
+  out.Set("tokenTypes", types);
+  if (t.bos_id >= 0) out.Set("bosId", t.bos_id);
+  if (t.eos_id >= 0) out.Set("eosId", t.eos_id);
+  if (t.eot_id >= 0) out.Set("eotId", t.eot_id);
+  if (t.add_bos >= 0) out.Set("addBos", t.add_bos == 1);
+  if (!t.chat_template.empty()) out.Set("chatTemplate", t.chat_template);
+  return out;
+}
+
 // optionTable() → every load option: name, kind, default, range, choices, meaning (core/options.h).
 Napi::Value OptionTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -145,6 +170,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->telemetry_handle = Napi::Persistent(TelemetryHandle::Define(env));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
+  exports.Set("readGgufTokenizer", Napi::Function::New(env, ReadGgufTokenizer, "readGgufTokenizer"));
   exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
   exports.Set("errorCodes", error_code_names(env));
   exports.Set("defaultMaxTokens", kDefaultMaxTokens);

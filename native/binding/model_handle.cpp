@@ -33,8 +33,7 @@ class DisposeWorker : public Napi::AsyncWorker {
 
 Napi::Function ModelHandle::Define(Napi::Env env) {
   return DefineClass(env, "ModelHandle",
-                     {InstanceMethod("info", &ModelHandle::Info), InstanceMethod("ggufTokenizer", &ModelHandle::GgufTokenizer),
-                      InstanceMethod("submit", &ModelHandle::Submit), InstanceMethod("cancel", &ModelHandle::Cancel),
+                     {InstanceMethod("info", &ModelHandle::Info),  InstanceMethod("submit", &ModelHandle::Submit), InstanceMethod("cancel", &ModelHandle::Cancel),
                       InstanceMethod("stats", &ModelHandle::Stats), InstanceMethod("dispose", &ModelHandle::Dispose)});
 }
 
@@ -169,27 +168,6 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   out.Set("fallbackReason", loaded_.fallback_reason);
   out.Set("config", config);
   out.Set("kv", kvo);
-  return out;
-}
-
-Napi::Value ModelHandle::GgufTokenizer(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  check_live(env);
-  const neoserve::GgufTokenizer& t = loaded_.weights->gguf_tokenizer;
-  if (t.tokens.empty()) return env.Null();
-  auto types = Napi::Int32Array::New(env, t.token_types.size());
-  std::copy(t.token_types.begin(), t.token_types.end(), types.Data());
-  auto out = Napi::Object::New(env);
-  out.Set("model", t.model);
-  out.Set("pre", t.pre);
-  out.Set("tokens", js_array(env, t.tokens));
-  out.Set("merges", js_array(env, t.merges));
-  out.Set("tokenTypes", types);
-  if (t.bos_id >= 0) out.Set("bosId", t.bos_id);
-  if (t.eos_id >= 0) out.Set("eosId", t.eos_id);
-  if (t.eot_id >= 0) out.Set("eotId", t.eot_id);
-  if (t.add_bos >= 0) out.Set("addBos", t.add_bos == 1);
-  if (!t.chat_template.empty()) out.Set("chatTemplate", t.chat_template);
   return out;
 }
 

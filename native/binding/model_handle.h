@@ -40,7 +40,6 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle>, public EventSink {
   using EventsFn = Napi::TypedThreadSafeFunction<ModelHandle, EventBatch, call_js_with_events>;
 
   Napi::Value Info(const Napi::CallbackInfo& info);
-  Napi::Value GgufTokenizer(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);

@@ -93,6 +93,25 @@ TEST("gguf.f32_loads_in_hugging_face_layout") {
   CHECK(v.data >= file.data() && v.data + v.nbytes <= file.data() + file.size());
 }
 
+// The tokenizer alone, as text workers read it: the same metadata as a full
+// load, without checking tensors (a file of no supported architecture still has one).
+TEST("gguf.tokenizer_reads_alone") {
+  TempDir dir;
+  TinyLlama m;
+  const auto hf = tiny_llama_tensors(m);
+  write_file(dir.file("model.gguf"), tiny_llama_gguf(m, hf).bytes());
+  const GgufTokenizer tok = read_gguf_tokenizer(dir.file("model.gguf"));
+  auto w = load_model(dir.file("model.gguf"));
+  CHECK(tok.tokens == w->gguf_tokenizer.tokens);
+  CHECK(tok.merges == w->gguf_tokenizer.merges);
+  CHECK(tok.token_types == w->gguf_tokenizer.token_types);
+  CHECK_EQ(tok.model, std::string("gpt2"));
+
+  write_file(dir.file("not.gguf"), Bytes{'G', 'G', 'U'});
+  CHECK_THROWS(read_gguf_tokenizer(dir.file("not.gguf")), ErrorCode::ModelLoadFailed, "not.gguf");
+  CHECK_THROWS(read_gguf_tokenizer(dir.file("absent.gguf")), ErrorCode::ModelLoadFailed, "absent.gguf");
+}
+
 TEST("gguf.q8_0_and_f16_unpermute_whole_rows") {
   TempDir dir;
   TinyLlama m;

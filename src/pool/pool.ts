@@ -16,8 +16,8 @@ import type { Engine, EngineStats } from "../engine.js";
 import { ABORTED_BEFORE_START } from "../generation-stream.js";
 import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
-import { prepareRequest, requestLimits } from "../request.js";
-import { TextTokenizer } from "../tokenizer/tokenizer.js";
+import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "../request.js";
+import { TextWorkers } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
@@ -27,7 +27,7 @@ import {
   DEFAULT_WORKER_TIMEOUT_MS,
   FRAME_FD,
   HEARTBEAT_INTERVAL_MS,
-  type FromWorker, type ToWorker, type WireGgufTokenizer, type WireRequest } from "./protocol.js";
+  type FromWorker, type ToWorker, type WireRequest } from "./protocol.js";
 
 /** Restart delays of a dead worker, unless PoolOptions.restartBackoff says. */
 const DEFAULT_RESTART_BACKOFF = { initialMs: 100, maxMs: 5000 };
@@ -142,8 +142,8 @@ const workerPath = () => join(packageRoot(), "dist", "src", "pool", "worker.js")
 
 export class ModelPool implements Engine {
   private readonly slots: Slot[];
-  /** The model as the first worker to load it described it, and its tokenizer. */
-  private loaded: { info: ModelInfo; tokenizer: TextTokenizer } | undefined;
+  /** The model as the first worker to load it described it, and the text workers tokenizing its requests. */
+  private loaded: { info: ModelInfo; text: TextWorkers } | undefined;
   private describing: Promise<void> | undefined;
   private readonly backoff: { initialMs: number; maxMs: number };
   private readonly pending: InFlight[] = [];
@@ -202,37 +202,53 @@ export class ModelPool implements Engine {
    * at once exactly what a Model's generate() throws.
    */
   generate(request: GenerateRequest): PoolStream {
+    const startedAt = performance.now();
     if (this.disposed || !this.loaded) throw new ModelDisposedError("the pool has been disposed");
-    const { prompt, raw } = prepareRequest(request, this.loaded.tokenizer);
+    const parsed = parseRequest(request);
     if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
-    const fits = this.slicesThatFit(raw, request.slice);
-    const { signal, prompt: _p, messages: _m, ...rest } = request;
-    const wire: WireRequest = { ...rest, tokens: prompt };
+    checkAtOnce(parsed, requestLimits(this.loaded.info));
     const id = this.nextId++;
-    const stream = new PoolStream(() => this.cancel(id), prompt.length);
+    const stream = new PoolStream(
+      () => (this.requests.has(id) ? this.cancel(id) : stream.end("cancelled", "cancelled before it was queued")),
+      startedAt,
+    );
+    const { signal, prompt: _p, messages: _m, ...rest } = request;
     if (signal?.aborted) {
-      stream.end("cancelled", ABORTED_BEFORE_START); // checked, never sent: as a Model does
+      if ("tokens" in parsed.input) this.slicesThatFit(parsed.raw, request.slice); // checked, never sent: as a Model does
+      stream.end("cancelled", ABORTED_BEFORE_START);
       return stream;
     }
-    const maxTokens = raw.maxTokens ?? addon().defaultMaxTokens;
-    const req: InFlight = {
-      id,
-      request: wire,
-      fits,
-      stream,
-      cost: prompt.length + maxTokens,
-      slot: undefined,
-      deadlineAt: undefined,
-      crashes: 0,
-      cancelRequested: false,
-      timers: [],
-    };
-    this.requests.set(id, req);
-    void stream.result.then(() => this.forget(req));
-    this.enforceDeadline(req, request.deadlineMs);
+    admitWhenTokenized(parsed, this.loaded.text, stream, (ids) => {
+      if (this.disposed) return new ModelDisposedError("the pool has been disposed");
+      const raw = withPrompt(parsed.raw, ids, performance.now() - startedAt);
+      if (!raw) return new NeoserveError("deadline_exceeded", "the deadline passed while the prompt was tokenized");
+      let fits: Set<Slot>;
+      try {
+        fits = this.slicesThatFit(raw, request.slice);
+      } catch (e) {
+        return e as NeoserveError;
+      }
+      const req: InFlight = {
+        id,
+        request: { ...rest, tokens: [...ids], deadlineMs: raw.deadlineMs },
+        fits,
+        stream,
+        cost: ids.length + (raw.maxTokens ?? addon().defaultMaxTokens),
+        slot: undefined,
+        deadlineAt: undefined,
+        crashes: 0,
+        cancelRequested: false,
+        timers: [],
+      };
+      this.requests.set(id, req);
+      void stream.result.then(() => this.forget(req));
+      this.enforceDeadline(req, raw.deadlineMs);
+      stream.admit(ids.length);
+      this.dispatch(req);
+      return undefined;
+    });
     stream.watch(signal);
-    this.dispatch(req);
     return stream;
   }
 
@@ -280,6 +296,7 @@ export class ModelPool implements Engine {
     this.disposed = true;
     clearInterval(this.watchdog);
     for (const req of [...this.requests.values()]) req.stream.end("cancelled", "the pool was disposed");
+    await this.loaded?.text.dispose(); // requests still being tokenized end "cancelled"
     await Promise.all(
       this.slots.map(
         (slot) =>
@@ -399,7 +416,6 @@ export class ModelPool implements Engine {
         path: this.options.model,
         options: load,
         flushIntervalMs: this.options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
-        describe: this.loaded === undefined,
       });
     });
   }
@@ -416,7 +432,7 @@ export class ModelPool implements Engine {
     switch (m.t) {
       case "ready": {
         const proc = slot.proc;
-        void this.describe(m.info, m.gguf).then(
+        void this.describe(m.info).then(
           () => {
             // The worker may have died (and its exit been handled) while the tokenizer loaded.
             if (slot.proc !== proc || !proc || proc.exitCode !== null || proc.signalCode !== null) return;
@@ -530,13 +546,19 @@ export class ModelPool implements Engine {
     slot.proc?.kill("SIGKILL");
   }
 
-  // The first worker to load describes the model and sends its GGUF tokenizer
-  // (if any); the pool tokenizes requests with it. Later workers only wait.
-  private describe(info: ModelInfo, gguf: WireGgufTokenizer | null): Promise<void> {
+  // The first worker to load describes the model; the pool's text workers
+  // tokenize requests with its tokenizer. Later workers only wait.
+  private describe(info: ModelInfo): Promise<void> {
     this.describing ??= (async () => {
-      const meta = gguf && { ...gguf, tokenTypes: Int32Array.from(gguf.tokenTypes) };
-      const tokenizer = await TextTokenizer.fromModelPath(this.options.load?.tokenizer ?? this.options.model, meta);
-      this.loaded = { info, tokenizer };
+      const { model, load } = this.options;
+      const source = {
+        path: load?.tokenizer ?? model,
+        ggufPath: info.format === "gguf" ? model : undefined,
+        vocabLimit: load?.backend === "synthetic" ? undefined : info.vocabSize,
+      };
+      const { text } = await TextWorkers.start(source, load?.text);
+      if (this.disposed) return void (await text.dispose());
+      this.loaded = { info, text };
     })();
     return this.describing;
   }

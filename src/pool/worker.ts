@@ -80,16 +80,11 @@ process.on("message", (m: ToWorker) => {
   switch (m.t) {
     case "load":
       flushMs = m.flushIntervalMs;
-      loadModel(m.path, m.options).then(
+      // Requests arrive as ids (the pool tokenizes): one text worker, for the detokenizer's table.
+      loadModel(m.path, { ...m.options, text: { ...m.options.text, workers: 1 } }).then(
         (loaded) => {
           model = loaded;
-          const gguf = m.describe ? loaded.ggufTokenizer() : null;
-          send({
-            t: "ready",
-            info: loaded.info,
-            gguf: gguf && { ...gguf, tokenTypes: Array.from(gguf.tokenTypes) },
-            visibleDevices: process.env.CUDA_VISIBLE_DEVICES,
-          });
+          send({ t: "ready", info: loaded.info, visibleDevices: process.env.CUDA_VISIBLE_DEVICES });
         },
         (e: unknown) => send({ t: "loadError", ...toWireError(e) }),
       );

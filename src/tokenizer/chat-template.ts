@@ -4,8 +4,8 @@
  * `apply_chat_template` does (variables `messages`, `add_generation_prompt`,
  * `bos_token`, `eos_token`).
  */
-import { Environment, Template } from "@huggingface/jinja";
-import { InvalidRequestError } from "../errors.js";
+import { Environment, Interpreter, Template } from "@huggingface/jinja";
+import { InputLimitError, InvalidRequestError } from "../errors.js";
 
 export interface ChatMessage {
   /** "system", "user", "assistant", "tool", or whatever roles the model's template knows. */
@@ -21,6 +21,15 @@ export interface ChatTemplateOptions {
 /** Items a template's range() may produce: far more than any chat template loops over. */
 export const MAX_TEMPLATE_RANGE = 100_000;
 
+/** What one render may do: evaluation steps (nodes the interpreter visits) and characters of output. */
+export interface RenderLimits {
+  maxSteps: number;
+  maxOutputChars: number;
+}
+
+/** Far above any published chat template over a long conversation (~50 steps a message). */
+export const DEFAULT_RENDER_LIMITS: RenderLimits = { maxSteps: 2_000_000, maxOutputChars: 4 << 20 };
+
 // Jinja's range(), refusing a range longer than MAX_TEMPLATE_RANGE before it is
 // built: the built-in fills the array first (1e7 items block the event loop for
 // seconds; 1e9 is a fatal out-of-memory of the whole process).
@@ -28,22 +37,32 @@ function boundedRange(start: number, stop?: number, step = 1): number[] {
   if (stop === undefined) [start, stop] = [0, start];
   if (step === 0) throw new Error("range() step must not be zero");
   const n = Math.max(0, Math.ceil((stop - start) / step));
-  if (!(n <= MAX_TEMPLATE_RANGE)) throw new Error(`range() of ${n} items; a chat template may loop over ${MAX_TEMPLATE_RANGE} at most`);
+  if (!(n <= MAX_TEMPLATE_RANGE))
+    throw new InputLimitError(`the chat template asked for range() of ${n} items; a chat template may loop over ${MAX_TEMPLATE_RANGE} at most`);
   return Array.from({ length: n }, (_, i) => start + i * step);
 }
 
 // Template.render() declares its globals, range() among them, on a fresh
-// Environment and refuses a second declaration, so boundedRange goes in where
-// the declaration is made, for the one synchronous render only.
-function withBoundedRange<T>(render: () => T): T {
+// Environment and refuses a second declaration, and runs a fresh Interpreter:
+// the bounded range() and a step count go in on their prototypes, for the one
+// synchronous render only (nested loops or recursion end at maxSteps).
+function withRenderLimits<T>(limits: RenderLimits, render: () => T): T {
   const set = Environment.prototype.set;
+  const evaluate = Interpreter.prototype.evaluate;
+  let steps = 0;
   Environment.prototype.set = function (this: Environment, name: string, value: unknown) {
     return set.call(this, name, name === "range" ? boundedRange : value);
+  };
+  Interpreter.prototype.evaluate = function (this: Interpreter, ...args: Parameters<typeof evaluate>) {
+    if (++steps > limits.maxSteps)
+      throw new InputLimitError(`the chat template took more than ${limits.maxSteps} evaluation steps for these messages`);
+    return evaluate.apply(this, args);
   };
   try {
     return render();
   } finally {
     Environment.prototype.set = set;
+    Interpreter.prototype.evaluate = evaluate;
   }
 }
 
@@ -63,11 +82,15 @@ export class ChatTemplate {
     }
   }
 
-  /** Renders the conversation; throws InvalidRequestError for malformed messages or a template error. */
-  render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+  /**
+   * Renders the conversation; throws InvalidRequestError for malformed messages
+   * or a template error, InputLimitError past `limits`.
+   */
+  render(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}, limits = DEFAULT_RENDER_LIMITS): string {
     validateMessages(messages);
+    let text: string;
     try {
-      return withBoundedRange(() =>
+      text = withRenderLimits(limits, () =>
         this.template.render({
           messages: messages.map((m) => ({ ...m })),
           add_generation_prompt: options.addGenerationPrompt ?? true,
@@ -76,9 +99,13 @@ export class ChatTemplate {
         }),
       );
     } catch (err) {
+      if (err instanceof InputLimitError) throw err;
       // Templates reject conversations they do not support with raise_exception(...).
       throw new InvalidRequestError(`the chat template rejected the messages: ${messageOf(err)}`, { cause: err });
     }
+    if (text.length > limits.maxOutputChars)
+      throw new InputLimitError(`the chat template rendered ${text.length} characters; the limit is ${limits.maxOutputChars}`);
+    return text;
   }
 }
 
@@ -106,7 +133,8 @@ export function noChatTemplateError(modelPath: string): InvalidRequestError {
   );
 }
 
-function validateMessages(messages: readonly ChatMessage[]): void {
+/** Throws InvalidRequestError unless `messages` is an array of {role, content} strings. */
+export function validateMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages)) throw new InvalidRequestError("messages must be an array of {role, content}");
   messages.forEach((m, i) => {
     if (typeof m !== "object" || m === null) throw new InvalidRequestError(`messages[${i}] must be an object`);

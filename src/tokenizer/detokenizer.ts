@@ -10,7 +10,34 @@
  * sequence). The offsets then move up, so each step decodes a few tokens only.
  * Concatenated, the pieces equal decode(allIds) with the same options.
  */
-import type { TextTokenizer, TokenBytes } from "./tokenizer.js";
+import type { DecodeOptions, TokenBytes } from "./tokenizer.js";
+
+/** What detokenizing needs of a tokenizer: a TextTokenizer, or a table its text worker built (tableDecoder). */
+export interface TokenDecoder {
+  readonly vocabSize: number;
+  tokenBytes(): TokenBytes | null;
+  decode(ids: readonly number[], options: DecodeOptions): string;
+}
+
+/**
+ * A decoder from a byte-level tokenizer's byte table alone, with no tokenizer
+ * on this thread: special tokens have no bytes in the table, so it decodes as
+ * with skipSpecialTokens.
+ */
+export function tableDecoder(vocabSize: number, table: TokenBytes): TokenDecoder {
+  const utf8 = new TextDecoder("utf-8");
+  return {
+    vocabSize,
+    tokenBytes: () => table,
+    decode: (ids) => {
+      const parts = ids.filter((id) => id >= 0 && id < vocabSize).map((id) => table.bytes.subarray(table.offsets[id]!, table.offsets[id + 1]!));
+      const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) (joined.set(p, at), (at += p.length));
+      return utf8.decode(joined);
+    },
+  };
+}
 
 export interface DetokenizerOptions {
   /** Leave special tokens (EOS, chat control tokens) out of the text. Default true, as vLLM does. */
@@ -44,7 +71,7 @@ export class IncrementalDetokenizer {
   private clean = true;
 
   constructor(
-    private readonly tokenizer: TextTokenizer,
+    private readonly tokenizer: TokenDecoder,
     options: DetokenizerOptions = {},
   ) {
     this.skipSpecialTokens = options.skipSpecialTokens ?? true;

@@ -15,6 +15,7 @@ import {
   ChatTemplate,
   type ChatTemplateOptions,
   chatTemplateSource,
+  type RenderLimits,
   noChatTemplateError,
 } from "./chat-template.js";
 
@@ -182,28 +183,31 @@ export class TextTokenizer {
    *   chat_template.jinja and generation_config.json;
    * - a tokenizer.json file (its siblings are read the same way);
    * - a .gguf file: a tokenizer.json beside it if there is one, else `gguf`, the
-   *   file's tokenizer metadata.
+   *   file's tokenizer metadata (or a function reading it, called only then).
    * Rejects with ModelLoadError naming the file when nothing usable is found.
    */
   static async fromModelPath(
     path: string,
-    gguf?: GgufTokenizerMetadata | null,
+    gguf?: GgufTokenizerMetadata | null | (() => GgufTokenizerMetadata | null),
     options: { vocabLimit?: number } = {},
   ): Promise<TextTokenizer> {
     const info = await stat(path).catch((err: unknown) => {
       throw new ModelLoadError(`${path}: cannot read the model path (${errMessage(err)})`, { cause: err });
     });
+    const ggufMeta = () => (typeof gguf === "function" ? gguf() : gguf);
     let tokenizerJsonPath: string;
     if (info.isDirectory()) {
       tokenizerJsonPath = join(path, "tokenizer.json");
       if (!(await isFile(tokenizerJsonPath))) {
-        if (gguf) return TextTokenizer.fromGguf(gguf, path, options);
+        const meta = ggufMeta();
+        if (meta) return TextTokenizer.fromGguf(meta, path, options);
         throw new ModelLoadError(`${path}: no tokenizer.json in the model directory`);
       }
     } else if (path.toLowerCase().endsWith(".gguf")) {
       tokenizerJsonPath = join(dirname(path), "tokenizer.json");
       if (!(await isFile(tokenizerJsonPath))) {
-        if (gguf) return TextTokenizer.fromGguf(gguf, path, options);
+        const meta = ggufMeta();
+        if (meta) return TextTokenizer.fromGguf(meta, path, options);
         throw new ModelLoadError(
           `${path}: no tokenizer.json beside the GGUF file and no GGUF tokenizer metadata to build one from`,
         );
@@ -362,9 +366,12 @@ export class TextTokenizer {
    * not as the control token, unless `parseSpecialTokens`: the template's own
    * control tokens alone delimit roles (transformers' split_special_tokens).
    */
-  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions & { parseSpecialTokens?: boolean } = {}): number[] {
+  encodeChat(
+    messages: readonly ChatMessage[],
+    options: ChatTemplateOptions & { parseSpecialTokens?: boolean; limits?: RenderLimits } = {},
+  ): number[] {
     const template = this.template();
-    const text = template.render(messages, options);
+    const text = template.render(messages, options, options.limits);
     if (options.parseSpecialTokens || !messages.some((m) => this.holdsSpecialText(m.content)))
       return this.encode(text, { addSpecialTokens: false }); // the common case: exactly what the rendered text encodes to
     // Render with a mark in place of each content, encode the template's text
@@ -373,6 +380,7 @@ export class TextTokenizer {
     const skeleton = template.render(
       messages.map((m, i) => ({ ...m, content: mark(i) })),
       options,
+      options.limits,
     );
     const ids: number[] = [];
     let at = 0;

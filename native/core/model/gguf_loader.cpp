@@ -6,6 +6,7 @@
 
 #include "../error.h"
 #include "gguf.h"
+#include "mapped_file.h"
 #include "model_loader.h"
 
 namespace neoserve {
@@ -233,6 +234,14 @@ std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size
     }
   }
   return w;
+}
+
+GgufTokenizer read_gguf_tokenizer(const std::string& path) {
+  const MappedFile file(path);
+  if (file.size() < 4 || std::memcmp(file.data(), "GGUF", 4) != 0) throw_load_error(path, "not a GGUF file (bad magic)");
+  const GgufFile f = parse_gguf(file.data(), file.size(), path);
+  // Copied out of the mapping (strings), so the result outlives it.
+  return read_tokenizer(Metadata(f, path));
 }
 
 }  // namespace neoserve

@@ -59,4 +59,8 @@ std::string layer_tensor_name(int layer, const char* suffix);  // ("self_attn.q_
 // Throws Error(ModelLoadFailed, "<file>: <what>") on any malformed input.
 std::unique_ptr<ModelWeights> load_model(const std::string& path);
 
+// The tokenizer metadata of a GGUF file alone (header only, no tensors checked),
+// for a tokenizer built away from the engine. Throws ModelLoadFailed naming the path.
+GgufTokenizer read_gguf_tokenizer(const std::string& path);
+
 }  // namespace neoserve
