@@ -26,6 +26,12 @@ export interface RawLoadOptions {
   kvBlockSize?: number;
   /** Bytes of KV cache. Default 0 = the provider's own (CPU: 8 full-context sequences, at most 1 GiB; TensorRT: 60% of free device memory). */
   kvMemoryBytes?: number;
+  /**
+   * Host memory the engine may plan for: resident weights, KV cache and scratch
+   * for steps of maxBatchTokens, checked at load (OutOfMemoryError naming the
+   * parts). Default 0 = the machine's memory, or its cgroup's limit if lower.
+   */
+  memoryLimitBytes?: number;
   /** Sequences in one step. Default 16, in [1, 16384]. */
   maxBatchSize?: number;
   /** Tokens in one step: decodes + prompt chunks (longer prompts are chunked). Default 512. */
@@ -96,6 +102,12 @@ export interface RawModelInfo {
     eosTokenIds: number[];
   };
   kv: { blockSize: number; numBlocks: number; bytesPerBlock: number };
+  /**
+   * Host memory the engine planned before allocating, checked against the
+   * machine at load: resident weights, the KV cache, and scratch for steps of
+   * maxBatchTokens. 0 for what an engine keeps on a GPU.
+   */
+  memory: { weightsBytes: number; kvBytes: number; scratchBytes: number };
 }
 
 /** The tokenizer.ggml.* metadata of a GGUF (see GgufTokenizerMetadata in src/tokenizer). */

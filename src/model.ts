@@ -38,6 +38,7 @@ export interface LoadOptions {
   /** "auto" computes in the checkpoint's own precision; "int8" quantizes weights at load. */
   precision?: RawLoadOptions["precision"];
   threads?: RawLoadOptions["threads"];
+  memoryLimitBytes?: RawLoadOptions["memoryLimitBytes"];
   /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
   tokenizer?: string;
   /** The threads that tokenize request text, and the limits each request's text is held to. */
@@ -217,6 +218,7 @@ function toRawOptions(options: LoadOptions): RawLoadOptions {
     backend: options.backend,
     precision: options.precision,
     threads: options.threads,
+    memoryLimitBytes: options.memoryLimitBytes,
     device: options.device === undefined ? undefined : String(options.device),
   };
 }

@@ -21,7 +21,7 @@ function documentedFields(): Map<string, string> {
 
 const load = (options: Partial<RawLoadOptions>) => loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: options });
 const loadWith = (o: RawOptionDescription, value: unknown) =>
-  o.name === "backend" || o.name === "precision" || o.name === "threads" || o.name === "device"
+  ["backend", "precision", "threads", "device", "memoryLimitBytes"].includes(o.name)
     ? loadModel(hfDir("tiny"), { [o.name]: value } as never)
     : load({ [o.name]: value } as never);
 
@@ -76,5 +76,42 @@ describe("the load options table", () => {
 
   it("a KV cache that cannot be allocated is an OutOfMemoryError", async () => {
     await expect(load({ kvMemoryBytes: 2 ** 52 })).rejects.toBeInstanceOf(OutOfMemoryError);
+  });
+});
+
+describe("working memory is planned and checked at load, before it is allocated", () => {
+  const loadLimited = (memoryLimitBytes: number, scheduler: Partial<RawLoadOptions> = {}) =>
+    loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, memoryLimitBytes, scheduler });
+
+  it("reports the plan: weights, KV cache and step scratch", async () => {
+    const m = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1 });
+    const { weightsBytes, kvBytes, scratchBytes } = m.info.memory;
+    await m.dispose();
+    expect(weightsBytes).toBeGreaterThan(0.9 * 27_000_000); // the tiny f32 checkpoint's ~27 MB of tensors
+    expect(weightsBytes).toBeLessThan(28_000_000);
+    expect(kvBytes).toBe(m.info.kv.numBlocks * m.info.kv.bytesPerBlock);
+    expect(scratchBytes).toBeGreaterThan(0);
+    expect(scratchBytes).toBeLessThan(weightsBytes); // one step of 512 tokens on a tiny model
+  });
+
+  it.each([
+    ["weights larger than the limit", 1 << 20, {}, /weights \d+.*memoryLimitBytes allows 1048576 bytes/],
+    ["a KV cache larger than the limit", 60 << 20, { kvMemoryBytes: 64 << 20 }, /KV cache 6\d{7} from kvMemoryBytes/],
+  ])("%s is an OutOfMemoryError naming the parts", async (_what, limit, scheduler, message) => {
+    const attempt = loadLimited(limit, scheduler);
+    await expect(attempt).rejects.toBeInstanceOf(OutOfMemoryError);
+    await expect(attempt).rejects.toThrow(message);
+  });
+
+  it("steps of maxBatchTokens whose scratch does not fit beside the model are refused, naming maxBatchTokens", async () => {
+    const probe = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1 });
+    const { weightsBytes, kvBytes, scratchBytes } = probe.info.memory;
+    await probe.dispose();
+    const limit = weightsBytes + kvBytes + scratchBytes + (1 << 20); // room for the default 512-token steps, not 2^20
+    const fits = await loadLimited(limit);
+    await fits.dispose();
+    const attempt = loadLimited(limit, { maxBatchTokens: 1 << 20 });
+    await expect(attempt).rejects.toBeInstanceOf(OutOfMemoryError);
+    await expect(attempt).rejects.toThrow(/for maxBatchTokens 1048576/);
   });
 });

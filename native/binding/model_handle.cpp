@@ -156,6 +156,13 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   kvo.Set("blockSize", kv.block_size);
   kvo.Set("numBlocks", kv.num_blocks);
   kvo.Set("bytesPerBlock", static_cast<double>(kv.bytes_per_block));
+  const WorkingMemory& m = p.memory;
+  const SchedulerOptions& so = loaded_.scheduler;
+  const int64_t rows = std::min(so.max_batch_tokens, so.max_batch_size);
+  auto memory = Napi::Object::New(env);
+  memory.Set("weightsBytes", static_cast<double>(m.weights_bytes));
+  memory.Set("kvBytes", static_cast<double>(m.kv_bytes));
+  memory.Set("scratchBytes", static_cast<double>(m.total(so.max_batch_tokens, rows) - m.weights_bytes - m.kv_bytes));
   auto out = Napi::Object::New(env);
   out.Set("backend", p.name);
   out.Set("device", p.device);
@@ -168,6 +175,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   out.Set("fallbackReason", loaded_.fallback_reason);
   out.Set("config", config);
   out.Set("kv", kvo);
+  out.Set("memory", memory);
   return out;
 }
 

@@ -19,6 +19,30 @@ struct SeqStep {
   bool want_logits = true;             // logits of the chunk's last token are wanted
 };
 
+// The host memory an engine holds and may grow to, as it plans it before
+// allocating: the scheduler checks the whole against the machine with its own
+// step size (check_working_memory). Zero for memory an engine keeps elsewhere
+// (a GPU's).
+struct WorkingMemory {
+  size_t weights_bytes = 0;          // resident weights: converted copies, or the mapping's pages
+  size_t kv_bytes = 0;               // the KV cache
+  size_t fixed_scratch_bytes = 0;    // per-thread buffers, RoPE tables: independent of the step
+  size_t scratch_bytes_per_token = 0;      // activations of one token of a step
+  size_t scratch_bytes_per_logits_row = 0;  // one row of logits (a sequence that wants them)
+  size_t limit_bytes = 0;            // what it may plan for (memoryLimitBytes); 0 = host_memory_bytes()
+  // Everything, for steps of up to `step_tokens` tokens and `logits_rows` rows of logits.
+  size_t total(int64_t step_tokens, int64_t logits_rows) const;
+};
+
+// The memory this process may use: the machine's physical memory, or its
+// cgroup's limit (a container's) when that is lower.
+size_t host_memory_bytes();
+
+// Throws OutOfMemory, naming each part and the option that sizes it, when
+// `memory` for steps of `max_step_tokens` (and `max_sequences` rows of logits)
+// exceeds its limit.
+void check_working_memory(const WorkingMemory& memory, int32_t max_step_tokens, int32_t max_sequences);
+
 struct ProviderInfo {
   std::string name;       // "cpu", "tensorrt", ...
   std::string device;     // "cpu (avx512-vnni, 2 threads)", "GPU-<uuid>", ...
@@ -28,6 +52,7 @@ struct ProviderInfo {
   // The model's end-of-sequence ids (config, generation config or GGUF
   // metadata): the scheduler stops on them unless a request ignores EOS.
   std::vector<int32_t> eos_token_ids;
+  WorkingMemory memory;
 };
 
 // Positions per KV-cache block, unless the caller sets kvBlockSize.

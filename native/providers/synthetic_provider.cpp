@@ -10,7 +10,7 @@ namespace {
 constexpr int32_t kBlocks = 1 << 20;  // bookkeeping only: no memory behind them
 }  // namespace
 
-ProviderInfo SyntheticProvider::info() const { return {"synthetic", "none", "none", kVocab, kContext, {}}; }
+ProviderInfo SyntheticProvider::info() const { return {"synthetic", "none", "none", kVocab, kContext, {}, {}}; }
 
 KvGeometry SyntheticProvider::kv() const { return {block_size_, 0, kBlocks}; }
 

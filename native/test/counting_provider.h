@@ -26,7 +26,7 @@ class CountingProvider : public Provider {
   CountingProvider(int32_t vocab, int32_t max_context, int32_t num_blocks, int32_t block_size)
       : vocab_(vocab), max_context_(max_context), num_blocks_(num_blocks), block_size_(block_size) {}
 
-  ProviderInfo info() const override { return {"counting", "test", "f32", vocab_, max_context_, {}}; }
+  ProviderInfo info() const override { return {"counting", "test", "f32", vocab_, max_context_, {}, {}}; }
   KvGeometry kv() const override { return {block_size_, 64, num_blocks_}; }
 
   void step(std::span<const SeqStep> batch, LogitsOut& out) override {

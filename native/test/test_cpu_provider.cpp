@@ -302,6 +302,35 @@ TEST("cpu.forward_matches_double_reference") {
   }
 }
 
+// Attention's online softmax carries a running max and sum across chunks of
+// about 256 positions (whole KV blocks): 600 positions in chunks of 256 with
+// blocks of 1 (a chunk's rescale over many blocks), 255 with blocks of 3, 256
+// with blocks of 16, one chunk of 1024 with blocks of 1024 all match the
+// double reference, which takes the whole row's softmax at once.
+TEST("cpu.online_softmax_across_chunks_matches_double_reference") {
+  RandomModelSpec spec;
+  spec.max_pos = 1024;
+  auto model = make_random_model(spec);
+  const std::vector<int32_t> toks = prompt(600, spec.vocab, 5);
+  const auto expect = RefModel(*model, false).run(toks);
+  for (int32_t block : {1, 3, 16, 1024}) {
+    CpuProviderOptions opt;
+    opt.threads = 2;
+    opt.kv_block_size = block;
+    CpuProvider p(model, opt);
+    const int32_t blocks = (600 + block - 1) / block;
+    const auto got = feed(p, toks, blocks_for(0, 1, blocks), {300, 290, 9, 1});
+    const int at[] = {299, 589, 598, 599};
+    for (int i = 0; i < 4; ++i) {
+      const std::vector<double>& e = expect[at[i]];
+      double worst = 0;
+      for (size_t n = 0; n < e.size(); ++n) worst = std::max(worst, std::fabs(got[i][n] - e[n]) / max_abs(e));
+      if (!(worst <= 1e-4)) std::fprintf(stderr, "  block %d, position %d: worst error %g\n", block, at[i], worst);
+      CHECK(worst <= 1e-4);
+    }
+  }
+}
+
 TEST("cpu.chunked_prefill_equals_one_chunk_and_token_by_token") {
   for (const char* precision : {"auto", "int8"}) {
     RandomModelSpec spec;

@@ -49,6 +49,8 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
       blocks_(checked_geometry(*provider_).num_blocks, checked_geometry(*provider_).block_size),
       now_ms_(std::move(now_ms)) {
   validate(LoadOptions{{}, options_});  // a native caller's options too: a batch of 0 would spin
+  // Steps of maxBatchTokens must fit beside the weights and KV cache, before the first one grows the scratch.
+  check_working_memory(info_.memory, options_.max_batch_tokens, options_.max_batch_size);
   publish();  // stats() tells the empty cache from the start, not after the first request
   running_.reserve(options_.max_batch_size);
   by_importance_.reserve(options_.max_batch_size);

@@ -14,8 +14,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include <unistd.h>
-
 #include "core/error.h"
 
 namespace neoserve::cpu {
@@ -36,13 +34,11 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   q_dim_ = n_heads_ * head_dim_;
   kv_dim_ = n_kv_heads_ * head_dim_;
 
-  w_ = prepare_weights(*weights_, options.precision, pool_);
-
   inv_freq_ = rope_inv_freq(cfg_);
   if (static_cast<int32_t>(inv_freq_.size()) != head_dim_ / 2)
     throw_load_error(weights_->source, "rope_inv_freq returned " + std::to_string(inv_freq_.size()) + " frequencies");
 
-  // The KV cache: calloc'd so untouched blocks cost no memory.
+  // The KV cache's size, then the whole working memory, checked before anything is allocated.
   block_size_ = options.kv_block_size;
   floats_per_block_ = static_cast<size_t>(cfg_.num_hidden_layers) * 2 * kv_dim_ * block_size_;
   const size_t bytes_per_block = floats_per_block_ * sizeof(float);
@@ -53,14 +49,33 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   }
   num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block, INT32_MAX));
   if (num_blocks_ < 1) throw_invalid("kvMemoryBytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
-  // calloc only reserves address space: a cache larger than the machine would load, then fail page by page.
-  const size_t kv_bytes = static_cast<size_t>(num_blocks_) * bytes_per_block;
-  const size_t physical = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  if (kv_bytes > physical)
-    throw Error(ErrorCode::OutOfMemory, "out of memory: kvMemoryBytes asks for " + std::to_string(kv_bytes) +
-                                            " bytes of KV cache; this machine has " + std::to_string(physical) + " bytes");
+  memory_ = plan_memory(options);
+  // A mapping or calloc only reserves address space: a model larger than the machine would load, then fail page by page.
+  check_working_memory(memory_, 1, 1);
+
+  w_ = prepare_weights(*weights_, options.precision, pool_);
+  // calloc'd: untouched blocks cost no memory.
   kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
-  if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(num_blocks_ * bytes_per_block) + " bytes of KV cache");
+  if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(memory_.kv_bytes) + " bytes of KV cache");
+}
+
+// What this model holds and may grow to; the scheduler adds its step size (check_working_memory).
+WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const {
+  const size_t H = static_cast<size_t>(cfg_.hidden_size), F = static_cast<size_t>(cfg_.intermediate_size);
+  const size_t widest = std::max({H, F, static_cast<size_t>(q_dim_)});
+  const size_t positions = std::min<size_t>(cfg_.max_position_embeddings, static_cast<size_t>(num_blocks_) * block_size_);
+  const size_t group = static_cast<size_t>(n_heads_ / n_kv_heads_);
+  WorkingMemory m;
+  m.weights_bytes = planned_weight_bytes(*weights_, options.precision);
+  m.kv_bytes = static_cast<size_t>(num_blocks_) * floats_per_block_ * sizeof(float);
+  m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
+                          pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float);  // attention, per thread
+  // x, xn, proj, q, att, k, v, gate, up, and the int8 activations (a byte and a block scale per value).
+  m.scratch_bytes_per_token = (3 * H + 2 * static_cast<size_t>(q_dim_) + 2 * static_cast<size_t>(kv_dim_) + 2 * F) * sizeof(float) +
+                              widest + widest / kQuantBlock * sizeof(float);
+  m.scratch_bytes_per_logits_row = (static_cast<size_t>(cfg_.vocab_size) + H) * sizeof(float);
+  m.limit_bytes = options.memory_limit_bytes;
+  return m;
 }
 
 CpuProvider::~CpuProvider() = default;
@@ -73,6 +88,7 @@ ProviderInfo CpuProvider::info() const {
   i.vocab_size = cfg_.vocab_size;
   i.max_context = cfg_.max_position_embeddings;
   i.eos_token_ids = cfg_.eos_token_ids;
+  i.memory = memory_;
   return i;
 }
 
@@ -231,14 +247,13 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
   });
 
   // Attention per (token, KV head); later tokens cost more, so threads take small chunks.
-  // Scores are sized by the longest sequence in this batch, never by the configured context.
-  int64_t attended = 0;
-  for (const SeqStep& s : batch) attended = std::max<int64_t>(attended, s.pos + static_cast<int64_t>(s.tokens.size()));
-  const size_t score_floats = static_cast<size_t>(attended) * (n_heads_ / n_kv_heads_);
+  // Scratch is one chunk of scores per query head, whatever the context.
+  const size_t group = static_cast<size_t>(n_heads_ / n_kv_heads_);
+  const size_t scratch_floats = group * (static_cast<size_t>(attention_chunk()) + 2);
   pool_.parallel_for(T * n_kv_heads_, [&](int64_t b, int64_t e) {
-    thread_local std::vector<float> scores;
-    if (scores.size() < score_floats) scores.resize(score_floats);
-    for (int64_t i = b; i < e; ++i) attend(i / n_kv_heads_, static_cast<int>(i % n_kv_heads_), layer, batch, scores.data());
+    thread_local std::vector<float> scratch;
+    if (scratch.size() < scratch_floats) scratch.resize(scratch_floats);
+    for (int64_t i = b; i < e; ++i) attend(i / n_kv_heads_, static_cast<int>(i % n_kv_heads_), layer, batch, scratch.data());
   }, 2);
 
   const MatmulJob o[1] = {{&L.o, proj_.data()}};
@@ -248,37 +263,67 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
 
 // Causal softmax attention of one token's query heads that share KV head
 // `kvh` (a GQA group, consecutive in q) over its sequence's positions [0, pos],
-// reading K/V through the block table. Scores: the group's queries times a
-// block of K rows is a small matmul, through the same kernel (and so the same
+// reading K/V through the block table a chunk of whole blocks at a time. The
+// softmax is online (as flash attention computes it): each chunk's scores are
+// exponentiated against the running maximum, and what was accumulated before
+// is rescaled when the maximum grows, so scratch holds one chunk of scores per
+// head instead of the whole sequence's. Scores: the group's queries times a
+// block of K rows, a small matmul through the same kernel (and so the same
 // per-element arithmetic) as the projections.
-void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep> batch, float* scores) {
+void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep> batch, float* scratch) {
   const TokenRef ref = refs_[t];
   const SeqStep& seq = batch[ref.seq];
   const int group = n_heads_ / n_kv_heads_;
   const float* q = q_.data() + t * q_dim_ + static_cast<int64_t>(kvh) * group * head_dim_;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
   const int32_t n = ref.pos + 1;
-
-  for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
-    const int32_t rows = std::min(block_size_, n - j0);
-    const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Key, kvh);
-    const WMat kb{WFormat::F32, rows, head_dim_, reinterpret_cast<const uint8_t*>(k), nullptr};
-    kernels_.matmul_float(kb, q, group, 0, rows, scores + j0, n);  // scores[h * n + j]
-  }
-  for (int h = 0; h < group; ++h) {  // softmax in fp32 with the max subtracted
-    float* s = scores + static_cast<int64_t>(h) * n;
-    float max_score = -INFINITY;
-    for (int32_t j = 0; j < n; ++j) max_score = std::max(max_score, s[j] *= scale);
-    const float inv_sum = 1.0f / kernels_.exp_shift_sum(s, n, max_score);
-    for (int32_t j = 0; j < n; ++j) s[j] *= inv_sum;
-  }
+  const int32_t chunk = attention_chunk();
+  float* scores = scratch;  // [group][positions of the chunk]
+  float* running_max = scratch + static_cast<int64_t>(group) * chunk;
+  float* running_sum = running_max + group;
+  std::fill(running_max, running_max + group, -INFINITY);
+  std::fill(running_sum, running_sum + group, 0.0f);
   float* out = att_.data() + t * q_dim_ + static_cast<int64_t>(kvh) * group * head_dim_;
   std::fill(out, out + group * head_dim_, 0.0f);
-  for (int32_t j0 = 0; j0 < n; j0 += block_size_) {
-    const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Value, kvh);
-    kernels_.axpy_rows(out, scores + j0, n, group, v, std::min(block_size_, n - j0), head_dim_);
+
+  for (int32_t c0 = 0; c0 < n; c0 += chunk) {
+    const int32_t len = std::min(chunk, n - c0);
+    for (int32_t j0 = c0; j0 < c0 + len; j0 += block_size_) {
+      const int32_t rows = std::min(block_size_, c0 + len - j0);
+      const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Key, kvh);
+      const WMat kb{WFormat::F32, rows, head_dim_, reinterpret_cast<const uint8_t*>(k), nullptr};
+      kernels_.matmul_float(kb, q, group, 0, rows, scores + (j0 - c0), len);  // scores[h * len + j]
+    }
+    for (int h = 0; h < group; ++h) {
+      float* s = scores + static_cast<int64_t>(h) * len;
+      float chunk_max = -INFINITY;
+      for (int32_t j = 0; j < len; ++j) chunk_max = std::max(chunk_max, s[j] *= scale);
+      const float new_max = std::max(running_max[h], chunk_max);
+      const float sum = kernels_.exp_shift_sum(s, len, new_max);  // s[j] = exp(s[j] - new_max)
+      if (new_max != running_max[h]) {
+        const float rescale = std::exp(running_max[h] - new_max);  // 0 on the first chunk
+        float* o = out + static_cast<int64_t>(h) * head_dim_;
+        for (int32_t i = 0; i < head_dim_; ++i) o[i] *= rescale;
+        running_sum[h] *= rescale;
+        running_max[h] = new_max;
+      }
+      running_sum[h] += sum;
+    }
+    for (int32_t j0 = c0; j0 < c0 + len; j0 += block_size_) {
+      const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Value, kvh);
+      kernels_.axpy_rows(out, scores + (j0 - c0), len, group, v, std::min(block_size_, c0 + len - j0), head_dim_);
+    }
+  }
+  for (int h = 0; h < group; ++h) {
+    const float inv_sum = 1.0f / running_sum[h];
+    float* o = out + static_cast<int64_t>(h) * head_dim_;
+    for (int32_t i = 0; i < head_dim_; ++i) o[i] *= inv_sum;
   }
 }
+
+// Positions attention scores at once: whole KV blocks, about 256 positions,
+// so the online softmax's per-chunk work is spread over many rows.
+int32_t CpuProvider::attention_chunk() const { return std::max(block_size_, kAttentionChunk / block_size_ * block_size_); }
 
 void CpuProvider::mlp_block(const LayerWeights& L, int64_t T) {
   const int64_t H = cfg_.hidden_size, F = cfg_.intermediate_size;

@@ -36,6 +36,7 @@ class CpuProvider : public Provider {
     int32_t pos;     // absolute position
   };
 
+  WorkingMemory plan_memory(const CpuProviderOptions& options) const;
   void validate(std::span<const SeqStep> batch) const;
   void ensure_rope(int32_t positions);
   void ensure_scratch(int64_t tokens);
@@ -46,7 +47,9 @@ class CpuProvider : public Provider {
   // x (T x cols) through each job's matrix, quantizing x first if a job is int8.
   void project(const float* x, int64_t T, int64_t cols, const MatmulJob* jobs, int njobs);
   void rmsnorm(const float* x, const std::vector<float>& w, float* out, int64_t T);
-  void attend(int64_t token, int kvh, int layer, std::span<const SeqStep> batch, float* scores);
+  void attend(int64_t token, int kvh, int layer, std::span<const SeqStep> batch, float* scratch);
+  static constexpr int32_t kAttentionChunk = 256;
+  int32_t attention_chunk() const;
   enum class KvPart : int { Key = 0, Value = 1 };  // the halves of a layer's slice of a KV block
   float* kv_head(int32_t block, int layer, KvPart part, int kvh) const;
 
@@ -62,6 +65,7 @@ class CpuProvider : public Provider {
   int32_t num_blocks_;
   size_t floats_per_block_;
   std::unique_ptr<float, void (*)(void*)> kv_{nullptr, nullptr};
+  WorkingMemory memory_;
 
   std::vector<float> inv_freq_, rope_cos_, rope_sin_;  // [position][head_dim/2]
   int32_t rope_positions_ = 0;

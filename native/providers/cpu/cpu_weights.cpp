@@ -19,6 +19,28 @@ WFormat format_of(const Tensor& t, const std::string& source) {
   throw_load_error(source, "tensor " + t.name + " has a dtype the CPU provider does not run");
 }
 
+enum class Conversion { None, ToF32, ToI8, RepackQ8_0 };
+
+// What the requested precision makes of a matrix stored as `w`.
+Conversion conversion_for(const WMat& w, const std::string& precision) {
+  if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
+  if (precision == "int8" && !w.integer()) return Conversion::ToI8;
+  if (w.format == WFormat::Q8_0) return Conversion::RepackQ8_0;
+  return Conversion::None;
+}
+
+// Bytes a matrix holds once prepared: its copy, or its mapped pages.
+size_t prepared_bytes(const WMat& w, Conversion c) {
+  const size_t rows = static_cast<size_t>(w.rows), cols = static_cast<size_t>(w.cols);
+  switch (c) {
+    case Conversion::ToF32: return rows * cols * 4;
+    case Conversion::ToI8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
+    case Conversion::RepackQ8_0: return rows * cols + rows * (cols / kQuantBlock) * 4;
+    case Conversion::None: return w.row_bytes() * rows;
+  }
+  return 0;
+}
+
 class Preparer {
  public:
   Preparer(const ModelWeights& m, const std::string& precision, ThreadPool& pool, CpuWeights& out)
@@ -34,10 +56,12 @@ class Preparer {
     if (w.format == WFormat::Q8_0 && cols % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     WMat converted;
-    if (precision_ == "f32" && w.format != WFormat::F32) converted = to_f32(w);
-    else if (precision_ == "int8" && !w.integer()) converted = to_i8(w);
-    else if (w.format == WFormat::Q8_0) converted = repack_q8_0(w);
-    else return w;  // computed in place from the mapping
+    switch (conversion_for(w, precision_)) {
+      case Conversion::ToF32: converted = to_f32(w); break;
+      case Conversion::ToI8: converted = to_i8(w); break;
+      case Conversion::RepackQ8_0: converted = repack_q8_0(w); break;
+      case Conversion::None: return w;  // computed in place from the mapping
+    }
     m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
     return converted;
   }
@@ -118,6 +142,19 @@ class Preparer {
 };
 
 }  // namespace
+
+size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision) {
+  size_t total = 0;
+  for (const auto& [name, t] : model.tensors) {
+    if (t.shape.size() != 2) {
+      total += static_cast<size_t>(t.numel()) * 4;  // norms and biases: fp32 copies
+      continue;
+    }
+    const WMat w{format_of(t, model.source), t.shape[0], t.shape[1], t.data, nullptr};
+    total += prepared_bytes(w, conversion_for(w, precision));
+  }
+  return total;
+}
 
 // `precision` was checked with the other load options (core/options.h).
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool) {

@@ -31,8 +31,13 @@ struct CpuWeights {
   std::vector<std::unique_ptr<float[]>> owned_scales;
 };
 
+// The bytes prepare_weights' result will hold resident for this precision,
+// known before anything is converted.
+size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision);
+
 // precision: "auto" | "f32" | "int8". Throws InvalidRequest for another value,
 // ModelLoadFailed for a tensor of the wrong shape or an unsupported dtype.
+
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool);
 
 }  // namespace neoserve::cpu
