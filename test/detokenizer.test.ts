@@ -16,7 +16,7 @@ beforeAll(() => {
 /** Pushes `ids` one by one, checking the invariants at every step; returns the text after flush(). */
 function stream(ids: readonly number[], skipSpecialTokens = true, t: TextTokenizer = tok): string {
   const tok = t;
-  const opts = { skipSpecialTokens };
+  const opts = { skipSpecialTokens, cleanUpSpaces: false };
   const detok = new IncrementalDetokenizer(tok, opts);
   let out = "";
   for (let k = 1; k <= ids.length; k++) {
@@ -133,10 +133,41 @@ describe("IncrementalDetokenizer", () => {
     );
     const ids = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 4, 2];
     expect(llama.decode(ids, { skipSpecialTokens: true })).toBe("Hello world 日!  x world");
+    // Streams go through a measured byte table (no tokenizer on the event loop), with the leading-space rule.
+    expect(llama.tokenBytes()).toMatchObject({ stripLeadingSpaces: 1 });
     expect(llama.decode([4])).toBe("world");
     for (let k = 0; k <= ids.length; k++) stream(ids.slice(0, k), true, llama);
     const detok = new IncrementalDetokenizer(llama);
     expect(ids.map((id) => detok.push(id))).toEqual(["", "Hello", " world", " ", "", "", "日", "!", "  ", "x", " world", ""]);
+  });
+});
+
+describe("the byte table", () => {
+  it("streams the tokens' own text when the tokenizer cleans up spaces in decode()", () => {
+    const cleaning = TextTokenizer.fromJson(gpt2TokenizerJson(), { ...gpt2TokenizerConfig(), clean_up_tokenization_spaces: true });
+    const ids = cleaning.encode("Hello , world .");
+    expect(cleaning.decode(ids)).toBe("Hello, world.");
+    expect(cleaning.tokenBytes()).not.toBeNull();
+    expect(stream(ids, true, cleaning)).toBe("Hello , world .");
+  });
+
+  it("is none when what a token adds depends on its neighbours, as the sampled decodes show", () => {
+    // A Replace decoder that joins across tokens ("ab" → "X"): differencing alone would take "a" and "b" at face value.
+    const tokens = ["<s>", "a", "b", "c", "Hello"];
+    const joining = TextTokenizer.fromJson(
+      {
+        version: "1.0",
+        added_tokens: [{ id: 0, content: "<s>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+        normalizer: null,
+        pre_tokenizer: null,
+        post_processor: null,
+        decoder: { type: "Sequence", decoders: [{ type: "Fuse" }, { type: "Replace", pattern: { String: "ab" }, content: "X" }] },
+        model: { type: "BPE", unk_token: null, vocab: Object.fromEntries(tokens.map((t, i) => [t, i])), merges: [] },
+      },
+      {},
+    );
+    expect(joining.decode([1, 2])).toBe("X");
+    expect(joining.tokenBytes()).toBeNull();
   });
 });
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { InputLimitError, InvalidRequestError, loadModel, ModelPool, NeoserveError, type Model } from "../src/index.js";
+import { InputLimitError, InvalidRequestError, loadModel, ModelLoadError, ModelPool, NeoserveError, type Model } from "../src/index.js";
 import { ggufFile, hfDir } from "./helpers/paths.js";
 
 let root: string;
@@ -160,8 +160,26 @@ describe("loading", () => {
     expect(stallMs).toBeLessThan(100); // ~150 ms in one stretch before
   });
 
+  it("a tokenizer whose decoder never finishes building its byte table is a ModelLoadError, in bounded time", { timeout: 30_000 }, async () => {
+    // A Replace decoder with an exponentially backtracking pattern, and a token that triggers it.
+    const dir = variant("decoder-regex", {
+      tokenizer: (j) => {
+        j.decoder = { type: "Sequence", decoders: [{ type: "ByteLevel" }, { type: "Replace", pattern: { Regex: "(a+)+$" }, content: "" }] };
+        const vocab = (j.model as { vocab: Record<string, number> }).vocab;
+        delete vocab[Object.keys(vocab).find((t) => vocab[t] === 5)!];
+        vocab["a".repeat(40) + "b"] = 5; // id 5's text now triggers it
+      },
+    });
+    const t0 = performance.now();
+    const load = loadModel(dir, { backend: "cpu", threads: 1, text: { buildTimeoutMs: 2000 } });
+    await expect(load).rejects.toBeInstanceOf(ModelLoadError);
+    await expect(load).rejects.toThrow(/building the tokenizer took longer than 2000 ms/);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+  });
+
   it.each([
     [{ workers: 0 }, /text\.workers must be an integer in \[1, 64\], got 0/],
+    [{ buildTimeoutMs: 0 }, /text\.buildTimeoutMs/],
     [{ timeoutMs: -5 }, /text\.timeoutMs/],
     [{ maxInputChars: 1.5 }, /text\.maxInputChars/],
     [{ heapMb: Number.NaN }, /text\.heapMb/],

@@ -8,9 +8,12 @@
  * [prefixOffset, end) and [prefixOffset, readOffset); the difference is the new
  * text, emitted only once it does not end in U+FFFD (an incomplete UTF-8
  * sequence). The offsets then move up, so each step decodes a few tokens only.
- * Concatenated, the pieces equal decode(allIds) with the same options.
+ * Concatenated, the pieces equal decode(allIds) with the same options and
+ * no clean-up of spaces: a stream is the tokens' own text (" ." stays " ."),
+ * as vLLM streams it, whatever clean_up_tokenization_spaces says.
  */
-import type { DecodeOptions, TokenBytes } from "./tokenizer.js";
+import { decodeWithTable, dropLeadingSpaces, type TokenBytes } from "./token-bytes.js";
+import type { DecodeOptions } from "./tokenizer.js";
 
 /** What detokenizing needs of a tokenizer: a TextTokenizer, or a table its text worker built (tableDecoder). */
 export interface TokenDecoder {
@@ -20,23 +23,12 @@ export interface TokenDecoder {
 }
 
 /**
- * A decoder from a byte-level tokenizer's byte table alone, with no tokenizer
- * on this thread: special tokens have no bytes in the table, so it decodes as
- * with skipSpecialTokens.
+ * A decoder from a tokenizer's byte table alone, with no tokenizer on this
+ * thread: special tokens have no bytes in the table, so it decodes as with
+ * skipSpecialTokens.
  */
 export function tableDecoder(vocabSize: number, table: TokenBytes): TokenDecoder {
-  const utf8 = new TextDecoder("utf-8");
-  return {
-    vocabSize,
-    tokenBytes: () => table,
-    decode: (ids) => {
-      const parts = ids.filter((id) => id >= 0 && id < vocabSize).map((id) => table.bytes.subarray(table.offsets[id]!, table.offsets[id + 1]!));
-      const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
-      for (const p of parts) (joined.set(p, at), (at += p.length));
-      return utf8.decode(joined);
-    },
-  };
+  return { vocabSize, tokenBytes: () => table, decode: (ids) => decodeWithTable(table, ids) };
 }
 
 export interface DetokenizerOptions {
@@ -69,6 +61,8 @@ export class IncrementalDetokenizer {
   private readonly utf8 = new TextDecoder("utf-8");
   /** The streaming decoder holds no partial character. */
   private clean = true;
+  /** Leading spaces the table's decoder still drops from the start of the text. */
+  private stripLeft: number;
 
   constructor(
     private readonly tokenizer: TokenDecoder,
@@ -76,6 +70,7 @@ export class IncrementalDetokenizer {
   ) {
     this.skipSpecialTokens = options.skipSpecialTokens ?? true;
     this.bytes = this.skipSpecialTokens ? tokenizer.tokenBytes() : null;
+    this.stripLeft = this.bytes?.stripLeadingSpaces ?? 0;
   }
 
   /**
@@ -95,12 +90,12 @@ export class IncrementalDetokenizer {
       // tokenizer, is the answer whenever no partial character is pending.
       let whole = texts[id];
       if (whole === undefined) whole = texts[id] = wholeCharacters(bytes.subarray(start, end));
-      if (whole !== null && this.clean) return whole;
+      if (whole !== null && this.clean) return this.atStart(whole);
       // Otherwise the streaming decoder, which holds an incomplete sequence back
       // by itself. A token of whole characters leaves nothing pending: its first
       // byte ends any partial sequence before it.
       this.clean = whole !== null;
-      return this.utf8.decode(bytes.subarray(start, end), STREAM);
+      return this.atStart(this.utf8.decode(bytes.subarray(start, end), STREAM));
     }
     return this.advance(false);
   }
@@ -108,7 +103,15 @@ export class IncrementalDetokenizer {
   /** Ends the stream: returns whatever is still held back (an incomplete character decodes to U+FFFD). */
   flush(): string {
     this.clean = true;
-    return this.bytes ? this.utf8.decode() : this.advance(true);
+    return this.bytes ? this.atStart(this.utf8.decode()) : this.advance(true);
+  }
+
+  // The start of the text loses the leading spaces its decoder strips (SentencePiece's "▁Hello" → "Hello").
+  private atStart(piece: string): string {
+    if (this.stripLeft === 0 || piece.length === 0) return piece;
+    const out = dropLeadingSpaces(piece, this.stripLeft);
+    this.stripLeft = out.length === piece.length || out.length > 0 ? 0 : this.stripLeft - piece.length;
+    return out;
   }
 
   /** All token ids pushed so far (those with text). */
@@ -118,7 +121,7 @@ export class IncrementalDetokenizer {
 
   private advance(final: boolean): string {
     if (this.readOffset >= this.ids.length) return "";
-    const options = { skipSpecialTokens: this.skipSpecialTokens };
+    const options = { skipSpecialTokens: this.skipSpecialTokens, cleanUpSpaces: false };
     const prefixText = this.tokenizer.decode(this.ids.slice(this.prefixOffset, this.readOffset), options);
     const newText = this.tokenizer.decode(this.ids.slice(this.prefixOffset), options);
     if (!final && (newText.length <= prefixText.length || newText.endsWith(REPLACEMENT))) return "";

@@ -33,7 +33,7 @@ async function build(): Promise<TextTokenizer> {
 try {
   const tokenizer = await build();
   const table = data.sendDecodeTable ? tokenizer.tokenBytes() : null;
-  send({ t: "ready", vocabSize: tokenizer.vocabSize, table: table && { bytes: table.bytes, offsets: table.offsets } });
+  send({ t: "ready", vocabSize: tokenizer.vocabSize, table: table && { bytes: table.bytes, offsets: table.offsets, stripLeadingSpaces: table.stripLeadingSpaces } });
   process.on("message", (m: ToTextWorker) => {
     try {
       const ids =

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { packageRoot } from "../addon.js";
 import { errorFromCode, InputLimitError, InvalidRequestError, ModelLoadError, NeoserveError, type WireError } from "../errors.js";
 import type { ChatMessage, RenderLimits } from "./chat-template.js";
-import type { TokenBytes } from "./tokenizer.js";
+import type { TokenBytes } from "./token-bytes.js";
 
 /** How request text is tokenized: worker processes and the limits each request is held to. */
 export interface TextOptions {
@@ -27,6 +27,8 @@ export interface TextOptions {
   maxInputChars?: number;
   /** Chat-template evaluation steps for one request (a few µs each). Default 1,000,000. */
   maxTemplateSteps?: number;
+  /** The longest a worker may take to build the tokenizer and its byte table, in ms (a ModelLoadError past it). Default 120000. */
+  buildTimeoutMs?: number;
   /** Heap of each worker process, in MiB; a request that needs more fails, the worker is replaced. Default 1024. */
   heapMb?: number;
 }
@@ -56,7 +58,7 @@ export interface TextWorkerData {
 export type ToTextWorker = { t: "encode"; id: number; input: TextInput };
 /** @internal */
 export type FromTextWorker =
-  | { t: "ready"; vocabSize: number; table: { bytes: Uint8Array; offsets: Uint32Array } | null }
+  | { t: "ready"; vocabSize: number; table: Omit<TokenBytes, "texts"> | null }
   | { t: "loadError"; error: WireError }
   | { t: "encoded"; id: number; ids: Int32Array }
   | { t: "failed"; id: number; error: WireError; limit: boolean };
@@ -68,7 +70,7 @@ export interface TokenizerSummary {
   decodeTable: TokenBytes | null;
 }
 
-const DEFAULTS = { timeoutMs: 10_000, maxInputChars: 4 << 20, maxTemplateSteps: 1_000_000, heapMb: 1024 };
+const DEFAULTS = { buildTimeoutMs: 120_000, timeoutMs: 10_000, maxInputChars: 4 << 20, maxTemplateSteps: 1_000_000, heapMb: 1024 };
 
 interface Job {
   id: number;
@@ -185,9 +187,14 @@ export class TextWorkers {
       if (worker.stderr.length < 4096) worker.stderr += chunk.slice(0, 4096);
     });
     return new Promise((resolve, reject) => {
+      worker.timer = setTimeout(() => {
+        reject(new ModelLoadError(`${this.source.path}: building the tokenizer took longer than ${this.limits.buildTimeoutMs} ms`));
+        this.retire(worker);
+      }, this.limits.buildTimeoutMs);
       proc.on("message", (m: FromTextWorker) => {
         switch (m.t) {
           case "ready":
+            clearTimeout(worker.timer);
             worker.ready = true;
             worker.hold(false);
             resolve({ vocabSize: m.vocabSize, decodeTable: m.table && { ...m.table, texts: new Array(m.vocabSize) } });
@@ -276,6 +283,7 @@ function checkTextOptions(workers: number, limits: Required<Omit<TextOptions, "w
   };
   positiveInt("workers", workers, 64);
   positiveInt("timeoutMs", limits.timeoutMs, 3_600_000);
+  positiveInt("buildTimeoutMs", limits.buildTimeoutMs, 3_600_000);
   positiveInt("maxInputChars", limits.maxInputChars, 1 << 29);
   positiveInt("maxTemplateSteps", limits.maxTemplateSteps, 1e9);
   positiveInt("heapMb", limits.heapMb, 1 << 20);

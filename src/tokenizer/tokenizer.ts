@@ -10,6 +10,7 @@ import { open, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { InvalidRequestError, ModelLoadError } from "../errors.js";
+import { byteLevelTable, measuredTable, type TokenBytes } from "./token-bytes.js";
 import {
   type ChatMessage,
   ChatTemplate,
@@ -51,18 +52,15 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Leave out special tokens (BOS, EOS, chat control tokens). Default false. */
   skipSpecialTokens?: boolean;
+  /**
+   * Remove spaces before punctuation and contractions (" ." → "."), as the
+   * tokenizer's clean_up_tokenization_spaces says by default. Streams never do:
+   * they are the tokens' own text, as vLLM streams it.
+   */
+  cleanUpSpaces?: boolean;
 }
 
 type Json = Record<string, unknown>;
-
-/** A model's tokenizer. Create with TextTokenizer.fromModelPath(). */
-/** Every token's bytes in one buffer: id i is bytes[offsets[i], offsets[i + 1]). */
-export interface TokenBytes {
-  bytes: Uint8Array;
-  offsets: Uint32Array;
-  /** Per id, filled on first use: its text when its bytes are whole UTF-8 characters, else null. */
-  texts: (string | null | undefined)[];
-}
 
 /** What a tokenizer is built with, besides the tokenizers-library object. */
 interface TokenizerInit {
@@ -78,6 +76,7 @@ interface TokenizerInit {
   vocabLimit?: number;
 }
 
+/** A model's tokenizer. Create with TextTokenizer.fromModelPath(). */
 export class TextTokenizer {
   /** Size of the id space: every vocabulary and added token id is below it. */
   readonly vocabSize: number;
@@ -99,7 +98,8 @@ export class TextTokenizer {
   /** Matches the text of any special token (undefined: the tokenizer has none). */
   private readonly specialText: RegExp | undefined;
   private readonly prependBos: boolean;
-  private readonly byteTable: TokenBytes | null;
+  private readonly byteLevelDecoder: boolean;
+  private table: TokenBytes | null | undefined;
 
   private constructor(
     private readonly tokenizer: Tokenizer,
@@ -123,8 +123,7 @@ export class TextTokenizer {
     // One pass over a message finds any of them (models have hundreds of reserved special tokens).
     const specials = [...tokenizer.get_added_tokens_decoder().values()].filter((t) => t.special && t.content.length > 0);
     this.specialText = specials.length ? new RegExp(specials.map((t) => t.content.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")) : undefined;
-    // Built once here, not on the first streamed request.
-    this.byteTable = init.byteLevelDecoder && !init.cleanUpSpaces ? this.buildByteTable() : null;
+    this.byteLevelDecoder = init.byteLevelDecoder;
     this.chatTemplate = init.chatTemplate;
     if (init.chatTemplate !== undefined) {
       const tokenText = (id: number | undefined) => (id === undefined ? undefined : tokenizer.id_to_token(id));
@@ -141,40 +140,23 @@ export class TextTokenizer {
   }
 
   /**
-   * The bytes each id decodes to, when decoding is exactly "concatenate the
-   * tokens' bytes" (a plain ByteLevel decoder, every added token special, no
-   * space clean-up): id i's bytes are bytes[offsets[i], offsets[i + 1]), empty
-   * for special tokens. null when decoding needs the general path. Streaming
-   * detokenization uses it instead of re-decoding.
+   * The bytes each id decodes to, when decoding (without clean-up of spaces)
+   * is "concatenate the tokens' bytes" (see token-bytes.ts), special tokens
+   * empty; null when decoding needs the tokenizer itself. Built on first use: a text worker builds it
+   * and streams detokenize through it.
    */
   tokenBytes(): TokenBytes | null {
-    return this.byteTable;
-  }
-
-  private buildByteTable(): TokenBytes | null {
-    const added = this.tokenizer.get_added_tokens_decoder();
-    if ([...added.values()].some((t) => !t.special)) return null;
-    const byteOf = unicodeToByte();
-    const strings: string[] = new Array(this.vocabSize).fill("");
-    let total = 0;
-    for (const [token, id] of this.tokenizer.get_vocab(true)) {
-      if (this.specialIds.has(id)) continue;
-      strings[id] = token;
-      total += token.length; // one byte per character in a byte-level vocabulary
-    }
-    const bytes = new Uint8Array(total);
-    const offsets = new Uint32Array(this.vocabSize + 1);
-    let n = 0;
-    for (let id = 0; id < this.vocabSize; id++) {
-      offsets[id] = n;
-      for (const ch of strings[id]!) {
-        const b = byteOf.get(ch);
-        if (b === undefined) return null; // not a byte-level vocabulary after all
-        bytes[n++] = b;
-      }
-    }
-    offsets[this.vocabSize] = n;
-    return { bytes, offsets, texts: new Array<string | null | undefined>(this.vocabSize) };
+    if (this.table !== undefined) return this.table;
+    const source = {
+      vocabSize: this.vocabSize,
+      isSpecial: (id: number) => this.specialIds.has(id),
+      idToToken: (id: number) => this.tokenizer.id_to_token(id),
+      decode: (ids: number[]) => this.decode(ids, { skipSpecialTokens: true, cleanUpSpaces: false }),
+    };
+    const added = [...this.tokenizer.get_added_tokens_decoder().values()];
+    const byteLevel = this.byteLevelDecoder && added.every((t) => t.special) ? byteLevelTable(source) : null;
+    this.table = byteLevel ?? measuredTable(source);
+    return this.table;
   }
 
   /**
@@ -333,7 +315,7 @@ export class TextTokenizer {
     }
     return this.tokenizer.decode(list, {
       skip_special_tokens: options.skipSpecialTokens ?? false,
-      clean_up_tokenization_spaces: this.cleanUpSpaces,
+      clean_up_tokenization_spaces: options.cleanUpSpaces ?? this.cleanUpSpaces,
     });
   }
 
@@ -611,16 +593,4 @@ function errMessage(err: unknown): string {
 
 function isByteLevelDecoder(json: unknown): boolean {
   return (json as { decoder?: { type?: unknown } } | null)?.decoder?.type === "ByteLevel";
-}
-
-// GPT-2's byte ↔ unicode map (bytes_to_unicode): printable bytes stand for
-// themselves, the others are shifted to U+0100 onwards.
-let byteDecoder: Map<string, number> | undefined;
-function unicodeToByte(): Map<string, number> {
-  if (byteDecoder) return byteDecoder;
-  const visible = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-  byteDecoder = new Map();
-  let shifted = 0;
-  for (let b = 0; b < 256; b++) byteDecoder.set(String.fromCodePoint(visible(b) ? b : 256 + shifted++), b);
-  return byteDecoder;
 }
