@@ -1,6 +1,7 @@
 // What every benchmark shares: appending a result section to its file in
 // bench/results, and running main() when the file is the entry point.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { packageRoot } from "../src/addon.js";
@@ -11,6 +12,11 @@ export function recordResult(name: string, title: string, lines: readonly string
   mkdirSync(dirname(out), { recursive: true });
   if (!existsSync(out)) writeFileSync(out, `# ${title}\n\n`);
   appendFileSync(out, lines.join("\n") + "\n\n");
+}
+
+/** A result section's opening: its title with the date, then the machine and the command that measured it. */
+export function sectionHeader(title: string, command: string): string[] {
+  return [`## ${new Date().toISOString().slice(0, 16)} — ${title}`, "", `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores. Command: \`${command}\`.`, ""];
 }
 
 /** Runs `main(argv)` when `moduleUrl` is the script node was started with; exits 1 on failure. */

@@ -17,8 +17,11 @@ export interface Engine {
   readonly info: ModelInfo;
   /**
    * Starts a request. Throws at once, with a typed error, for a request it
-   * would never run: InvalidRequestError (the same for every engine of one
-   * model), ModelDisposedError. A full queue is QueueFullError from a Model;
+   * would never run whatever its text: InvalidRequestError (the same for
+   * every engine of one model), ModelDisposedError. A text prompt is
+   * tokenized off the event loop; a refusal then (too long, a template's
+   * error, an InputLimitError) rejects `stream.accepted` and ends the stream
+   * with finish reason "error". A full queue is QueueFullError from a Model;
    * a pool, whose queues are in its workers, ends the request with finish
    * reason "queue_full". Every other ending is the stream's finish reason.
    */

@@ -66,10 +66,10 @@ export function checkAtOnce(parsed: ParsedRequest, limits: RawRequestLimits): vo
  * deadline counts from generate(), tokenizing included. Null when the deadline
  * has already passed.
  */
-export function withPrompt(raw: RawRequest, ids: readonly number[], elapsedMs: number): RawRequest | null {
+export function withPrompt(raw: RawRequest, ids: Int32Array, elapsedMs: number): RawRequest | null {
   const budget = raw.deadlineMs ?? 0; // 0: no deadline
   if (budget > 0 && budget <= elapsedMs) return null;
-  return { ...raw, tokens: Int32Array.from(ids), deadlineMs: budget > 0 ? budget - elapsedMs : raw.deadlineMs };
+  return { ...raw, tokens: ids, deadlineMs: budget > 0 ? budget - elapsedMs : raw.deadlineMs };
 }
 
 /**
@@ -83,10 +83,10 @@ export function admitWhenTokenized(
   parsed: ParsedRequest,
   text: TextWorkers,
   stream: GenerationStream,
-  start: (ids: readonly number[]) => NeoserveError | undefined,
+  start: (ids: Int32Array) => NeoserveError | undefined,
 ): void {
   if ("tokens" in parsed.input) {
-    const refused = start(parsed.input.tokens);
+    const refused = start(parsed.raw.tokens);
     if (refused) throw refused;
     return;
   }

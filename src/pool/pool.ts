@@ -231,7 +231,7 @@ export class ModelPool implements Engine {
       }
       const req: InFlight = {
         id,
-        request: { ...rest, tokens: [...ids], deadlineMs: raw.deadlineMs },
+        request: { ...rest, tokens: Array.prototype.slice.call(ids) as number[], deadlineMs: raw.deadlineMs },
         fits,
         stream,
         cost: ids.length + (raw.maxTokens ?? addon().defaultMaxTokens),

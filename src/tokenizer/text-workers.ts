@@ -77,7 +77,7 @@ interface Job {
   input: TextInput;
   /** Checked when a worker frees up: a request cancelled while it waited is never tokenized. */
   abandoned: () => boolean;
-  resolve: (ids: number[]) => void;
+  resolve: (ids: Int32Array) => void;
   reject: (e: Error) => void;
 }
 
@@ -145,7 +145,7 @@ export class TextWorkers {
    * Rejects with InvalidRequestError (a template's refusal), InputLimitError
    * (size, steps, time, memory), ModelDisposedError's code "disposed".
    */
-  encode(input: TextInput, abandoned: () => boolean = () => false): Promise<number[]> {
+  encode(input: TextInput, abandoned: () => boolean = () => false): Promise<Int32Array> {
     if (this.disposed) return Promise.reject(new NeoserveError("disposed", "the model's text workers have stopped"));
     if (this.workers.size === 0) return Promise.reject(new NeoserveError("internal", "the model's text workers could not be restarted"));
     const chars = "prompt" in input ? input.prompt.length : input.messages.reduce((n, m) => n + m.content.length, 0);
@@ -233,7 +233,7 @@ export class TextWorkers {
     clearTimeout(worker.timer);
     worker.job = undefined;
     worker.hold(false);
-    if (m.t === "encoded") job.resolve(Array.from(m.ids));
+    if (m.t === "encoded") job.resolve(m.ids);
     else job.reject(m.limit ? new InputLimitError(m.error.message) : errorFromCode(m.error.code, m.error.message));
     this.drain();
   }
