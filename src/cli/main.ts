@@ -57,6 +57,7 @@ program
         topP: opts.topP,
         seed: opts.seed,
       });
+      await stream.accepted; // a prompt the model refuses (too long, a template's error) is the command's error
       process.stdout.write(opts.chat ? "" : prompt);
       for await (const tok of stream) process.stdout.write(tok.text);
       const r = await stream.result;
