@@ -5,11 +5,18 @@
  */
 import type { GenerationStream } from "./generation-stream.js";
 import type { ModelInfo } from "./model.js";
+import type { TextInput } from "./tokenizer/text-workers.js";
 import type { GenerateRequest } from "./types.js";
 
 export interface EngineStats {
   /** Requests whose streams have not ended. */
   inFlight: number;
+  /**
+   * A count that grows while the engine does work (a Model's steps, the
+   * tokens a pool's workers streamed): a health check sees an engine with
+   * requests in flight whose progress stands still as stuck.
+   */
+  progress: number;
 }
 
 export interface Engine {
@@ -26,6 +33,14 @@ export interface Engine {
    * reason "queue_full". Every other ending is the stream's finish reason.
    */
   generate(request: GenerateRequest): GenerationStream;
+  /**
+   * The ids of a text (with the model's special tokens unless
+   * addSpecialTokens is false), or of a conversation through the chat
+   * template, computed off the event loop as generate() would.
+   */
+  tokenize(input: TextInput): Promise<Int32Array>;
+  /** The text of token ids, computed off the event loop. */
+  detokenize(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): Promise<string>;
   stats(): EngineStats;
   /** Ends every request in flight ("cancelled") and frees what the engine holds. */
   dispose(): Promise<void>;

@@ -17,7 +17,7 @@ export const NATIVE_ERROR_CODES = [
 ] as const;
 
 /** Raised in TypeScript only: finish reasons of requests that end abnormally, as errors. */
-const TS_ERROR_CODES = ["device_lost", "cancelled", "deadline_exceeded", "queue_timeout"] as const;
+const TS_ERROR_CODES = ["device_lost", "cancelled", "deadline_exceeded", "queue_timeout", "invalid_config"] as const;
 
 export type ErrorCode = (typeof NATIVE_ERROR_CODES)[number] | (typeof TS_ERROR_CODES)[number];
 const ERROR_CODES: ReadonlySet<string> = new Set([...NATIVE_ERROR_CODES, ...TS_ERROR_CODES]);
@@ -44,6 +44,13 @@ export class InvalidRequestError extends NeoserveError {
  * template's steps or output, the time or memory to tokenize it.
  */
 export class InputLimitError extends InvalidRequestError {}
+
+/** A server configuration (file, flags, keys file) that cannot be used; the message names the file and field. */
+export class ConfigError extends NeoserveError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("invalid_config", message, options);
+  }
+}
 
 export class ModelLoadError extends NeoserveError {
   constructor(message: string, options?: ErrorOptions) {

@@ -11,3 +11,6 @@ export * from "./errors.js";
 export { TextTokenizer } from "./tokenizer/tokenizer.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";
 export type { TextOptions } from "./tokenizer/text-workers.js";
+export { createServer, type NeoserveServer, type ServerOptions } from "./server/create-server.js";
+export { neoserveRoutes, type RoutesOptions } from "./server/routes.js";
+export { ServingState } from "./server/serving-state.js";

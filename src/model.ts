@@ -10,7 +10,7 @@ import { LatencyRecorder } from "./latency.js";
 import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "./request.js";
 import { TokenStream } from "./token-stream.js";
 import { IncrementalDetokenizer, tableDecoder, type TokenDecoder } from "./tokenizer/detokenizer.js";
-import { type TextOptions, type TokenizerSource, TextWorkers } from "./tokenizer/text-workers.js";
+import { type TextInput, type TextOptions, type TokenizerSource, TextWorkers } from "./tokenizer/text-workers.js";
 import { TextTokenizer } from "./tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "./types.js";
 
@@ -171,6 +171,16 @@ export class Model implements Engine {
     return stream;
   }
 
+  tokenize(input: TextInput): Promise<Int32Array> {
+    if (this.disposed) return Promise.reject(new ModelDisposedError());
+    return this.text.encode(input);
+  }
+
+  detokenize(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    if (this.disposed) return Promise.reject(new ModelDisposedError());
+    return this.text.decode(ids, options);
+  }
+
   /**
    * Scheduler counters (queue, running sequences, KV blocks, steps, tokens,
    * preemptions, requests ended early by reason) and latency percentiles of
@@ -182,7 +192,7 @@ export class Model implements Engine {
     // Generated tokens per second of engine time (steps, scheduling and sampling; idle time excluded).
     const busyMs = raw.stepMsTotal + raw.scheduleMsTotal + raw.sampleMsTotal;
     const tokensPerSecond = busyMs > 0 ? (raw.tokensGenerated * 1000) / busyMs : 0;
-    return { ...raw, tokensPerSecond, inFlight: this.streams.size, latency: this.latency.summary() };
+    return { ...raw, tokensPerSecond, inFlight: this.streams.size, progress: raw.steps, latency: this.latency.summary() };
   }
 
   /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory and text workers. */

@@ -1,32 +1,13 @@
 #!/usr/bin/env node
-/** The neoserve command line: `neoserve generate [prompt]` streams tokens from a model. */
-import { Command, InvalidArgumentError } from "commander";
-import { join } from "node:path";
-import { addon, packageRoot, type RawLoadOptions } from "../addon.js";
-import { loadModel } from "../model.js";
+/**
+ * The neoserve command line: `neoserve generate [prompt]` streams tokens from a
+ * model; `neoserve serve` serves models over the OpenAI API.
+ */
+import { Command } from "commander";
 import { NeoserveError } from "../errors.js";
-
-/** The bundled tiny model that `npm install` generates: the default, so no download is needed. */
-export const defaultModelPath = join(packageRoot(), "models", "generated", "tiny", "hf");
-
-function integer(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError("expected an integer");
-  return n;
-}
-
-function number(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError("expected a number");
-  return n;
-}
-
-/** Help text of a load option, from its one definition in native/core/options.h. */
-function loadOption(name: keyof RawLoadOptions): string {
-  const o = addon().optionTable().find((t) => t.name === name)!;
-  const values = o.kind === "choice" ? `${o.choices.join(" | ")}: ` : "";
-  return `${values}${o.meaning}${o.default === "" ? "" : ` (default: ${o.default})`}`;
-}
+import { loadModel } from "../model.js";
+import { defaultModelPath, integer, loadOption, number } from "./options.js";
+import { registerServe } from "./serve.js";
 
 const program = new Command("neoserve").description("Accelerated LLM inference inside Node.js");
 
@@ -70,6 +51,8 @@ program
       await model.dispose();
     }
   });
+
+registerServe(program);
 
 program.parseAsync().catch((err: unknown) => {
   const code = err instanceof NeoserveError ? ` [${err.code}]` : "";

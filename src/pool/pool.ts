@@ -17,7 +17,7 @@ import { ABORTED_BEFORE_START } from "../generation-stream.js";
 import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
 import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "../request.js";
-import { TextWorkers } from "../tokenizer/text-workers.js";
+import { type TextInput, TextWorkers } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
@@ -151,6 +151,7 @@ export class ModelPool implements Engine {
   private nextId = 1;
   private disposed = false;
   private counters = { routed: 0, resent: 0, deviceLost: 0, restarts: 0, poisoned: 0 };
+  private tokensStreamed = 0;
   private readonly workerTimeoutMs: number;
   private readonly maxCrashes: number;
   private readonly watchdog: NodeJS.Timeout;
@@ -252,6 +253,16 @@ export class ModelPool implements Engine {
     return stream;
   }
 
+  tokenize(input: TextInput): Promise<Int32Array> {
+    if (this.disposed || !this.loaded) return Promise.reject(new ModelDisposedError("the pool has been disposed"));
+    return this.loaded.text.encode(input);
+  }
+
+  detokenize(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    if (this.disposed || !this.loaded) return Promise.reject(new ModelDisposedError("the pool has been disposed"));
+    return this.loaded.text.decode(ids, options);
+  }
+
   // Every slice that could run the request; none: the error the first slice's model gives, as a Model would throw it.
   // Slices of one model mostly share their limits: each distinct set is checked once.
   private slicesThatFit(raw: RawRequest, pin: string | undefined): Set<Slot> {
@@ -273,6 +284,7 @@ export class ModelPool implements Engine {
   stats(): PoolStats {
     return {
       inFlight: this.requests.size,
+      progress: this.tokensStreamed,
       slices: this.slots.map((s) => ({
         slice: s.slice,
         ready: s.ready,
@@ -424,6 +436,7 @@ export class ModelPool implements Engine {
     const req = this.requests.get(id);
     if (!req) return;
     req.stream.pushToken({ id: token, text });
+    this.tokensStreamed++;
     req.cost--;
     slot.pendingTokens--;
   }

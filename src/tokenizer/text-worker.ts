@@ -36,11 +36,12 @@ try {
   send({ t: "ready", vocabSize: tokenizer.vocabSize, table: table && { bytes: table.bytes, offsets: table.offsets, stripLeadingSpaces: table.stripLeadingSpaces } });
   process.on("message", (m: ToTextWorker) => {
     try {
+      if (m.t === "decode") return send({ t: "decoded", id: m.id, text: tokenizer.decode(Array.from(m.ids), { skipSpecialTokens: m.skipSpecialTokens }) });
       const ids =
         "prompt" in m.input
-          ? tokenizer.encode(m.input.prompt, { addSpecialTokens: true })
+          ? tokenizer.encode(m.input.prompt, { addSpecialTokens: m.input.addSpecialTokens ?? true })
           : tokenizer.encodeChat(m.input.messages, {
-              addGenerationPrompt: true,
+              addGenerationPrompt: m.input.addGenerationPrompt ?? true,
               parseSpecialTokens: m.input.parseSpecialTokens,
               limits: data.render,
             });

@@ -33,8 +33,17 @@ export interface TextOptions {
   heapMb?: number;
 }
 
-/** The text of a request: a prompt, or messages for the chat template. */
-export type TextInput = { prompt: string } | { messages: readonly ChatMessage[]; parseSpecialTokens: boolean };
+/**
+ * The text of a request: a prompt (with the model's special tokens added, as
+ * generate() adds them, unless addSpecialTokens is false), or messages for the
+ * chat template.
+ */
+export type TextInput =
+  | { prompt: string; addSpecialTokens?: boolean }
+  | { messages: readonly ChatMessage[]; parseSpecialTokens: boolean; addGenerationPrompt?: boolean };
+
+/** Work for a text worker: text to ids, or ids to text. */
+type TextWork = { t: "encode"; input: TextInput } | { t: "decode"; ids: Int32Array; skipSpecialTokens: boolean };
 
 /** Where a worker finds the model's tokenizer. */
 export interface TokenizerSource {
@@ -55,12 +64,13 @@ export interface TextWorkerData {
 }
 
 /** @internal */
-export type ToTextWorker = { t: "encode"; id: number; input: TextInput };
+export type ToTextWorker = TextWork & { id: number };
 /** @internal */
 export type FromTextWorker =
   | { t: "ready"; vocabSize: number; table: Omit<TokenBytes, "texts"> | null }
   | { t: "loadError"; error: WireError }
   | { t: "encoded"; id: number; ids: Int32Array }
+  | { t: "decoded"; id: number; text: string }
   | { t: "failed"; id: number; error: WireError; limit: boolean };
 
 /** What the first worker reports of the tokenizer it built. */
@@ -74,10 +84,10 @@ const DEFAULTS = { buildTimeoutMs: 120_000, timeoutMs: 10_000, maxInputChars: 4 
 
 interface Job {
   id: number;
-  input: TextInput;
+  work: TextWork;
   /** Checked when a worker frees up: a request cancelled while it waited is never tokenized. */
   abandoned: () => boolean;
-  resolve: (ids: Int32Array) => void;
+  resolve: (result: Int32Array | string) => void;
   reject: (e: Error) => void;
 }
 
@@ -151,8 +161,18 @@ export class TextWorkers {
     const chars = "prompt" in input ? input.prompt.length : input.messages.reduce((n, m) => n + m.content.length, 0);
     if (chars > this.limits.maxInputChars)
       return Promise.reject(new InputLimitError(`the request holds ${chars} characters of text; the limit is ${this.limits.maxInputChars}`));
+    return this.run({ t: "encode", input }, abandoned) as Promise<Int32Array>;
+  }
+
+  /** The text of `ids`, decoded as TextTokenizer.decode does; rejects as encode() does. */
+  decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    if (this.disposed) return Promise.reject(new NeoserveError("disposed", "the model's text workers have stopped"));
+    return this.run({ t: "decode", ids: Int32Array.from(ids), skipSpecialTokens: options.skipSpecialTokens ?? false }) as Promise<string>;
+  }
+
+  private run(work: TextWork, abandoned: () => boolean = () => false): Promise<Int32Array | string> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: this.nextId++, input, abandoned, resolve, reject });
+      this.queue.push({ id: this.nextId++, work, abandoned, resolve, reject });
       this.drain();
     });
   }
@@ -205,6 +225,7 @@ export class TextWorkers {
             this.retire(worker);
             return;
           case "encoded":
+          case "decoded":
           case "failed":
             this.finish(worker, m);
             return;
@@ -227,13 +248,14 @@ export class TextWorkers {
     });
   }
 
-  private finish(worker: TextWorker, m: Extract<FromTextWorker, { t: "encoded" | "failed" }>): void {
+  private finish(worker: TextWorker, m: Extract<FromTextWorker, { t: "encoded" | "decoded" | "failed" }>): void {
     const job = worker.job;
     if (!job || job.id !== m.id) return;
     clearTimeout(worker.timer);
     worker.job = undefined;
     worker.hold(false);
     if (m.t === "encoded") job.resolve(m.ids);
+    else if (m.t === "decoded") job.resolve(m.text);
     else job.reject(m.limit ? new InputLimitError(m.error.message) : errorFromCode(m.error.code, m.error.message));
     this.drain();
   }
@@ -247,7 +269,7 @@ export class TextWorkers {
       worker.job = job;
       worker.hold(true);
       worker.timer = setTimeout(() => this.timeOut(worker), this.limits.timeoutMs);
-      worker.send({ t: "encode", id: job.id, input: job.input });
+      worker.send({ ...job.work, id: job.id });
     }
   }
 

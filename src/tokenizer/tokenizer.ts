@@ -5,11 +5,11 @@
  * GGUF file with no tokenizer.json beside it, a byte-level BPE tokenizer built
  * from the file's tokenizer.ggml.* metadata.
  */
-import { constants } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { InvalidRequestError, ModelLoadError } from "../errors.js";
+import { readRegularFile } from "../files.js";
 import { byteLevelTable, measuredTable, type TokenBytes } from "./token-bytes.js";
 import {
   type ChatMessage,
@@ -547,29 +547,8 @@ async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/**
- * A model file's text; null when it does not exist. Only regular files are
- * read: a FIFO or device would block a libuv thread (opened without blocking,
- * then refused).
- */
-async function readModelFile(path: string): Promise<string | null> {
-  let file;
-  try {
-    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new ModelLoadError(`${path}: cannot read ${basename(path)} (${errMessage(err)})`, { cause: err });
-  }
-  try {
-    if (!(await file.stat()).isFile()) throw new ModelLoadError(`${path}: not a regular file`);
-    return await file.readFile("utf8");
-  } catch (err) {
-    if (err instanceof ModelLoadError) throw err;
-    throw new ModelLoadError(`${path}: cannot read ${basename(path)} (${errMessage(err)})`, { cause: err });
-  } finally {
-    await file.close();
-  }
-}
+/** A model file's text; null when it does not exist (see readRegularFile). */
+const readModelFile = (path: string) => readRegularFile(path, (message, cause) => new ModelLoadError(message, { cause }));
 
 async function readJson(path: string, required: boolean): Promise<Json | null> {
   const text = await readModelFile(path);
