@@ -1,0 +1,103 @@
+// The serve command's configuration is input from whoever deploys it: a table
+// of hostile config files, each a ConfigError naming the file and the field,
+// in bounded time; and the ways keys arrive (flags, env, keys file), never logged.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError } from "../src/errors.js";
+import { parseModelFlag, readConfigFile, readKeysFile } from "../src/server/config.js";
+import { hfDir } from "./helpers/paths.js";
+import { spawnServer } from "./helpers/spawn-server.js";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "neoserve-config-"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const file = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+describe("config files", () => {
+  it("reads models and server settings from YAML, and the same from JSON", async () => {
+    const yaml = file("ok.yaml", `server:\n  port: 9000\n  apiKeys: [a, b]\nmodels:\n  tiny:\n    path: ${hfDir("tiny")}\n    threads: 1\n    scheduler: { maxBatchSize: 4 }\n    pricePerHour: 1.5\n`);
+    const json = file("ok.json", JSON.stringify({ server: { port: 9000, apiKeys: ["a", "b"] }, models: { tiny: { path: hfDir("tiny"), threads: 1, scheduler: { maxBatchSize: 4 }, pricePerHour: 1.5 } } }));
+    const a = await readConfigFile(yaml);
+    expect(a).toEqual(await readConfigFile(json));
+    expect(a.server).toEqual({ port: 9000, apiKeys: ["a", "b"] });
+    expect(a.models.tiny).toMatchObject({ path: hfDir("tiny"), threads: 1, scheduler: { maxBatchSize: 4 } });
+  });
+
+  const aliases = ["a: &a [x, x, x, x, x, x, x, x, x, x]", ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n");
+  const cases: [string, () => string, RegExp][] = [
+    ["a missing file", () => join(dir, "absent.yaml"), /absent\.yaml: no such file/],
+    ["a FIFO", () => (execFileSync("mkfifo", [join(dir, "fifo.yaml")]), join(dir, "fifo.yaml")), /fifo\.yaml: not a regular file/],
+    ["a directory", () => dir, /not a regular file/],
+    ["a file over 1 MiB", () => file("big.yaml", `# ${"x".repeat(1 << 20)}\n`), /more than the 1048576 allowed/],
+    ["not YAML", () => file("bad.yaml", "models: [unclosed"), /bad\.yaml: not YAML or JSON/],
+    ["a billion laughs (aliases)", () => file("laughs.yaml", aliases), /laughs\.yaml: not YAML or JSON/],
+    ["a duplicate key", () => file("dup.yaml", "server:\n  port: 1\n  port: 2\n"), /dup\.yaml: not YAML or JSON/],
+    ["a list at the top", () => file("list.yaml", "- a\n- b\n"), /list\.yaml: config must be a mapping/],
+    ["an unknown top-level key", () => file("top.yaml", "servers: {}\n"), /top\.yaml: config\.servers is not a setting/],
+    ["an unknown server setting", () => file("srv.yaml", "server:\n  prot: 80\n"), /server\.prot is not a setting/],
+    ["a port out of range", () => file("port.yaml", "server:\n  port: 70000\n"), /server\.port must be a port number/],
+    ["a port that is a string", () => file("port2.yaml", 'server:\n  port: "80"\n'), /server\.port must be a port number/],
+    ["api keys that are not strings", () => file("keys.yaml", "server:\n  apiKeys: [1, 2]\n"), /server\.apiKeys must be a list/],
+    ["a model without a path", () => file("nopath.yaml", "models:\n  m:\n    threads: 1\n"), /models\.m\.path is required/],
+    ["a model with an unknown field", () => file("mfield.yaml", "models:\n  m:\n    path: x\n    gpu: true\n"), /models\.m\.gpu is not a setting/],
+    ["a model name with a space", () => file("mname.yaml", 'models:\n  "a b":\n    path: x\n'), /not a usable model name/],
+    ["scheduler knobs that are objects", () => file("sched.yaml", "models:\n  m:\n    path: x\n    scheduler: { maxBatchSize: { a: 1 } }\n"), /models\.m\.scheduler must be a map/],
+    ["negative threads", () => file("threads.yaml", "models:\n  m:\n    path: x\n    threads: -1\n"), /models\.m\.threads must be a number >= 0/],
+    ["slices of zero workers", () => file("slices.yaml", "models:\n  m:\n    path: x\n    slices: 0\n"), /models\.m\.slices must be a worker count/],
+  ];
+  it.each(cases)("%s is a ConfigError naming it", async (_what, make, message) => {
+    const t0 = performance.now();
+    const err = await readConfigFile(make()).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(message);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+});
+
+describe("API keys and model flags", () => {
+  it("a keys file: one key a line, comments and blank lines skipped", async () => {
+    expect(await readKeysFile(file("keys", "# team a\nk1\n\n  k2  \r\n#k3\n"))).toEqual(["k1", "k2"]);
+  });
+
+  it.each([
+    ["tiny=/models/x", ["tiny", "/models/x"]],
+    ["/models/llama-3.gguf", ["llama-3", "/models/llama-3.gguf"]],
+    ["/models/smol/hf/", ["smol", "/models/smol/hf/"]],
+    ["relative/dir", ["dir", "relative/dir"]],
+  ])("--model %s", (flag, expected) => {
+    expect(parseModelFlag(flag)).toEqual(expected);
+  });
+
+  it("keys from NEOSERVE_API_KEYS and a keys file both open the API, and neither is logged", { timeout: 60_000 }, async () => {
+    const keys = file("server-keys", "from-file-key-1234\n");
+    const s = await spawnServer(["--model", `tiny=${hfDir("tiny")}`, "--threads", "1", "--api-keys-file", keys], { NEOSERVE_API_KEYS: "from-env-key-5678, other" });
+    try {
+      const call = (key: string) => fetch(`${s.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+      expect(await call("from-file-key-1234")).toBe(200);
+      expect(await call("from-env-key-5678")).toBe(200);
+      expect(await call("from-env-key-567")).toBe(401);
+      await fetch(`${s.url}/v1/completions`, { method: "POST", headers: { authorization: "Bearer from-env-key-5678", "content-type": "application/json" }, body: JSON.stringify({ model: "tiny", prompt: "secret prompt text", max_tokens: 2 }) });
+      await s.waitForLog("completion");
+      const log = JSON.stringify(s.logs);
+      expect(log).not.toContain("from-file-key-1234");
+      expect(log).not.toContain("from-env-key-5678");
+      expect(log).not.toContain("secret prompt text"); // prompts are logged only with --log-prompts
+      const line = s.logs.find((l) => l.msg === "completion")!;
+      expect(line).toMatchObject({ model: "tiny", status: 200, completionTokens: 2, finish: ["length"] });
+      expect(String(line.key)).toMatch(/^key-[0-9a-f]{8}$/);
+    } finally {
+      s.proc.kill("SIGTERM");
+      expect(await s.exited).toBe(0);
+    }
+  });
+});
