@@ -77,6 +77,15 @@ export interface RawRequest
     Pick<GenerateRequest, "maxTokens" | "stopTokenIds" | "ignoreEos" | "priority" | "deadlineMs"> {
   tokens: Int32Array;
   returnLogits?: boolean;
+  logprobs?: number;
+}
+
+/** One generated token's log probability and its top alternatives (native/core/sampling/logprobs.h). */
+export interface RawLogprobs {
+  id: number;
+  logprob: number;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
 }
 
 export interface RawModelInfo {
@@ -152,6 +161,8 @@ export type RawEventsCallback = (
   admissions: { id: number; queuedMs: number }[],
   /** [sequences, tokens] of this iteration's provider step; [0, 0] when it ran none. */
   step: [number, number],
+  /** For requests with logprobs, in token order. */
+  logprobs: RawLogprobs[],
 ) => void;
 
 export interface RawModel {

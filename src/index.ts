@@ -6,7 +6,7 @@ export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelStats, ty
 export { TokenStream } from "./token-stream.js";
 export { ModelPool, type PoolOptions, type PoolStats, type SliceStats } from "./pool/pool.js";
 export { PoolStream } from "./pool/pool-stream.js";
-export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, Token } from "./types.js";
+export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, Token, TokenLogprob } from "./types.js";
 export * from "./errors.js";
 export { TextTokenizer } from "./tokenizer/tokenizer.js";
 export type { ChatMessage } from "./tokenizer/chat-template.js";

@@ -241,11 +241,12 @@ export interface StepObserver {
 
 function dispatchTo(streams: Map<number, TokenStream>, stop: (id: number) => void, steps: StepObserver): RawEventsCallback {
   const finishReasons = addon().finishReasons as (FinishReason | "none")[];
-  return (ids, tokens, finishes, errors, logits, admissions, step) => {
+  return (ids, tokens, finishes, errors, logits, admissions, step, logprobs) => {
     if (step[0] > 0) steps.observe?.(step[0], step[1]);
     for (const a of admissions) streams.get(a.id)?.started(a.queuedMs);
-    // Logits first: they belong to tokens of this same batch.
+    // Logits and log probabilities first: they belong to tokens of this same batch.
     for (const row of logits) streams.get(row.id)?.pushLogits(row.data);
+    for (const row of logprobs) streams.get(row.id)?.pushLogprobs(row);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       const stream = streams.get(id);

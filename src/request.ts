@@ -42,6 +42,7 @@ export function parseRequest(request: GenerateRequest): ParsedRequest {
     stopTokenIds: request.stopTokenIds, // the addon checks each is a 32-bit integer
     ignoreEos: request.ignoreEos,
     returnLogits: request.returnLogits,
+    logprobs: request.logprobs, // native code checks it is an integer in [0, 20]
     priority: request.priority,
     deadlineMs: request.deadlineMs,
   };

@@ -7,10 +7,14 @@ import { GenerationStream } from "./generation-stream.js";
 import type { LatencyRecorder } from "./latency.js";
 import { StopStringMatcher } from "./stop-strings.js";
 import type { IncrementalDetokenizer } from "./tokenizer/detokenizer.js";
-import type { FinishReason } from "./types.js";
+import type { RawLogprobs } from "./addon.js";
+import type { FinishReason, Token } from "./types.js";
 
 export class TokenStream extends GenerationStream {
   private logits: Float32Array[] | undefined;
+  /** Log probabilities of tokens not yet pushed, in token order. */
+  private readonly pendingLogprobs: RawLogprobs[] = [];
+  private logprobs: NonNullable<Token["logprob"]>[] | undefined;
   private firstTokenAt: number | null = null;
   private lastTokenAt = 0;
   private queuedMs: number | null = null;
@@ -37,6 +41,11 @@ export class TokenStream extends GenerationStream {
     (this.logits ??= []).push(row);
   }
 
+  /** @internal the next token's log probabilities (requests with logprobs). */
+  pushLogprobs(row: RawLogprobs): void {
+    this.pendingLogprobs.push(row);
+  }
+
   /**
    * @internal a generated token; `last` when the request ends with it, so the
    * text held back (a partial character or stop string) is released with it.
@@ -52,17 +61,28 @@ export class TokenStream extends GenerationStream {
       this.latency?.interToken(now - this.lastTokenAt);
     }
     this.lastTokenAt = now;
+    const logprob = this.logprobOf(id);
     let piece = this.detokenizer.push(id);
     if (last) piece += this.detokenizer.flush();
     if (!this.stopMatcher.active) {
-      this.emit({ id, text: piece });
+      this.emit({ id, text: piece, ...(logprob ? { logprob } : {}) });
       return false;
     }
     const matched = this.stopMatcher.push(piece);
     const text = matched.stopped || !last ? matched.text : matched.text + this.stopMatcher.flush();
-    this.emit({ id, text });
+    this.emit({ id, text, ...(logprob ? { logprob } : {}) });
     if (matched.stopped) this.end("stop");
     return matched.stopped;
+  }
+
+  // The log probabilities native code sent for this token, with each token's own text.
+  private logprobOf(id: number): Token["logprob"] {
+    const row = this.pendingLogprobs.shift();
+    if (!row) return undefined;
+    const entry = (tokenId: number, logprob: number) => ({ id: tokenId, logprob, ...this.detokenizer.piece(tokenId) });
+    const info = { ...entry(id, row.logprob), top: Array.from(row.topIds, (t, i) => entry(t, row.topLogprobs[i]!)) };
+    (this.logprobs ??= []).push(info);
+    return info;
   }
 
   /**
@@ -78,6 +98,7 @@ export class TokenStream extends GenerationStream {
     this.settle({
       finishReason: reason,
       ...(this.logits ? { logits: this.logits } : {}),
+      ...(this.logprobs ? { logprobs: this.logprobs } : {}),
       ...(error !== undefined ? { error } : {}),
       usage: { promptTokens: this.promptTokens, completionTokens: completion, totalTokens: this.promptTokens + completion },
       timings: {

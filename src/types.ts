@@ -52,12 +52,29 @@ export interface GenerateRequest extends SamplingOptions {
   slice?: string;
   /** Keep the raw logits each token was sampled from (before penalties) in result.logits. */
   returnLogits?: boolean;
+  /**
+   * Each generated token's log probability under the model's raw distribution
+   * (log-softmax of its logits, before sampling parameters), with this many of
+   * the most likely alternatives (0-20), on each Token and in result.logprobs.
+   * Computed in native code. Default: off.
+   */
+  logprobs?: number;
+}
+
+/** A token with its log probability: its id, and its own text and bytes (not the stream's text, which may hold a character back). */
+export interface TokenLogprob {
+  id: number;
+  logprob: number;
+  piece: string;
+  bytes: number[];
 }
 
 export interface Token {
   id: number;
   /** The new text this token completes (may be "" while a UTF-8 character or a possible stop string is incomplete). */
   text: string;
+  /** With request.logprobs: this token's log probability and the most likely alternatives, most likely first. */
+  logprob?: TokenLogprob & { top: TokenLogprob[] };
 }
 
 export interface GenerateResult {
@@ -66,6 +83,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   /** With returnLogits: one row per generated token, the logits it was sampled from. */
   logits?: Float32Array[];
+  /** With request.logprobs: one entry per token in `tokens`. */
+  logprobs?: (TokenLogprob & { top: TokenLogprob[] })[];
   /** Why the request ended abnormally (finishReason "error" or "cancelled"). */
   error?: string;
   usage: { promptTokens: number; completionTokens: number; totalTokens: number };

@@ -82,6 +82,29 @@ describe("the OpenAI API", () => {
     expect(stopped.choices[0]!.text).toBe(free.choices[0]!.text.slice(0, free.choices[0]!.text.indexOf(stop)));
   });
 
+  it("logprobs: chat and completions, streamed and not, the same numbers", async () => {
+    const asked = { model: "tiny", max_tokens: 4, seed: 9, logprobs: true, top_logprobs: 3 } as const;
+    const once = await client.chat.completions.create({ ...asked, messages: chat("Hi") });
+    const content = once.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(4);
+    for (const entry of content) {
+      expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(entry.top_logprobs).toHaveLength(3);
+      expect(entry.top_logprobs[0]!.logprob).toBeGreaterThanOrEqual(entry.top_logprobs[2]!.logprob);
+    }
+    expect(content.map((e) => e.token).join("")).toBe(once.choices[0]!.message.content);
+    const streamed = [];
+    for await (const chunk of await client.chat.completions.create({ ...asked, messages: chat("Hi"), stream: true }))
+      streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(content);
+    const text = await client.completions.create({ model: "tiny", prompt: "Once", max_tokens: 4, seed: 9, logprobs: 2 });
+    const lp = text.choices[0]!.logprobs!;
+    expect(lp.tokens).toHaveLength(4);
+    expect(lp.token_logprobs!.every((x) => x <= 0)).toBe(true);
+    expect(Object.keys(lp.top_logprobs![0]!).length).toBeLessThanOrEqual(2);
+    expect(lp.text_offset).toEqual([0, ...lp.tokens!.slice(0, -1).map((_, i) => lp.tokens!.slice(0, i + 1).join("").length)]);
+  });
+
   it("lists its models with their context length", async () => {
     const list = await client.models.list();
     expect(list.data).toEqual([expect.objectContaining({ id: "tiny", object: "model", owned_by: "neoserve", max_model_len: 1024 })]);
@@ -102,7 +125,7 @@ describe("errors arrive as the client's own typed errors", () => {
     ["an unknown model", () => client.chat.completions.create({ model: "gpt-9", messages: chat("x") }), NotFoundError, /no model "gpt-9"/],
     ["a prompt longer than the context", () => client.completions.create({ model: "tiny", prompt: "word ".repeat(3000) }), BadRequestError, /context is 1024/],
     ["a parameter of the wrong type", () => client.chat.completions.create({ model: "tiny", messages: chat("x"), temperature: "hot" as never }), BadRequestError, /temperature/],
-    ["logprobs (not supported yet)", () => client.chat.completions.create({ model: "tiny", messages: chat("x"), logprobs: true }), BadRequestError, /^400 logprobs:/],
+    ["top_logprobs without logprobs", () => client.chat.completions.create({ model: "tiny", messages: chat("x"), top_logprobs: 2 }), BadRequestError, /^400 top_logprobs: needs logprobs/],
     ["a response_format it cannot honour", () => client.chat.completions.create({ model: "tiny", messages: chat("x"), response_format: { type: "json_object" } }), BadRequestError, /response_format/],
   ])("%s", async (_what, call, Class, message) => {
     const err = await call().then(() => undefined, (e: unknown) => e);

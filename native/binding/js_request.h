@@ -33,6 +33,7 @@ inline GenerationRequest read_request(const Napi::Object& o) {
   s.stop_token_ids = int_array(o.Get("stopTokenIds"), "stopTokenIds");
   r.ignore_eos = bool_or(o, "ignoreEos", r.ignore_eos);
   r.capture_logits = bool_or(o, "returnLogits", r.capture_logits);
+  r.logprobs = int_or(o, "logprobs", r.logprobs);
   r.priority = int_or(o, "priority", r.priority);
   r.deadline_ms = number_or(o, "deadlineMs", r.deadline_ms);
   return r;

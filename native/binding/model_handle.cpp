@@ -114,6 +114,20 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
     entry.Set("data", data);
     logits.Set(static_cast<uint32_t>(i), entry);
   }
+  auto logprobs = Napi::Array::New(env, owned->logprobs.size());
+  for (size_t i = 0; i < owned->logprobs.size(); ++i) {
+    const TokenLogprobs& lp = owned->logprobs[i].second;
+    auto ids = Napi::Int32Array::New(env, lp.top_ids.size());
+    std::copy(lp.top_ids.begin(), lp.top_ids.end(), ids.Data());
+    auto values = Napi::Float32Array::New(env, lp.top_logprobs.size());
+    std::copy(lp.top_logprobs.begin(), lp.top_logprobs.end(), values.Data());
+    auto entry = Napi::Object::New(env);
+    entry.Set("id", owned->logprobs[i].first);
+    entry.Set("logprob", lp.logprob);
+    entry.Set("topIds", ids);
+    entry.Set("topLogprobs", values);
+    logprobs.Set(static_cast<uint32_t>(i), entry);
+  }
   auto admissions = Napi::Array::New(env, owned->admissions.size());
   for (size_t i = 0; i < owned->admissions.size(); ++i) {
     auto entry = Napi::Object::New(env);
@@ -128,7 +142,7 @@ void call_js_with_events(Napi::Env env, Napi::Function callback, ModelHandle* se
   auto step = Napi::Array::New(env, 2);
   step.Set(0u, owned->step_sequences);
   step.Set(1u, owned->step_tokens);
-  callback.Call({ids, tokens, finishes, errors, logits, admissions, step});
+  callback.Call({ids, tokens, finishes, errors, logits, admissions, step, logprobs});
 }
 
 void ModelHandle::check_live(Napi::Env env) const {

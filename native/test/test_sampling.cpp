@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/sampling/logprobs.h"
 #include "core/sampling/rng.h"
 #include "core/sampling/sampler.h"
 #include "harness.h"
@@ -17,6 +18,8 @@
 using neoserve::ErrorCode;
 using neoserve::Sampler;
 using neoserve::SamplingParams;
+using neoserve::token_logprobs;
+using neoserve::TokenLogprobs;
 
 namespace {
 
@@ -422,4 +425,31 @@ TEST("sampling.large_vocab_steady_state") {
     CHECK_EQ(t.sample(row, ctx, 0, step), a);
     ctx.push_back(a);
   }
+}
+
+// Log probabilities against a direct double-precision log-softmax: the sampled
+// token's, the top alternatives in order (ties to the lower id), NaN as -inf.
+TEST("sampling.token_logprobs_match_a_double_log_softmax") {
+  std::vector<float> row(1000);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i)) * 8.0);
+  row[10] = row[20] = 9.5f;  // a tie at the top: 10 comes first
+  row[30] = std::numeric_limits<float>::quiet_NaN();
+  double z = 0;
+  for (float x : row) z += std::isnan(x) ? 0.0 : std::exp(static_cast<double>(x));
+  auto reference = [&](int32_t id) { return std::isnan(row[id]) ? -INFINITY : static_cast<double>(row[id]) - std::log(z); };
+  const TokenLogprobs lp = token_logprobs(row, 123, 5);
+  CHECK(std::fabs(lp.logprob - reference(123)) < 1e-5);
+  CHECK_EQ(lp.top_ids.size(), 5u);
+  CHECK_EQ(lp.top_ids[0], 10);
+  CHECK_EQ(lp.top_ids[1], 20);
+  std::vector<int32_t> order(row.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return reference(a) > reference(b); });
+  for (int i = 0; i < 5; ++i) {
+    CHECK_EQ(lp.top_ids[i], order[i]);
+    CHECK(std::fabs(lp.top_logprobs[i] - reference(order[i])) < 1e-5);
+  }
+  CHECK(std::isinf(token_logprobs(row, 30, 0).logprob));
+  CHECK(token_logprobs(row, 0, 0).top_ids.empty());
+  CHECK_EQ(token_logprobs(std::vector<float>{1.0f, 2.0f}, 0, 20).top_ids.size(), 2u);  // no more than the row has
 }

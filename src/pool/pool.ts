@@ -208,6 +208,7 @@ export class ModelPool implements Engine {
     const parsed = parseRequest(request);
     if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
+    if (request.logprobs !== undefined) throw new InvalidRequestError("logprobs are not carried from a pool's workers yet: ask a Model");
     checkAtOnce(parsed, requestLimits(this.loaded.info));
     const id = this.nextId++;
     const stream = new PoolStream(

@@ -9,7 +9,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Engine } from "../engine.js";
 import type { GenerationStream } from "../generation-stream.js";
-import type { GenerateResult } from "../types.js";
+import type { GenerateResult, Token } from "../types.js";
 import { HttpError, toHttpFailure } from "./http-errors.js";
 import type { CompletionPlan } from "./openai-requests.js";
 
@@ -36,6 +36,31 @@ export interface RunSummary {
 }
 
 const OPENAI_FINISH: Record<string, "stop" | "length"> = { stop: "stop", length: "length" };
+
+type Logprob = NonNullable<Token["logprob"]>;
+
+// Chat's logprobs entry for one token.
+const chatLogprob = (lp: Logprob) => ({
+  token: lp.piece,
+  logprob: lp.logprob,
+  bytes: lp.bytes,
+  top_logprobs: lp.top.map((t) => ({ token: t.piece, logprob: t.logprob, bytes: t.bytes })),
+});
+
+// Completions' logprobs object for a run of tokens (text_offset counts from `offset`).
+function textLogprobs(lps: readonly Logprob[], offset = 0) {
+  const text_offset: number[] = [];
+  for (const lp of lps) {
+    text_offset.push(offset);
+    offset += lp.piece.length;
+  }
+  return {
+    tokens: lps.map((lp) => lp.piece),
+    token_logprobs: lps.map((lp) => lp.logprob),
+    top_logprobs: lps.map((lp) => Object.fromEntries(lp.top.map((t) => [t.piece, t.logprob]))),
+    text_offset,
+  };
+}
 
 export async function runCompletion(ctx: RunContext, plan: CompletionPlan, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const streams: GenerationStream[] = [];
@@ -121,12 +146,17 @@ async function json(ctx: RunContext, plan: CompletionPlan, streams: GenerationSt
     return {
       ...common,
       object: "chat.completion",
-      choices: results.map((r, index) => ({ index, message: { role: "assistant", content: r.text }, logprobs: null, finish_reason: OPENAI_FINISH[r.finishReason] })),
+      choices: results.map((r, index) => ({
+        index,
+        message: { role: "assistant", content: r.text },
+        logprobs: r.logprobs ? { content: r.logprobs.map(chatLogprob) } : null,
+        finish_reason: OPENAI_FINISH[r.finishReason],
+      })),
     };
   return {
     ...common,
     object: "text_completion",
-    choices: results.map((r, index) => ({ index, text: r.text, logprobs: null, finish_reason: OPENAI_FINISH[r.finishReason] })),
+    choices: results.map((r, index) => ({ index, text: r.text, logprobs: r.logprobs ? textLogprobs(r.logprobs) : null, finish_reason: OPENAI_FINISH[r.finishReason] })),
   };
 }
 
@@ -157,9 +187,16 @@ async function sse(
 
   streams.forEach((s, index) => {
     if (ctx.kind === "chat") chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+    let offset = 0;
     s.onToken((token) => {
-      if (token.text.length === 0) return;
-      chunk([ctx.kind === "chat" ? { index, delta: { content: token.text }, logprobs: null, finish_reason: null } : { index, text: token.text, logprobs: null, finish_reason: null }]);
+      if (token.text.length === 0 && !token.logprob) return; // a token that completes no text yet, unless its logprob is wanted
+      const lp = token.logprob;
+      chunk([
+        ctx.kind === "chat"
+          ? { index, delta: { content: token.text }, logprobs: lp ? { content: [chatLogprob(lp)] } : null, finish_reason: null }
+          : { index, text: token.text, logprobs: lp ? textLogprobs([lp], offset) : null, finish_reason: null },
+      ]);
+      offset += lp?.piece.length ?? 0;
     });
   });
   const results = await Promise.all(

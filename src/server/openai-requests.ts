@@ -53,15 +53,16 @@ function refuse(field: string, why: string): never {
 }
 
 export function chatPlan(body: Body): CompletionPlan {
-  if (body.logprobs === true || (typeof body.top_logprobs === "number" && body.top_logprobs > 0))
-    refuse("logprobs", "log probabilities are not supported by this server yet");
+  const topLogprobs = typeof body.top_logprobs === "number" ? body.top_logprobs : undefined;
+  if (topLogprobs !== undefined && body.logprobs !== true) refuse("top_logprobs", "needs logprobs: true");
   const format = body.response_format as { type?: unknown } | null | undefined;
   if (format && format.type !== "text") refuse("response_format", `only {"type": "text"} is supported, got ${JSON.stringify(format.type)}`);
   const tools = body.tools as unknown[] | null | undefined;
   if (tools && tools.length > 0 && body.tool_choice !== "none") refuse("tools", 'tool calls are not supported: send tool_choice "none" or no tools');
   const messages = (body.messages as { role: string; content?: unknown }[]).map((m, i): ChatMessage => ({ role: m.role, content: messageText(m.content, i) }));
   const n = (body.n as number | null | undefined) ?? 1;
-  return { requests: choices({ ...common(body), messages }, n), n, ...wanted(body) };
+  const logprobs = body.logprobs === true ? (topLogprobs ?? 0) : undefined;
+  return { requests: choices({ ...common(body), messages, logprobs }, n), n, ...wanted(body) };
 }
 
 // A message's content: a string, or text parts joined (other part types are refused).
@@ -77,11 +78,10 @@ function messageText(content: unknown, i: number): string {
 }
 
 export function completionPlan(body: Body): CompletionPlan {
-  if (typeof body.logprobs === "number" && body.logprobs > 0) refuse("logprobs", "log probabilities are not supported by this server yet");
   if (body.echo === true) refuse("echo", "echoing the prompt is not supported");
   if (typeof body.suffix === "string" && body.suffix.length > 0) refuse("suffix", "suffixes (insertion) are not supported");
   if (typeof body.best_of === "number" && body.best_of > 1) refuse("best_of", "best_of is not supported");
-  const base = common(body);
+  const base = { ...common(body), logprobs: typeof body.logprobs === "number" ? body.logprobs : undefined };
   const n = (body.n as number | null | undefined) ?? 1;
   const prompt = body.prompt as string | string[] | number[] | number[][];
   const prompts: GenerateRequest[] =

@@ -114,6 +114,18 @@ export class IncrementalDetokenizer {
     return out;
   }
 
+  /** A token's own text (lossy where its bytes are part of a character) and bytes, as logprobs report it. */
+  piece(id: number): { piece: string; bytes: number[] } {
+    if (!Number.isInteger(id) || id < 0 || id >= this.tokenizer.vocabSize) return { piece: "", bytes: [] };
+    const table = this.bytes ?? this.tokenizer.tokenBytes();
+    if (table) {
+      const bytes = table.bytes.subarray(table.offsets[id]!, table.offsets[id + 1]!);
+      return { piece: new TextDecoder().decode(bytes), bytes: Array.from(bytes) };
+    }
+    const piece = this.tokenizer.decode([id], { skipSpecialTokens: false, cleanUpSpaces: false });
+    return { piece, bytes: Array.from(new TextEncoder().encode(piece)) };
+  }
+
   /** All token ids pushed so far (those with text). */
   get tokenIds(): readonly number[] {
     return this.ids;

@@ -25,6 +25,8 @@ void validate_request(const GenerationRequest& request, const RequestLimits& lim
                     std::to_string(limits.vocab_size) + ")");
   if (request.max_tokens < 1) throw_invalid("maxTokens must be at least 1, got " + std::to_string(request.max_tokens));
   if (!(request.deadline_ms >= 0)) throw_invalid("deadlineMs must not be negative");
+  if (request.logprobs < -1 || request.logprobs > kMaxTopLogprobs)
+    throw_invalid("logprobs must be in [0, " + std::to_string(kMaxTopLogprobs) + "] (absent: off), got " + std::to_string(request.logprobs));
   request.sampling.validate(limits.vocab_size);
   const int64_t blocks = (limits.max_positions(request) + limits.kv_block_size - 1) / limits.kv_block_size;
   if (blocks > limits.kv_blocks)

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "../sampling/logprobs.h"
 #include "../sampling/sampler.h"
 
 namespace neoserve {
@@ -35,6 +36,7 @@ struct GenerationRequest {
   int32_t priority = 0;      // higher runs first under the priority policy, and is preempted last
   double deadline_ms = 0;    // end-to-end budget from submit; 0 = none (edf orders by it)
   bool capture_logits = false;  // deliver each sampled position's raw logits (research, reference tests)
+  int32_t logprobs = -1;        // -1 off; else each token's log probability and this many top alternatives (<= kMaxTopLogprobs)
 };
 
 // What a model can take: the bounds validate_request() checks against.
@@ -68,6 +70,7 @@ struct EventBatch {
   std::vector<TokenEvent> events;
   std::vector<std::pair<RequestId, std::string>> errors;  // messages of Error finishes
   std::vector<std::pair<RequestId, std::vector<float>>> logits;  // for requests with capture_logits, in token order
+  std::vector<std::pair<RequestId, TokenLogprobs>> logprobs;     // for requests with logprobs >= 0, in token order
   std::vector<std::pair<RequestId, double>> admissions;  // requests started this iteration, with their queue wait in ms
   int32_t step_sequences = 0;  // the provider step of this iteration: sequences in it (0: no step)
   int32_t step_tokens = 0;     // and tokens in it

@@ -484,6 +484,7 @@ int32_t Scheduler::sample(Sequence& s, std::span<const float> logits, EventBatch
   if (s.request.capture_logits) out.logits.emplace_back(s.id, std::vector<float>(logits.begin(), logits.end()));
   const int32_t token = s.sampler->sample(logits, s.context, static_cast<int32_t>(s.request.prompt.size()),
                                           static_cast<uint64_t>(s.generated));
+  if (s.request.logprobs >= 0) out.logprobs.emplace_back(s.id, token_logprobs(logits, token, s.request.logprobs));
   s.context.push_back(token);  // reserved at submit: the step's spans into it stay valid
   ++s.generated;
   return token;
