@@ -6,6 +6,7 @@
  * a final chunk saying why, engines are disposed, and it exits 0.
  */
 import type { Command } from "commander";
+import { collectDefaultMetrics } from "prom-client";
 import { ConfigError } from "../errors.js";
 import type { Engine } from "../engine.js";
 import { Runtime } from "../runtime.js";
@@ -81,6 +82,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   if (!(shutdownSeconds >= 0)) throw new ConfigError(`--shutdown-timeout must be >= 0, got ${shutdownSeconds}`);
 
   const runtime = new Runtime();
+  collectDefaultMetrics({ register: runtime.metrics() }); // process memory, CPU, event-loop lag beside the engines' own
   const app = createServer({ apiKeys, registry: runtime.metrics(), bodyLimit: flags.bodyLimit ?? server.bodyLimit, logPrompts: flags.logPrompts ?? server.logPrompts });
   let stopping = false;
   const stop = async (signal: string) => {
