@@ -36,10 +36,11 @@ describe("continuous batching on the CPU engine", () => {
 
   it("200 concurrent streams all finish, each with the right reason", async () => {
     const eos = (await model.tokenizer()).eosTokenIds;
-    const streams = Array.from({ length: 200 }, (_, i) =>
-      model.generate({ tokens: prompt(i), maxTokens: 1 + (i % 24), temperature: 0.7, seed: i, ignoreEos: true }),
-    );
     const cancelled = new Set([3, 50, 120]);
+    // The cancelled ones are long: none can finish while the other 199 are submitted.
+    const streams = Array.from({ length: 200 }, (_, i) =>
+      model.generate({ tokens: prompt(i), maxTokens: cancelled.has(i) ? 500 : 1 + (i % 24), temperature: 0.7, seed: i, ignoreEos: true }),
+    );
     for (const i of cancelled) streams[i]!.cancel();
     const texts = await Promise.all(
       streams.map(async (s) => {
