@@ -1,10 +1,10 @@
 // The HTTP server against the engine in-process and against llama.cpp's own
 // server, on the same GGUF, the same 16 concurrent streaming requests (the
-// same prompt ids, 64 tokens each, EOS ignored): aggregate tokens/s and time
+// same prompt ids, 128 tokens each, EOS ignored): aggregate tokens/s and time
 // to first token. Then a soak: 64 concurrent streaming clients for --soak
 // seconds, every request ending, KV blocks and RSS before and after.
 //
-//   npm run bench:server [-- --threads 2 --soak 30]
+//   npm run bench:server [-- --threads 2 --soak 30 --batch-window-ms 20]
 // llama-server comes from scripts/build-llama-cpp.sh (skipped, and said so, when it is not built).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -17,7 +17,7 @@ import { recordResult, runIfMain, sectionHeader } from "./record.js";
 
 const STREAMS = 16;
 const PROMPT = 32;
-const TOKENS = 64;
+const TOKENS = 128;
 
 interface Run {
   tokensPerSecond: number;
@@ -27,20 +27,32 @@ interface Run {
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
-async function inProcess(model: string, threads: number): Promise<Run> {
+const SEQUENTIAL = 20;
+
+async function inProcess(model: string, threads: number): Promise<Run & { aloneTtftMs: number[] }> {
   const m = await loadModel(model, { backend: "cpu", threads, scheduler: { maxBatchSize: STREAMS } });
   try {
     await m.generate({ tokens: benchTokens(PROMPT, 99), maxTokens: 4 }).result; // warm-up
+    const aloneTtftMs: number[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++)
+      aloneTtftMs.push((await m.generate({ tokens: benchTokens(PROMPT, 500 + i), maxTokens: 2, temperature: 0 }).result).timings.timeToFirstTokenMs!);
     const t0 = performance.now();
     const results = await Promise.all(
       Array.from({ length: STREAMS }, (_, i) => m.generate({ tokens: benchTokens(PROMPT, i + 1), maxTokens: TOKENS, ignoreEos: true, temperature: 0 }).result),
     );
     const wall = performance.now() - t0;
     const tokens = results.reduce((n, r) => n + r.usage.completionTokens, 0);
-    return { tokensPerSecond: (tokens * 1000) / wall, ttftMs: results.map((r) => r.timings.timeToFirstTokenMs!), completionTokens: tokens };
+    return { tokensPerSecond: (tokens * 1000) / wall, ttftMs: results.map((r) => r.timings.timeToFirstTokenMs!), completionTokens: tokens, aloneTtftMs };
   } finally {
     await m.dispose();
   }
+}
+
+// One request at a time: the time to first token a client sees, HTTP and SSE parsing included.
+async function aloneOverHttp(url: string): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < SEQUENTIAL; i++) out.push((await streamOnce(url, { model: "m", prompt: benchTokens(PROMPT, 500 + i), max_tokens: 2, temperature: 0 })).ttftMs);
+  return out;
 }
 
 // One streamed completion through an OpenAI-compatible /v1/completions: time to first token, tokens.
@@ -97,7 +109,7 @@ const stop = (proc: ChildProcess) => new Promise<void>((resolve) => (proc.once("
 async function soak(url: string, seconds: number): Promise<string[]> {
   const metrics = async () => {
     const text = await (await fetch(`${url}/metrics`)).text();
-    const get = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+    const get = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
     return { kvUsed: get("neoserve_kv_blocks_used"), running: get("neoserve_running_sequences"), rss: get("process_resident_memory_bytes") };
   };
   const before = await metrics();
@@ -127,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
   const at = (flag: string) => (argv.includes(flag) ? argv[argv.indexOf(flag) + 1] : undefined);
   const threads = Number(at("--threads") ?? 2);
   const soakSeconds = Number(at("--soak") ?? 30);
+  const batchWindowMs = at("--batch-window-ms"); // the server's own default unless given
   const root = packageRoot();
   const model = join(root, "models", "generated", "smol", "smol-q8_0.gguf");
   const rows: string[] = [];
@@ -135,27 +148,34 @@ async function main(argv: string[]): Promise<void> {
 
   const direct = await inProcess(model, threads);
   row("neoserve in-process (Model.generate)", direct);
+  const served = `neoserve serve (HTTP, SSE${batchWindowMs === undefined ? "" : `, --batch-window-ms ${batchWindowMs}`})`;
 
   const port = 18_000 + (process.pid % 1000);
-  const ours = await start(process.execPath, [join(root, "dist", "src", "cli", "main.js"), "serve", "--port", String(port), "--model", `m=${model}`, "--threads", String(threads), "--max-batch-size", String(STREAMS)], `:${port}`, (l) => l.includes('"ready"'));
+  const ours = await start(process.execPath, [join(root, "dist", "src", "cli", "main.js"), "serve", "--port", String(port), "--model", `m=${model}`, "--threads", String(threads), "--max-batch-size", String(STREAMS), ...(batchWindowMs === undefined ? [] : ["--batch-window-ms", batchWindowMs])], `:${port}`, (l) => l.includes('"ready"'));
   let http: Run;
   const notes: string[] = [];
   try {
     http = await overHttp(`http://127.0.0.1:${port}`);
-    row("neoserve serve (HTTP, SSE)", http);
+    row(served, http);
+    const alone = await aloneOverHttp(`http://127.0.0.1:${port}`);
+    notes.push(
+      `One request at a time (${SEQUENTIAL} in a row, ${PROMPT}-token prompts): TTFT p50 ${percentile(direct.aloneTtftMs, 50).toFixed(2)} ms in-process, ` +
+        `${percentile(alone, 50).toFixed(2)} ms over HTTP: **${(percentile(alone, 50) - percentile(direct.aloneTtftMs, 50)).toFixed(2)} ms** of HTTP, JSON and SSE per request.`,
+    );
     if (soakSeconds > 0) notes.push(...(await soak(`http://127.0.0.1:${port}`, soakSeconds)));
   } finally {
     await stop(ours);
   }
   notes.push(
     `HTTP / in-process tokens/s: **${(http.tokensPerSecond / direct.tokensPerSecond).toFixed(3)}×**; ` +
-      `TTFT p50 overhead: **${(percentile(http.ttftMs, 50) - percentile(direct.ttftMs, 50)).toFixed(2)} ms**.`,
+      `TTFT p50 of the 16 concurrent: +${(percentile(http.ttftMs, 50) - percentile(direct.ttftMs, 50)).toFixed(1)} ms (requests arriving over HTTP reach the ` +
+      `scheduler a few ms apart, so the first step starts with fewer of them; in-process all 16 are submitted in one tick). The client runs on the same cores.`,
   );
 
   const llamaServer = join(root, "third_party", "llama.cpp", "build", "bin", "llama-server");
   if (existsSync(llamaServer)) {
     const lport = port + 1;
-    const llama = await start(llamaServer, ["-m", model, "--port", String(lport), "--parallel", String(STREAMS), "-c", String(STREAMS * (PROMPT + TOKENS + 32)), "-t", String(threads), "-tb", String(threads), "--log-disable"], `:${lport}`, (l) => /listening|server is listening|HTTP server/i.test(l));
+    const llama = await start(llamaServer, ["-m", model, "--port", String(lport), "--parallel", String(STREAMS), "-c", String(STREAMS * (PROMPT + TOKENS + 32)), "-t", String(threads), "-tb", String(threads)], `:${lport}`, (l) => /listening on/.test(l));
     try {
       const theirs = await overHttp(`http://127.0.0.1:${lport}`, { n_predict: TOKENS });
       row("llama-server --parallel 16 (HTTP, SSE)", theirs);

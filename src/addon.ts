@@ -42,6 +42,8 @@ export interface RawLoadOptions {
   maxQueueDelayMs?: number;
   /** Inter-token latency cap: prompt work per step is limited so decode steps stay under it. Default 0 = off. */
   itlCapMs?: number;
+  /** An idle engine waits up to this long for a burst to join its first step (starting once a quarter of it passes with no new request). Default 0 = off, at most 1000. */
+  batchWindowMs?: number;
   /** Order of waiting requests: arrival, request priority, or earliest deadline. Default "fcfs". */
   policy?: "fcfs" | "priority" | "edf";
   /** "no-evict" reserves prompt + maxTokens at admission; "max-utilization" admits on need and preempts by recompute. Default "no-evict". */

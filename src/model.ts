@@ -17,7 +17,7 @@ import type { FinishReason, GenerateRequest } from "./types.js";
 /** The scheduler's knobs (defaults, ranges and meanings: RawLoadOptions, from native/core/options.h). */
 export type SchedulerOptions = Pick<
   RawLoadOptions,
-  "maxBatchSize" | "maxBatchTokens" | "kvBlockSize" | "kvMemoryBytes" | "maxQueueSize" | "maxQueueDelayMs" | "itlCapMs" | "policy" | "kvPolicy"
+  "maxBatchSize" | "maxBatchTokens" | "kvBlockSize" | "kvMemoryBytes" | "maxQueueSize" | "maxQueueDelayMs" | "itlCapMs" | "batchWindowMs" | "policy" | "kvPolicy"
 >;
 
 export interface LoadOptions {

@@ -206,3 +206,33 @@ describe("memory", () => {
     expect(nativeRss() - before).toBeLessThan(30 * 2 ** 20);
   });
 });
+
+describe("the batch window", () => {
+  // The sequences of each provider step, in order, while `run` runs.
+  async function stepSizes(m: Model, run: () => Promise<unknown>): Promise<number[]> {
+    const sizes: number[] = [];
+    m.steps.observe = (sequences) => sizes.push(sequences);
+    await run();
+    m.steps.observe = undefined;
+    return sizes;
+  }
+  const twoApart = (m: Model) => async () => {
+    const first = m.generate({ tokens: prompt(1), maxTokens: 2, ignoreEos: true }).result;
+    await new Promise((r) => setTimeout(r, 20)); // the second arrives 20 ms later, as over a network
+    await Promise.all([first, m.generate({ tokens: prompt(2), maxTokens: 2, ignoreEos: true }).result]);
+  };
+
+  it("lets a request arriving at an idle engine wait for the next to join its first step", async () => {
+    const windowed = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: { batchWindowMs: 200 } });
+    try {
+      expect((await stepSizes(windowed, twoApart(windowed)))[0]).toBe(2);
+    } finally {
+      await windowed.dispose();
+    }
+  });
+
+  it("is off by default: the first request starts alone", async () => {
+    expect((await stepSizes(model, twoApart(model)))[0]).toBe(1);
+  });
+});
+

@@ -71,6 +71,8 @@ void visit_load_options(Options& o, Visitor&& v) {
            "a request not started within it ends with queue_timeout. 0 = no cap");
   v.number("itlCapMs", s.itl_cap_ms, Range{0, 1e12},
            "inter-token latency cap: prompt work per step is limited so decode steps stay under it. 0 = off");
+  v.number("batchWindowMs", s.batch_window_ms, Range{0, 1000},
+           "an idle engine waits up to this long for a burst of requests (arriving over a network) to join its first step, starting once a quarter of it passes with no new one. 0 = off");
   v.choice("policy", s.policy,
            Choices<SchedulePolicy>{{"fcfs", SchedulePolicy::Fcfs}, {"priority", SchedulePolicy::Priority}, {"edf", SchedulePolicy::Edf}},
            "order of waiting requests: arrival, request priority, or earliest deadline");

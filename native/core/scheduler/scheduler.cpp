@@ -178,6 +178,23 @@ bool Scheduler::wait_for_work() {
   wake_.wait(lock, [&] {
     return stopping_ || (!held_ && (!waiting_.empty() || !cancelled_.empty() || !running_.empty()));
   });
+  // Work arriving at an idle engine: requests of one burst reach it a little
+  // apart (parsed one by one off the network); waiting for them lets the
+  // first step take them all, instead of starting with one and making the
+  // rest wait for it. It waits while they keep coming: until a quarter of the
+  // window passes with no new one, the whole window, or a full batch.
+  if (options_.batch_window_ms > 0 && running_.empty() && !stopping_) {
+    using clock = std::chrono::steady_clock;
+    const auto window = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double, std::milli>(options_.batch_window_ms));
+    const auto cap = clock::now() + window;
+    size_t seen = waiting_.size();
+    while (!stopping_ && static_cast<int32_t>(waiting_.size()) < options_.max_batch_size) {
+      const auto until = std::min(cap, clock::now() + window / 4);
+      if (!wake_.wait_until(lock, until, [&] { return stopping_ || waiting_.size() != seen; })) break;  // quiet, or the cap
+      seen = waiting_.size();
+      if (clock::now() >= cap) break;
+    }
+  }
   return !stopping_;
 }
 

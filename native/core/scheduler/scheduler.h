@@ -37,6 +37,7 @@ struct SchedulerOptions {
   int32_t max_queue_size = 0;      // waiting requests; beyond it submit throws QueueFull. 0 = unbounded
   double max_queue_delay_ms = 0;   // not started within it -> QueueTimeout. 0 = no cap
   double itl_cap_ms = 0;           // predicted step time cap while decodes run: limits prefill tokens. 0 = off
+  double batch_window_ms = 0;      // an idle engine waits up to this long for a burst to join its first step (until a quarter of it passes quietly). 0 = off
   SchedulePolicy policy = SchedulePolicy::Fcfs;
   KvPolicy kv_policy = KvPolicy::NoEvict;
 };
