@@ -63,6 +63,19 @@ describe("Model and ModelPool are both an Engine", () => {
     expect(model.stats().inFlight).toBe(0);
   });
 
+  it("give the same log probabilities, streamed and in the result", async () => {
+    const request = { prompt: "Once upon a time", maxTokens: 6, temperature: 0.8, seed: 5, logprobs: 3 };
+    const fromModel = await model.generate(request).result;
+    const stream = pool.generate(request);
+    const streamed = [];
+    for await (const t of stream) streamed.push(t.logprob);
+    const fromPool = await stream.result;
+    expect(fromModel.logprobs).toHaveLength(6);
+    expect(fromPool.logprobs).toEqual(fromModel.logprobs);
+    expect(streamed).toEqual(fromModel.logprobs);
+    expect(fromPool.tokens).toEqual(fromModel.tokens);
+  });
+
   it("throw the same typed error, with the same message, for each malformed request", () => {
     const bad: GenerateRequest[] = [
       { maxTokens: 4 },

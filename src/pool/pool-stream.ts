@@ -3,13 +3,17 @@ import { GenerationStream, type ResultWithoutOutput } from "../generation-stream
 import type { Token } from "../types.js";
 
 export class PoolStream extends GenerationStream {
-  /** @internal a token as the worker detokenized it. */
+  private logprobs: NonNullable<Token["logprob"]>[] | undefined;
+
+  /** @internal a token as the worker detokenized it (with its log probabilities, when asked for). */
   pushToken(token: Token): void {
-    if (!this.finished) this.emit(token);
+    if (this.finished) return;
+    if (token.logprob) (this.logprobs ??= []).push(token.logprob);
+    this.emit(token);
   }
 
-  /** @internal the worker's own result, less the tokens and text already streamed here. */
+  /** @internal the worker's own result, less the tokens, text and logprobs already streamed here. */
   finish(result: ResultWithoutOutput): void {
-    this.settle(result);
+    this.settle(this.logprobs ? { ...result, logprobs: this.logprobs } : result);
   }
 }

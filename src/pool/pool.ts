@@ -18,7 +18,7 @@ import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, Neo
 import type { LoadOptions, ModelInfo } from "../model.js";
 import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "../request.js";
 import { type TextInput, TextWorkers } from "../tokenizer/text-workers.js";
-import type { FinishReason, GenerateRequest } from "../types.js";
+import type { FinishReason, GenerateRequest, Token } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
 import { FrameReader } from "./frames.js";
 import {
@@ -208,7 +208,6 @@ export class ModelPool implements Engine {
     const parsed = parseRequest(request);
     if (request.slice !== undefined && !this.slots.some((s) => s.slice === request.slice))
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
-    if (request.logprobs !== undefined) throw new InvalidRequestError("logprobs are not carried from a pool's workers yet: ask a Model");
     checkAtOnce(parsed, requestLimits(this.loaded.info));
     const id = this.nextId++;
     const stream = new PoolStream(
@@ -433,10 +432,10 @@ export class ModelPool implements Engine {
     });
   }
 
-  private onToken(slot: Slot, id: number, token: number, text: string): void {
+  private onToken(slot: Slot, id: number, token: number, text: string, logprob?: Token["logprob"]): void {
     const req = this.requests.get(id);
     if (!req) return;
-    req.stream.pushToken({ id: token, text });
+    req.stream.pushToken(logprob ? { id: token, text, logprob } : { id: token, text });
     this.tokensStreamed++;
     req.cost--;
     slot.pendingTokens--;
@@ -468,6 +467,9 @@ export class ModelPool implements Engine {
         // The worker's own error, class and code kept: a pool fails to load exactly as a Model would.
         failed(errorFromCode(m.code, `slice ${slot.slice}: ${m.message}`));
         slot.proc?.kill("SIGKILL");
+        return;
+      case "token":
+        this.onToken(slot, m.id, m.token, m.text, m.logprob);
         return;
       case "end": {
         const req = this.requests.get(m.id);

@@ -1,7 +1,7 @@
 /** Messages between a pool and its worker processes (one worker per slice). */
 import type { WireError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
-import type { GenerateRequest, GenerateResult } from "../types.js";
+import type { GenerateRequest, GenerateResult, Token } from "../types.js";
 
 /** A request as it crosses to a worker: its prompt already tokenized and checked by the pool; the AbortSignal stays in the parent. */
 export type WireRequest = Omit<GenerateRequest, "signal" | "prompt" | "messages"> & { tokens: number[] };
@@ -15,8 +15,10 @@ export type ToWorker =
 export type FromWorker =
   | { t: "ready"; info: ModelInfo; visibleDevices: string | undefined }
   | ({ t: "loadError" } & WireError)
-  /** The result less its tokens and text, which the parent already has. */
-  | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text"> }
+  /** A token with its log probabilities (requests with logprobs): as a message, in order with the runs. */
+  | { t: "token"; id: number; token: number; text: string; logprob: Token["logprob"] }
+  /** The result less its tokens, text and logprobs, which the parent already has. */
+  | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text" | "logprobs"> }
   | ({ t: "rejected"; id: number } & WireError)
   /** A heartbeat: the worker's event loop still runs (any frame counts as one). */
   | { t: "alive" };

@@ -68,10 +68,12 @@ const streams = new Map<number, TokenStream>();
 
 function serve(id: number, stream: TokenStream): void {
   streams.set(id, stream);
-  stream.onToken((token) => sendToken(id, token.id, token.text));
+  stream.onToken((token) =>
+    token.logprob ? send({ t: "token", id, token: token.id, text: token.text, logprob: token.logprob }) : sendToken(id, token.id, token.text),
+  );
   void stream.result.then((result) => {
     streams.delete(id);
-    const { tokens: _t, text: _x, logits: _l, ...rest } = result;
+    const { tokens: _t, text: _x, logits: _l, logprobs: _p, ...rest } = result;
     send({ t: "end", id, result: rest });
   });
 }
