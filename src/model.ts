@@ -2,16 +2,16 @@
  * A loaded model: generate() submits to the native scheduler and returns a
  * TokenStream; token events come back in batches and are routed by request id.
  */
-import { addon, type RawAddon, type RawEventsCallback, type RawLoadOptions, type RawModel, type RawModelInfo } from "./addon.js";
+import { addon, type RawEventsCallback, type RawLoadOptions, type RawModel, type RawModelInfo } from "./addon.js";
 import type { Engine, EngineStats } from "./engine.js";
-import { fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "./errors.js";
+import { fromNative, InvalidRequestError, ModelDisposedError, type NeoserveError } from "./errors.js";
 import { ABORTED_BEFORE_START } from "./generation-stream.js";
 import { LatencyRecorder } from "./latency.js";
-import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "./request.js";
+import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits } from "./request.js";
 import { TokenStream } from "./token-stream.js";
 import { IncrementalDetokenizer, tableDecoder, type TokenDecoder } from "./tokenizer/detokenizer.js";
-import { type TextInput, type TextOptions, type TokenizerSource, TextWorkers } from "./tokenizer/text-workers.js";
-import { TextTokenizer } from "./tokenizer/tokenizer.js";
+import { type TextInput, type TextOptions, TextWorkers } from "./tokenizer/text-workers.js";
+import { TextTokenizer, type TokenizerSource } from "./tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "./types.js";
 
 /** The scheduler's knobs (defaults, ranges and meanings: RawLoadOptions, from native/core/options.h). */
@@ -59,14 +59,15 @@ export class Model implements Engine {
   private disposed = false;
   /** @internal request latencies; metrics observe them here. */
   readonly latency = new LatencyRecorder();
-  private mainTokenizer: Promise<TextTokenizer> | undefined;
 
   private constructor(
     private readonly raw: RawModel,
     private readonly text: TextWorkers,
     /** Detokenizes streamed tokens on this thread. */
-    private decoder: TokenDecoder,
+    private readonly decoder: TokenDecoder,
     private readonly tokenizerSource: TokenizerSource,
+    /** The tokenizer on this thread, once built (tokenizer()). */
+    private mainTokenizer: Promise<TextTokenizer> | undefined,
     private readonly streams: Map<number, TokenStream>,
     /** @internal each provider step's shape; metrics observe it here. */
     readonly steps: StepObserver,
@@ -105,10 +106,10 @@ export class Model implements Engine {
       const started = await TextWorkers.start(source, options.text);
       text = started.text;
       const { vocabSize, decodeTable } = started.summary;
-      const model = new Model(raw, text, decodeTable ? tableDecoder(vocabSize, decodeTable) : NO_DECODER, source, streams, steps);
-      // Decoders other than byte-level run the tokenizer itself, on this thread.
-      if (!decodeTable) model.decoder = await model.tokenizer();
-      return model;
+      // A decoder no byte table describes runs the tokenizer itself, on this thread.
+      const tokenizer = decodeTable ? undefined : await TextTokenizer.fromSource(source);
+      const decoder = decodeTable ? tableDecoder(vocabSize, decodeTable) : tokenizer!;
+      return new Model(raw, text, decoder, source, tokenizer && Promise.resolve(tokenizer), streams, steps);
     } catch (err) {
       await text?.dispose();
       await raw.dispose();
@@ -124,14 +125,7 @@ export class Model implements Engine {
    * text, which its text workers tokenize.
    */
   tokenizer(): Promise<TextTokenizer> {
-    this.mainTokenizer ??= TextTokenizer.fromModelPath(
-      this.tokenizerSource.path,
-      () => {
-        const { ggufPath } = this.tokenizerSource;
-        return ggufPath === undefined ? null : readGgufTokenizer(ggufPath);
-      },
-      { vocabLimit: this.tokenizerSource.vocabLimit },
-    );
+    this.mainTokenizer ??= TextTokenizer.fromSource(this.tokenizerSource);
     return this.mainTokenizer;
   }
 
@@ -154,17 +148,14 @@ export class Model implements Engine {
       stream.end("cancelled", ABORTED_BEFORE_START); // validated as if submitted, but never queued
       return stream;
     }
-    admitWhenTokenized(parsed, this.text, stream, (ids) => {
+    admitWhenTokenized(parsed, this.text, stream, startedAt, (raw) => {
       if (this.disposed) return new ModelDisposedError();
-      const raw = withPrompt(parsed.raw, ids, performance.now() - startedAt);
-      if (!raw) return new NeoserveError("deadline_exceeded", "the deadline passed while the prompt was tokenized");
       try {
         id = this.raw.submit(raw);
       } catch (err) {
         return fromNative(err) as NeoserveError;
       }
       this.streams.set(id, stream);
-      stream.admit(ids.length);
       return undefined;
     });
     stream.watch(request.signal);
@@ -202,23 +193,6 @@ export class Model implements Engine {
     await Promise.all([this.raw.dispose(), this.text.dispose()]);
     for (const stream of this.streams.values()) stream.end("cancelled", "the model was disposed");
     this.streams.clear();
-  }
-}
-
-/** Replaced before the model is returned (Model.load): never decodes. */
-const NO_DECODER: TokenDecoder = {
-  vocabSize: 0,
-  tokenBytes: () => null,
-  decode: () => {
-    throw new NeoserveError("internal", "the model's decoder is not ready");
-  },
-};
-
-function readGgufTokenizer(path: string): ReturnType<RawAddon["readGgufTokenizer"]> {
-  try {
-    return addon().readGgufTokenizer(path);
-  } catch (err) {
-    throw fromNative(err);
   }
 }
 

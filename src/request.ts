@@ -5,7 +5,7 @@
  * requests with the same errors.
  */
 import { addon, type RawModelInfo, type RawRequest, type RawRequestLimits } from "./addon.js";
-import { fromNative, InvalidRequestError, type NeoserveError } from "./errors.js";
+import { fromNative, InvalidRequestError, NeoserveError } from "./errors.js";
 import { validateMessages } from "./tokenizer/chat-template.js";
 import type { GenerationStream } from "./generation-stream.js";
 import type { TextInput, TextWorkers } from "./tokenizer/text-workers.js";
@@ -62,39 +62,44 @@ export function checkAtOnce(parsed: ParsedRequest, limits: RawRequestLimits): vo
   }
 }
 
-/**
- * The request with its prompt, `elapsedMs` after generate() was called: a
- * deadline counts from generate(), tokenizing included. Null when the deadline
- * has already passed.
- */
-export function withPrompt(raw: RawRequest, ids: Int32Array, elapsedMs: number): RawRequest | null {
+// The request with its prompt, `elapsedMs` after generate() was called: a
+// deadline counts from generate(), tokenizing included. Null when it has passed.
+function withPrompt(raw: RawRequest, ids: Int32Array, elapsedMs: number): RawRequest | null {
   const budget = raw.deadlineMs ?? 0; // 0: no deadline
   if (budget > 0 && budget <= elapsedMs) return null;
   return { ...raw, tokens: ids, deadlineMs: budget > 0 ? budget - elapsedMs : raw.deadlineMs };
 }
 
 /**
- * Gives `start` the request's prompt ids once they are known: at once when the
- * request came with ids (a refusal is thrown to generate()'s caller), else
- * when the text workers have tokenized its text (a refusal, theirs or
- * start's, ends the stream and rejects `stream.accepted`). `start` queues the
- * request and calls stream.admit, or returns why it cannot.
+ * Gives `start` the request, its prompt ids filled in, once they are known: at
+ * once when the request came with ids (a refusal is thrown to generate()'s
+ * caller), else when the text workers have tokenized its text (a refusal,
+ * theirs or start's, ends the stream and rejects `stream.accepted`). `start`
+ * queues the request, or returns why it cannot; the stream is then admitted.
+ * A deadline counts from `startedAt` (generate()), tokenizing included.
  */
 export function admitWhenTokenized(
   parsed: ParsedRequest,
   text: TextWorkers,
   stream: GenerationStream,
-  start: (ids: Int32Array) => NeoserveError | undefined,
+  startedAt: number,
+  start: (raw: RawRequest) => NeoserveError | undefined,
 ): void {
+  const submit = (ids: Int32Array): NeoserveError | undefined => {
+    const raw = withPrompt(parsed.raw, ids, performance.now() - startedAt);
+    const refused = raw ? start(raw) : new NeoserveError("deadline_exceeded", "the deadline passed while the prompt was tokenized");
+    if (!refused) stream.admit(ids.length);
+    return refused;
+  };
   if ("tokens" in parsed.input) {
-    const refused = start(parsed.raw.tokens);
+    const refused = submit(parsed.raw.tokens);
     if (refused) throw refused;
     return;
   }
   const refuse = (err: NeoserveError) => stream.refuse(err, refusalReason(err));
   text.encode(parsed.input, () => stream.finished).then((ids) => {
     if (stream.finished) return; // cancelled while its text was tokenized
-    const refused = start(ids);
+    const refused = submit(ids);
     if (refused) refuse(refused);
   }, refuse);
 }

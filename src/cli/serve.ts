@@ -65,7 +65,7 @@ function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
 
 async function serve(flags: ServeFlags): Promise<void> {
   const file = flags.config ? await readConfigFile(flags.config) : { server: {}, models: {} };
-  const server = file.server as typeof file.server & { apiKeysFile?: string };
+  const { server } = file;
   const models: Record<string, ModelConfig> = { ...file.models };
   for (const flag of flags.model ?? []) {
     const [name, path] = parseModelFlag(flag);

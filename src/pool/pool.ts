@@ -16,7 +16,7 @@ import type { Engine, EngineStats } from "../engine.js";
 import { ABORTED_BEFORE_START } from "../generation-stream.js";
 import { errorFromCode, fromNative, InvalidRequestError, ModelDisposedError, NeoserveError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
-import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits, withPrompt } from "../request.js";
+import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits } from "../request.js";
 import { type TextInput, TextWorkers } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, Token } from "../types.js";
 import { PoolStream } from "./pool-stream.js";
@@ -220,10 +220,8 @@ export class ModelPool implements Engine {
       stream.end("cancelled", ABORTED_BEFORE_START);
       return stream;
     }
-    admitWhenTokenized(parsed, this.loaded.text, stream, (ids) => {
+    admitWhenTokenized(parsed, this.loaded.text, stream, startedAt, (raw) => {
       if (this.disposed) return new ModelDisposedError("the pool has been disposed");
-      const raw = withPrompt(parsed.raw, ids, performance.now() - startedAt);
-      if (!raw) return new NeoserveError("deadline_exceeded", "the deadline passed while the prompt was tokenized");
       let fits: Set<Slot>;
       try {
         fits = this.slicesThatFit(raw, request.slice);
@@ -232,10 +230,10 @@ export class ModelPool implements Engine {
       }
       const req: InFlight = {
         id,
-        request: { ...rest, tokens: Array.prototype.slice.call(ids) as number[], deadlineMs: raw.deadlineMs },
+        request: { ...rest, tokens: Array.prototype.slice.call(raw.tokens) as number[], deadlineMs: raw.deadlineMs },
         fits,
         stream,
-        cost: ids.length + (raw.maxTokens ?? addon().defaultMaxTokens),
+        cost: raw.tokens.length + (raw.maxTokens ?? addon().defaultMaxTokens),
         slot: undefined,
         deadlineAt: undefined,
         crashes: 0,
@@ -245,7 +243,6 @@ export class ModelPool implements Engine {
       this.requests.set(id, req);
       void stream.result.then(() => this.forget(req));
       this.enforceDeadline(req, raw.deadlineMs);
-      stream.admit(ids.length);
       this.dispatch(req);
       return undefined;
     });

@@ -209,9 +209,9 @@ async function sse(
     }),
   );
   clearInterval(keepAlive);
-  if (plan.includeUsage) chunk([], { usage: usage(plan, results) });
+  const u = usage(plan, results);
+  if (plan.includeUsage) chunk([], { usage: u });
   write("data: [DONE]\n\n");
   res.end();
-  const u = usage(plan, results);
   ctx.log({ status: 200, promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens, finishReasons: results.map((r) => r.finishReason), timeToFirstTokenMs: results[0]?.timings.timeToFirstTokenMs ?? null });
 }

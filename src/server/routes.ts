@@ -43,12 +43,12 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
     registers: [registry],
   });
   const keyIds = new WeakMap<FastifyRequest, string>();
+  const startedAt = new WeakMap<FastifyRequest, number>();
   const observe = (request: FastifyRequest, status: number) => {
     const route = request.routeOptions.url ?? "unknown";
     httpRequests.inc({ route, method: request.method, status: String(status) });
     httpSeconds.observe({ route, method: request.method }, (performance.now() - (startedAt.get(request) ?? performance.now())) / 1000);
   };
-  const startedAt = new WeakMap<FastifyRequest, number>();
 
   app.addHook("onRequest", async (request) => {
     startedAt.set(request, performance.now());

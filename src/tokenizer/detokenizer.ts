@@ -39,6 +39,7 @@ export interface DetokenizerOptions {
 const REPLACEMENT = "\uFFFD";
 const STREAM = { stream: true };
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+const lossyUtf8 = new TextDecoder("utf-8");
 
 /** The text of bytes that are whole, valid UTF-8 characters; null otherwise. */
 function wholeCharacters(bytes: Uint8Array): string | null {
@@ -120,7 +121,7 @@ export class IncrementalDetokenizer {
     const table = this.bytes ?? this.tokenizer.tokenBytes();
     if (table) {
       const bytes = table.bytes.subarray(table.offsets[id]!, table.offsets[id + 1]!);
-      return { piece: new TextDecoder().decode(bytes), bytes: Array.from(bytes) };
+      return { piece: lossyUtf8.decode(bytes), bytes: Array.from(bytes) };
     }
     const piece = this.tokenizer.decode([id], { skipSpecialTokens: false, cleanUpSpaces: false });
     return { piece, bytes: Array.from(new TextEncoder().encode(piece)) };

@@ -4,8 +4,7 @@
  * tokenizer or template does, only this process waits; the parent's timer and
  * this process's heap limit bound it.
  */
-import { addon } from "../addon.js";
-import { fromNative, InputLimitError, toWireError } from "../errors.js";
+import { InputLimitError, toWireError } from "../errors.js";
 import type { FromTextWorker, TextWorkerData, ToTextWorker } from "./text-workers.js";
 import { TextTokenizer } from "./tokenizer.js";
 
@@ -15,23 +14,8 @@ const send = (m: FromTextWorker) => process.send!(m);
 // The parent went away: nothing to tokenize for.
 process.on("disconnect", () => process.exit(0));
 
-async function build(): Promise<TextTokenizer> {
-  const { path, ggufPath, vocabLimit } = data.source;
-  const gguf =
-    ggufPath === undefined
-      ? null
-      : () => {
-          try {
-            return addon().readGgufTokenizer(ggufPath);
-          } catch (e) {
-            throw fromNative(e);
-          }
-        };
-  return TextTokenizer.fromModelPath(path, gguf, { vocabLimit });
-}
-
 try {
-  const tokenizer = await build();
+  const tokenizer = await TextTokenizer.fromSource(data.source);
   const table = data.sendDecodeTable ? tokenizer.tokenBytes() : null;
   send({ t: "ready", vocabSize: tokenizer.vocabSize, table: table && { bytes: table.bytes, offsets: table.offsets, stripLeadingSpaces: table.stripLeadingSpaces } });
   process.on("message", (m: ToTextWorker) => {

@@ -16,6 +16,7 @@ import { packageRoot } from "../addon.js";
 import { errorFromCode, InputLimitError, InvalidRequestError, ModelLoadError, NeoserveError, type WireError } from "../errors.js";
 import type { ChatMessage, RenderLimits } from "./chat-template.js";
 import type { TokenBytes } from "./token-bytes.js";
+import type { TokenizerSource } from "./tokenizer.js";
 
 /** How request text is tokenized: worker processes and the limits each request is held to. */
 export interface TextOptions {
@@ -44,16 +45,6 @@ export type TextInput =
 
 /** Work for a text worker: text to ids, or ids to text. */
 type TextWork = { t: "encode"; input: TextInput } | { t: "decode"; ids: Int32Array; skipSpecialTokens: boolean };
-
-/** Where a worker finds the model's tokenizer. */
-export interface TokenizerSource {
-  /** A model directory, tokenizer.json or .gguf, as TextTokenizer.fromModelPath takes it. */
-  path: string;
-  /** The GGUF file whose tokenizer metadata to build from when no tokenizer.json is found. */
-  ggufPath?: string;
-  /** The model's vocabulary size: every token id must be below it. */
-  vocabLimit?: number;
-}
 
 /** @internal what a text worker starts with. */
 export interface TextWorkerData {
@@ -145,19 +136,12 @@ export class TextWorkers {
     }
   }
 
-  /** The most characters of text one request may tokenize. */
-  get maxInputChars(): number {
-    return this.limits.maxInputChars;
-  }
-
   /**
    * Token ids of `input`, encoded as TextTokenizer.encode / encodeChat do.
    * Rejects with InvalidRequestError (a template's refusal), InputLimitError
    * (size, steps, time, memory), ModelDisposedError's code "disposed".
    */
   encode(input: TextInput, abandoned: () => boolean = () => false): Promise<Int32Array> {
-    if (this.disposed) return Promise.reject(new NeoserveError("disposed", "the model's text workers have stopped"));
-    if (this.workers.size === 0) return Promise.reject(new NeoserveError("internal", "the model's text workers could not be restarted"));
     const chars = "prompt" in input ? input.prompt.length : input.messages.reduce((n, m) => n + m.content.length, 0);
     if (chars > this.limits.maxInputChars)
       return Promise.reject(new InputLimitError(`the request holds ${chars} characters of text; the limit is ${this.limits.maxInputChars}`));
@@ -166,11 +150,12 @@ export class TextWorkers {
 
   /** The text of `ids`, decoded as TextTokenizer.decode does; rejects as encode() does. */
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): Promise<string> {
-    if (this.disposed) return Promise.reject(new NeoserveError("disposed", "the model's text workers have stopped"));
     return this.run({ t: "decode", ids: Int32Array.from(ids), skipSpecialTokens: options.skipSpecialTokens ?? false }) as Promise<string>;
   }
 
   private run(work: TextWork, abandoned: () => boolean = () => false): Promise<Int32Array | string> {
+    if (this.disposed) return Promise.reject(stoppedError());
+    if (this.workers.size === 0) return Promise.reject(new NeoserveError("internal", "the model's text workers could not be restarted"));
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, work, abandoned, resolve, reject });
       this.drain();
@@ -181,7 +166,7 @@ export class TextWorkers {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    const stopped = new NeoserveError("disposed", "the model's text workers have stopped");
+    const stopped = stoppedError();
     for (const job of this.queue.splice(0)) job.reject(stopped);
     for (const w of [...this.workers]) {
       w.job?.reject(stopped);
@@ -298,6 +283,8 @@ export class TextWorkers {
     });
   }
 }
+
+const stoppedError = () => new NeoserveError("disposed", "the model's text workers have stopped");
 
 function checkTextOptions(workers: number, limits: Required<Omit<TextOptions, "workers">>): void {
   const positiveInt = (name: string, v: number, max: number) => {

@@ -8,7 +8,8 @@
 import { stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { InvalidRequestError, ModelLoadError } from "../errors.js";
+import { addon } from "../addon.js";
+import { fromNative, InvalidRequestError, ModelLoadError } from "../errors.js";
 import { readRegularFile } from "../files.js";
 import { byteLevelTable, measuredTable, type TokenBytes } from "./token-bytes.js";
 import {
@@ -76,7 +77,17 @@ interface TokenizerInit {
   vocabLimit?: number;
 }
 
-/** A model's tokenizer. Create with TextTokenizer.fromModelPath(). */
+/** Where a model's tokenizer comes from. */
+export interface TokenizerSource {
+  /** A model directory, tokenizer.json or .gguf, as TextTokenizer.fromModelPath takes it. */
+  path: string;
+  /** The GGUF file whose tokenizer metadata to build from when no tokenizer.json is found. */
+  ggufPath?: string;
+  /** The model's vocabulary size: every token id must be below it. */
+  vocabLimit?: number;
+}
+
+/** A model's tokenizer. Create with TextTokenizer.fromModelPath() or fromSource(). */
 export class TextTokenizer {
   /** Size of the id space: every vocabulary and added token id is below it. */
   readonly vocabSize: number;
@@ -254,6 +265,20 @@ export class TextTokenizer {
       byteLevelDecoder: isByteLevelDecoder(tokenizerJson),
       vocabLimit: extra.vocabLimit,
     });
+  }
+
+  /** The tokenizer `source` describes, its GGUF metadata read natively only if no tokenizer.json is found. */
+  static fromSource(source: TokenizerSource): Promise<TextTokenizer> {
+    const { path, ggufPath, vocabLimit } = source;
+    const gguf = () => {
+      if (ggufPath === undefined) return null;
+      try {
+        return addon().readGgufTokenizer(ggufPath);
+      } catch (e) {
+        throw fromNative(e);
+      }
+    };
+    return TextTokenizer.fromModelPath(path, gguf, { vocabLimit });
   }
 
   /** Builds a byte-level BPE tokenizer from a GGUF file's tokenizer metadata. */
