@@ -46,13 +46,13 @@ export function registerServe(program: Command): void {
     if (name === "threads") command.option(`--${name} <n>`, loadOption(name), integer);
     else command.option(`--${name} <value>`, loadOption(name));
   for (const f of schedulerFlags())
-    command.option(f.flag, f.name === "batchWindowMs" ? `${f.help.replace(/ \(default: [^)]*\)$/, "")} (default here: ${SERVE_DEFAULTS.batchWindowMs})` : f.help, f.parse);
+    command.option(f.flag, f.help, f.parse);
   command.action((flags: ServeFlags) => serve(flags));
 }
 
 // Each model's load options: the config file's, with the command's flags over them.
 function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
-  const out: ModelConfig = { ...model, scheduler: { batchWindowMs: SERVE_DEFAULTS.batchWindowMs, ...model.scheduler } };
+  const out: ModelConfig = { ...model, scheduler: { ...model.scheduler } };
   for (const name of ENGINE_FLAGS) if (flags[name] !== undefined) (out as unknown as Record<string, unknown>)[name] = flags[name];
   for (const f of schedulerFlags()) {
     const value = flags[f.name];

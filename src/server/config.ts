@@ -30,15 +30,8 @@ export interface ServeConfig {
   models: Record<string, ModelConfig>;
 }
 
-/**
- * What `neoserve serve` uses unless told. batchWindowMs: requests of a burst
- * reach the server spread over ~20-40 ms (each parsed off its own connection),
- * and a CPU step takes far longer, so an idle engine waits for the burst to
- * join its first step: up to 40 ms, starting once 10 ms pass with no new
- * request (an isolated request waits 10 ms). The library's default, for
- * callers in-process, is 0.
- */
-export const SERVE_DEFAULTS = { host: "127.0.0.1", port: 8000, shutdownTimeout: 30, batchWindowMs: 40 } as const;
+/** What `neoserve serve` uses unless told. */
+export const SERVE_DEFAULTS = { host: "127.0.0.1", port: 8000, shutdownTimeout: 30 } as const;
 
 const MAX_CONFIG_BYTES = 1 << 20;
 

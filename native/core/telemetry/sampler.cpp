@@ -1,5 +1,7 @@
 #include "core/telemetry/sampler.h"
 
+#include "core/thread_name.h"
+
 #include <chrono>
 #include <utility>
 
@@ -17,7 +19,10 @@ void TelemetrySampler::start(ReadFn read, SamplerOptions options) {
   on_sample_ = std::move(options.on_sample);
   period_ms_ = options.period_ms == 0 ? 1 : options.period_ms;
   capacity_ = options.capacity == 0 ? 1 : options.capacity;
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("ns-telemetry");
+    run();
+  });
 }
 
 TelemetrySampler::~TelemetrySampler() { stop(); }

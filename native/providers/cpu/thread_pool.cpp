@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include "core/thread_name.h"
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -94,7 +96,7 @@ void ThreadPool::run(int64_t n, int64_t grain, Call call, void* ctx) {
 }
 
 void ThreadPool::worker_main(int index) {
-  (void)index;
+  name_this_thread(("ns-cpu-" + std::to_string(index)).c_str());
   uint64_t seen = 0;
   for (;;) {
     // Spin a little (steps issue many short jobs back to back), then sleep.
