@@ -151,6 +151,10 @@ export interface RawStats {
   scheduleMsTotal: number;
   /** Sampling and emitting tokens. */
   sampleMsTotal: number;
+  /** Until a request submitted now would start its prefill, in ms; absent until the step-time model has seen enough steps (0 when idle). */
+  predictedWaitMs?: number;
+  /** The fitted step time, ms ≈ a + b·tokens + c·attended positions; absent until fitted. */
+  stepTime?: { a: number; b: number; c: number };
 }
 
 /** Called on the JS thread with every event of one scheduler iteration. */

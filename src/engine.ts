@@ -1,12 +1,15 @@
 /**
- * The one face of everything that generates: a Model, a ModelPool, and the
- * remote backends and routers to come. A server or router takes an Engine
- * and never asks which kind it holds.
+ * The one face of everything that generates: a Model, a ModelPool, a
+ * RemoteBackend and a Router. A server or router takes an Engine and never
+ * asks which kind it holds.
  */
 import type { GenerationStream } from "./generation-stream.js";
 import type { ModelInfo } from "./model.js";
 import type { TextInput } from "./tokenizer/text-workers.js";
 import type { GenerateRequest } from "./types.js";
+
+/** What every engine tells about itself; a Model's ModelInfo says much more. */
+export type EngineInfo = Pick<ModelInfo, "backend" | "device" | "source" | "maxContext" | "vocabSize">;
 
 export interface EngineStats {
   /** Requests whose streams have not ended. */
@@ -17,11 +20,17 @@ export interface EngineStats {
    * requests in flight whose progress stands still as stuck.
    */
   progress: number;
+  /** Until a request submitted now would start, in ms, from the engine's live state (a Model's queue and step-time model); absent when it cannot tell. */
+  predictedWaitMs?: number;
+  /** The engine's fitted step time, ms ≈ a + b·tokens + c·attended positions (a prompt's own prefill); absent when unknown. */
+  stepTime?: { a: number; b: number; c: number };
+  /** false while it would refuse new work (a remote that is down, its circuit breaker open). */
+  available?: boolean;
 }
 
 export interface Engine {
   /** What runs the requests: backend, device, precision, the model's config and KV cache. */
-  readonly info: ModelInfo;
+  readonly info: EngineInfo;
   /**
    * Starts a request. Throws at once, with a typed error, for a request it
    * would never run whatever its text: InvalidRequestError (the same for

@@ -3,7 +3,8 @@
  * with `for await` or `onToken`), its `result` (resolves once, never
  * rejects), `accepted` (the engine took it, or the typed error why not),
  * `cancel()`, and an AbortSignal bound with `watch()`. A Model's TokenStream
- * and a pool's PoolStream are this, fed from different places.
+ * and the ForwardedStream of a pool or a remote backend are this, fed from
+ * different places.
  */
 import { errorFromCode, type NeoserveError } from "./errors.js";
 import { TokenChannel } from "./token-channel.js";

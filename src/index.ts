@@ -5,7 +5,7 @@ export { GenerationStream } from "./generation-stream.js";
 export { loadModel, Model, type LoadOptions, type ModelInfo, type ModelStats, type SchedulerOptions } from "./model.js";
 export { TokenStream } from "./token-stream.js";
 export { ModelPool, type PoolOptions, type PoolStats, type SliceStats } from "./pool/pool.js";
-export { PoolStream } from "./pool/pool-stream.js";
+export { ForwardedStream } from "./forwarded-stream.js";
 export type { FinishReason, GenerateRequest, GenerateResult, SamplingOptions, Token, TokenLogprob } from "./types.js";
 export * from "./errors.js";
 export { TextTokenizer } from "./tokenizer/tokenizer.js";

@@ -1,6 +1,7 @@
 /**
- * The process-wide entry point: loads models and pools, reads GPU telemetry
- * (NVML through dlopen), and exposes it all as one Prometheus registry.
+ * The process-wide entry point: loads models and pools, connects remote
+ * backends, builds routers over them, reads GPU telemetry (NVML through
+ * dlopen), and exposes it all as one Prometheus registry.
  */
 import { Registry } from "prom-client";
 import { addon, type GpuTelemetry, type RawTelemetry, type TelemetrySnapshot } from "./addon.js";
@@ -8,7 +9,10 @@ import { ProviderUnavailableError } from "./errors.js";
 import { registerGpuMetrics } from "./metrics/gpu-metrics.js";
 import { EngineMetrics, type CostOptions } from "./metrics/engine-metrics.js";
 import { loadModel, type LoadOptions, type Model } from "./model.js";
+import { RouterMetrics } from "./metrics/router-metrics.js";
 import { ModelPool, type PoolOptions } from "./pool/pool.js";
+import { RemoteBackend, type RemoteBackendOptions } from "./router/remote-backend.js";
+import { Router, type RouterOptions } from "./router/router.js";
 
 export interface RuntimeOptions extends CostOptions {
   /** Path of libnvidia-ml.so.1 (default: $NEOSERVE_NVML_LIBRARY, else the system's). */
@@ -20,6 +24,9 @@ export class Runtime {
   private readonly engine: EngineMetrics;
   private readonly models = new Set<Model>();
   private readonly pools = new Set<ModelPool>();
+  private readonly remotes = new Set<RemoteBackend>();
+  private readonly routers = new Set<Router>();
+  private routing: RouterMetrics | undefined;
 
   private readonly nvml: RawTelemetry;
   private readonly sampleListeners = new Set<(s: TelemetrySnapshot) => void>();
@@ -107,12 +114,39 @@ export class Runtime {
     return pool;
   }
 
+  /** Another OpenAI-compatible server as an Engine; it is health-checked once before this returns. */
+  async remote(options: RemoteBackendOptions): Promise<RemoteBackend> {
+    const remote = new RemoteBackend(options);
+    this.remotes.add(remote);
+    await remote.checkHealth();
+    return remote;
+  }
+
+  /** A router over backends (this runtime's or the caller's); each request's route is counted in neoserve_routed_total. */
+  router(options: RouterOptions): Router {
+    this.routing ??= new RouterMetrics(this.registry);
+    const metrics = this.routing;
+    const router = new Router({
+      ...options,
+      onRouted: (route, result) => {
+        metrics.observe(route);
+        options.onRouted?.(route, result);
+      },
+    });
+    this.routers.add(router);
+    return router;
+  }
+
   /** The Prometheus registry: `await runtime.metrics().metrics()` is the exposition text. */
   metrics(): Registry {
     return this.registry;
   }
 
   async dispose(): Promise<void> {
+    await Promise.all([...this.routers].map((r) => r.dispose()));
+    this.routers.clear();
+    await Promise.all([...this.remotes].map((r) => r.dispose()));
+    this.remotes.clear();
     await Promise.all([...this.models].map((m) => m.dispose()));
     this.models.clear();
     await Promise.all([...this.pools].map((p) => p.dispose()));

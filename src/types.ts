@@ -59,6 +59,21 @@ export interface GenerateRequest extends SamplingOptions {
    * Computed in native code. Default: off.
    */
   logprobs?: number;
+  /** For a Router: what the route must respect. Other engines ignore it. */
+  route?: RouteHints;
+}
+
+/** A request's needs, as a Router weighs them (the server fills them from the body, headers and tenant). */
+export interface RouteHints {
+  /** "private" never leaves local backends. Default: the tenant's, else the router's ("internal"). */
+  privacy?: "private" | "internal" | "public";
+  /** Time to first token wanted, ms: the cheapest backend predicted to meet it is chosen. */
+  latencyBudgetMs?: number;
+  /** The most to pay per 1k tokens. */
+  maxCostPer1k?: number;
+  tenant?: string;
+  /** Backends the tenant may use; absent = all. */
+  allowedBackends?: readonly string[];
 }
 
 /** A token with its log probability: its id, and its own text and bytes (not the stream's text, which may hold a character back). */

@@ -234,6 +234,16 @@ Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
   out.Set("stepMsTotal", s.step_ms_total);
   out.Set("scheduleMsTotal", s.schedule_ms_total);
   out.Set("sampleMsTotal", s.sample_ms_total);
+  if (s.predicted_wait_ms >= 0) out.Set("predictedWaitMs", s.predicted_wait_ms);
+  const StepTimeModel steps = scheduler_->step_time_model();
+  if (steps.ready()) {
+    // A prompt of n tokens alone in a step: a + b·n + c·n(n+1)/2 ms.
+    auto fit = Napi::Object::New(env);
+    fit.Set("a", steps.a());
+    fit.Set("b", steps.b());
+    fit.Set("c", steps.c());
+    out.Set("stepTime", fit);
+  }
   return out;
 }
 

@@ -383,6 +383,50 @@ TEST("scheduler.step_time_model_fits_linear_costs") {
   CHECK_NEAR(m.b(), 0.01, 2e-3);
 }
 
+TEST("scheduler.predicted_wait_counts_the_step_under_way_the_queue_and_a_full_batch") {
+  StepTimeModel m;
+  for (int i = 0; i < 50; ++i) m.observe(1 + (i % 7) * 64, 0, 1.0 + 0.01 * (1 + (i % 7) * 64));  // 1 ms + 0.01 ms/token
+  CHECK(m.ready());
+  const WaitLimits limits{4, 100};
+  CHECK_EQ(predict_wait_ms({}, limits, m), 0.0);             // idle: starts at once
+  CHECK_EQ(predict_wait_ms({1, 10, 5, 0, 0}, limits, StepTimeModel{}), -1.0);  // busy, model not fitted
+  // 2 running: the step under way (1 + 0.02 ms) only.
+  CHECK_NEAR(predict_wait_ms({2, 20, 50, 0, 0}, limits, m), 1.02, 1e-3);
+  // 1 queued with 250 prompt tokens beside 2 decodes: ceil(250 / 98) = 3 steps of 100 tokens (2 ms each).
+  CHECK_NEAR(predict_wait_ms({2, 20, 50, 1, 250}, limits, m), 1.02 + 3 * 2.0, 1e-3);
+  // A full batch (4 running): also the 3 decode steps until the nearest sequence ends.
+  CHECK_NEAR(predict_wait_ms({4, 40, 3, 0, 0}, limits, m), 1.04 + 3 * 1.04, 1e-3);
+}
+
+TEST("scheduler.stats_predict_a_longer_wait_as_the_queue_grows") {
+  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
+  provider->busy_base_us = 500;
+  provider->busy_per_token_us = 20;
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 2;
+  opts.max_batch_tokens = 64;
+  Scheduler sched(provider, sink, opts);
+  CHECK_EQ(sched.stats().predicted_wait_ms, 0.0);
+  // Warm the step-time model with steps of different sizes.
+  for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
+  CHECK(sink.wait(10, 60));
+  CHECK(sched.step_time_model().ready());
+  const RequestId a = sched.submit(greedy({1, 2, 3}, 400));
+  const RequestId b = sched.submit(greedy({1, 2, 3}, 400));
+  while (sched.stats().running < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double busy = sched.stats().predicted_wait_ms;
+  CHECK(busy > 0);
+  std::vector<RequestId> queued;
+  for (int i = 0; i < 4; ++i) queued.push_back(sched.submit(greedy(std::vector<int32_t>(60, 5), 1)));
+  const double longer = sched.stats().predicted_wait_ms;
+  CHECK(longer > busy);
+  for (RequestId id : queued) sched.cancel(id, FinishReason::Cancelled);
+  sched.cancel(a, FinishReason::Cancelled);
+  sched.cancel(b, FinishReason::Cancelled);
+  CHECK(sink.wait(16, 60));
+}
+
 TEST("scheduler.itl_cap_bounds_decode_steps_under_long_prompt") {
   auto provider = std::make_shared<test::CountingProvider>(101, 4096, 2048, 16);
   provider->busy_base_us = 300;

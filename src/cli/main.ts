@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * The neoserve command line: `neoserve generate [prompt]` streams tokens from a
- * model; `neoserve serve` serves models over the OpenAI API.
+ * model; `neoserve serve` serves models over the OpenAI API; `neoserve audit
+ * verify` checks an audit trail.
  */
 import { Command } from "commander";
 import { NeoserveError } from "../errors.js";
 import { loadModel } from "../model.js";
 import { defaultModelPath, integer, loadOption, number } from "./options.js";
+import { registerAudit } from "./audit.js";
 import { registerServe } from "./serve.js";
 
 const program = new Command("neoserve").description("Accelerated LLM inference inside Node.js");
@@ -53,6 +55,7 @@ program
   });
 
 registerServe(program);
+registerAudit(program);
 
 program.parseAsync().catch((err: unknown) => {
   const code = err instanceof NeoserveError ? ` [${err.code}]` : "";

@@ -9,9 +9,11 @@ import type { Command } from "commander";
 import { collectDefaultMetrics } from "prom-client";
 import { ConfigError } from "../errors.js";
 import type { Engine } from "../engine.js";
+import { PRIVACY_CLASSES } from "../router/route-decision.js";
+import type { Backend } from "../router/router.js";
 import { Runtime } from "../runtime.js";
 import { createServer } from "../server/create-server.js";
-import { type ModelConfig, parseModelFlag, readConfigFile, readKeysFile, SERVE_DEFAULTS } from "../server/config.js";
+import { type ConfigFile, type ModelConfig, parseModelFlag, readConfigFile, readKeysFile, SERVE_DEFAULTS } from "../server/config.js";
 import { defaultModelPath, ENGINE_FLAGS, integer, loadOption, number, schedulerFlags } from "./options.js";
 
 interface ServeFlags {
@@ -64,7 +66,7 @@ function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
 }
 
 async function serve(flags: ServeFlags): Promise<void> {
-  const file = flags.config ? await readConfigFile(flags.config) : { server: {}, models: {} };
+  const file: ConfigFile = flags.config ? await readConfigFile(flags.config) : { server: {}, models: {}, remotes: {}, routes: {} };
   const { server } = file;
   const models: Record<string, ModelConfig> = { ...file.models };
   for (const flag of flags.model ?? []) {
@@ -101,13 +103,25 @@ async function serve(flags: ServeFlags): Promise<void> {
 
   const address = await app.listen({ host: flags.host ?? server.host ?? SERVE_DEFAULTS.host, port: flags.port ?? server.port ?? SERVE_DEFAULTS.port });
   app.log.info({ address, models: Object.keys(models), auth: apiKeys.length > 0 }, "listening; loading models");
+  const backends = new Map<string, Backend>();
   for (const [name, config] of Object.entries(models)) {
-    const { path, slices, pricePerHour, ...load } = withFlags(config, flags);
+    const { path, slices, pricePerHour, privacy, ...load } = withFlags(config, flags);
     const engine: Engine = slices !== undefined
       ? await runtime.pool({ model: path, slices, load })
       : await runtime.loadModel(path, { ...load, name, pricePerHour });
     app.neoserve.addModel(name, engine);
+    backends.set(name, { name, engine, where: "local", privacy: privacy ?? PRIVACY_CLASSES, price: pricePerHour === undefined ? undefined : { perHour: pricePerHour } });
     app.log.info({ model: name, path, backend: engine.info.backend, device: engine.info.device }, "model loaded");
+  }
+  for (const [name, r] of Object.entries(file.remotes)) {
+    const { url, apiKeyEnv, privacy, pricePer1kPrompt, pricePer1kCompletion, ...options } = r;
+    const engine = await runtime.remote({ ...options, baseUrl: url, apiKey: apiKeyEnv ? process.env[apiKeyEnv] : undefined });
+    backends.set(name, { name, engine, where: "remote", privacy: privacy ?? ["internal", "public"], price: { per1kPrompt: pricePer1kPrompt, per1kCompletion: pricePer1kCompletion } });
+    app.log.info({ remote: name, url: engine.info.device, healthy: engine.stats().healthy }, "remote added");
+  }
+  for (const [alias, route] of Object.entries(file.routes)) {
+    app.neoserve.addModel(alias, runtime.router({ ...route, alias, backends: route.backends.map((b) => backends.get(b)!) }));
+    app.log.info({ route: alias, backends: route.backends, rules: route.rules?.length ?? 0 }, "route added");
   }
   app.neoserve.setReady();
   app.log.info({ address }, "ready");

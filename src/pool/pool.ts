@@ -19,7 +19,7 @@ import type { LoadOptions, ModelInfo } from "../model.js";
 import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits } from "../request.js";
 import { type TextInput, TextWorkers } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, Token } from "../types.js";
-import { PoolStream } from "./pool-stream.js";
+import { ForwardedStream } from "../forwarded-stream.js";
 import { FrameReader } from "./frames.js";
 import {
   DEFAULT_FLUSH_INTERVAL_MS,
@@ -98,7 +98,7 @@ interface InFlight {
   request: WireRequest;
   /** The slices whose model can take it (slices may differ in KV cache or context). */
   fits: ReadonlySet<Slot>;
-  stream: PoolStream;
+  stream: ForwardedStream;
   /** Predicted work: prompt tokens plus tokens still to generate. */
   cost: number;
   slot: Slot | undefined;
@@ -202,7 +202,7 @@ export class ModelPool implements Engine {
    * tokenized and checked here, against the model's limits, so a pool throws
    * at once exactly what a Model's generate() throws.
    */
-  generate(request: GenerateRequest): PoolStream {
+  generate(request: GenerateRequest): ForwardedStream {
     const startedAt = performance.now();
     if (this.disposed || !this.loaded) throw new ModelDisposedError("the pool has been disposed");
     const parsed = parseRequest(request);
@@ -210,7 +210,7 @@ export class ModelPool implements Engine {
       throw new InvalidRequestError(`no slice "${request.slice}" in this pool`);
     checkAtOnce(parsed, requestLimits(this.loaded.info));
     const id = this.nextId++;
-    const stream = new PoolStream(
+    const stream = new ForwardedStream(
       () => (this.requests.has(id) ? this.cancel(id) : stream.end("cancelled", "cancelled before it was queued")),
       startedAt,
     );

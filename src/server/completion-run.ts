@@ -9,6 +9,8 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Engine } from "../engine.js";
 import type { GenerationStream } from "../generation-stream.js";
+import { reasonKind } from "../metrics/router-metrics.js";
+import { RoutedStream } from "../router/router.js";
 import type { GenerateResult, Token } from "../types.js";
 import { HttpError, toHttpFailure } from "./http-errors.js";
 import type { CompletionPlan } from "./openai-requests.js";
@@ -87,10 +89,22 @@ export async function runCompletion(ctx: RunContext, plan: CompletionPlan, reque
       cancelAll();
       throw err;
     }
-    return plan.stream ? await sse(ctx, plan, streams, request, reply, () => drainedFor) : await json(ctx, plan, streams, reply, () => drainedFor);
+    const routed = routeHeaders(streams[0]);
+    if (!plan.stream) void reply.headers(routed);
+    return plan.stream ? await sse(ctx, plan, streams, request, reply, routed, () => drainedFor) : await json(ctx, plan, streams, reply, () => drainedFor);
   } finally {
     untrack();
   }
+}
+
+// How a router served the request (its first choice, for n > 1): which backend, why, and whether it ran degraded.
+function routeHeaders(stream: GenerationStream | undefined): Record<string, string> {
+  if (!(stream instanceof RoutedStream)) return {};
+  const r = stream.route;
+  return {
+    "x-neoserve-route": `backend=${r.backend ?? "none"}; reason=${reasonKind(r)}; attempts=${r.attempts}`,
+    ...(r.degraded ? { "x-neoserve-degraded": "remote backends unavailable: served locally" } : {}),
+  };
 }
 
 const idOf = (ctx: RunContext, request: FastifyRequest) => `${ctx.kind === "chat" ? "chatcmpl" : "cmpl"}-${request.id}`;
@@ -166,11 +180,12 @@ async function sse(
   streams: GenerationStream[],
   request: FastifyRequest,
   reply: FastifyReply,
+  headers: Record<string, string>,
   drained: () => string | undefined,
 ): Promise<void> {
   const res = reply.raw;
   reply.hijack();
-  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": request.id });
+  res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-request-id": request.id, ...headers });
   res.flushHeaders(); // the client knows at once that its request is queued, before its first token
   const id = idOf(ctx, request);
   const stamp = created();

@@ -9,14 +9,38 @@ import { parse } from "yaml";
 import { ConfigError } from "../errors.js";
 import { readRegularFile } from "../files.js";
 import type { LoadOptions } from "../model.js";
+import type { RemoteBackendOptions } from "../router/remote-backend.js";
+import { PRIVACY_CLASSES, type PrivacyClass } from "../router/route-decision.js";
+import { parseRules, type Rule } from "../router/rules.js";
 
 /** One model to serve: a Model, or a pool of workers when `slices` is given. */
 export interface ModelConfig extends Omit<LoadOptions, "log"> {
   path: string;
   /** A pool: a count of workers, or one device id per worker. */
   slices?: number | string[];
-  /** Price of the hardware per hour, for the cost metrics. */
+  /** Price of the hardware per hour, for the cost metrics and routing. */
   pricePerHour?: number;
+  /** The privacy classes a route may send it. Default: all. */
+  privacy?: PrivacyClass[];
+}
+
+/** Another OpenAI-compatible server, as a backend routes may use. */
+export interface RemoteConfig extends Omit<RemoteBackendOptions, "baseUrl" | "apiKey"> {
+  url: string;
+  /** The environment variable holding its API key (keys never sit in the config file). */
+  apiKeyEnv?: string;
+  /** The privacy classes a route may send it. Default: internal and public. */
+  privacy?: PrivacyClass[];
+  pricePer1kPrompt?: number;
+  pricePer1kCompletion?: number;
+}
+
+/** A model alias served by a Router over backends (model and remote names). */
+export interface RouteConfig {
+  backends: string[];
+  rules?: Rule[];
+  defaultPrivacy?: PrivacyClass;
+  maxAttempts?: number;
 }
 
 export interface ServeConfig {
@@ -28,6 +52,8 @@ export interface ServeConfig {
   bodyLimit?: number;
   logPrompts: boolean;
   models: Record<string, ModelConfig>;
+  remotes: Record<string, RemoteConfig>;
+  routes: Record<string, RouteConfig>;
 }
 
 /** What `neoserve serve` uses unless told. */
@@ -46,6 +72,12 @@ const port = is((v) => Number.isInteger(v) && (v as number) >= 0 && (v as number
 const numberOrString = is((v) => (typeof v === "number" && Number.isFinite(v)) || typeof v === "string", "a number or a string");
 const stringList = is((v) => Array.isArray(v) && v.length <= 1024 && v.every((s) => typeof s === "string" && s.length > 0 && s.length <= 4096), "a list of non-empty strings");
 const slices = is((v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1024) || (Array.isArray(v) && v.length >= 1 && v.length <= 1024 && v.every((s) => typeof s === "string")), "a worker count or a list of device ids");
+const privacyList = is((v) => Array.isArray(v) && v.length > 0 && v.every((x) => (PRIVACY_CLASSES as readonly unknown[]).includes(x)), `a list of privacy classes (${PRIVACY_CLASSES.join(", ")})`);
+const privacyClass = is((v) => (PRIVACY_CLASSES as readonly unknown[]).includes(v), `one of ${PRIVACY_CLASSES.join(", ")}`);
+const count = (max: number) => is((v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= max, `an integer from 1 to ${max}`);
+const httpUrl = is((v) => typeof v === "string" && v.length <= 4096 && /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "an http:// or https:// URL");
+const envName = is((v) => typeof v === "string" && /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(v), "an environment variable name");
+const breaker = (v: unknown, where: string) => checkFields(v, { failures: count(1_000_000), cooldownMs: nonNegative }, where);
 const numberMap = is((v) => isObject(v) && Object.values(v).every((x) => (typeof x === "number" && Number.isFinite(x)) || typeof x === "string"), "a map of option names to numbers or strings");
 
 const MODEL_FIELDS: Record<string, Check> = {
@@ -58,9 +90,32 @@ const MODEL_FIELDS: Record<string, Check> = {
   memoryLimitBytes: nonNegative,
   slices,
   pricePerHour: nonNegative,
+  privacy: privacyList,
   scheduler: numberMap,
   text: numberMap,
 };
+const REMOTE_FIELDS: Record<string, Check> = {
+  url: httpUrl,
+  model: string,
+  apiKeyEnv: envName,
+  privacy: privacyList,
+  pricePer1kPrompt: nonNegative,
+  pricePer1kCompletion: nonNegative,
+  connections: count(1024),
+  connectTimeoutMs: nonNegative,
+  firstTokenTimeoutMs: nonNegative,
+  idleTimeoutMs: nonNegative,
+  healthIntervalMs: nonNegative,
+  maxContext: nonNegative,
+  breaker,
+};
+const ROUTE_FIELDS: Record<string, Check> = {
+  backends: stringList,
+  rules: () => {}, // parsed once every backend name is known
+  defaultPrivacy: privacyClass,
+  maxAttempts: count(16),
+};
+const NAME = /^[\w.:/-]{1,256}$/;
 const SERVER_FIELDS: Record<string, Check> = {
   host: string,
   port,
@@ -86,7 +141,21 @@ function checkFields(value: unknown, fields: Record<string, Check>, where: strin
 }
 
 /** What a config file says; ConfigError naming the file and field otherwise. */
-export async function readConfigFile(path: string): Promise<{ server: Partial<ServeConfig> & { apiKeysFile?: string }; models: Record<string, ModelConfig> }> {
+// A mapping of names to entries, each checked by `check`.
+function named<T>(value: unknown, where: string, check: (v: unknown, where: string) => T): Record<string, T> {
+  if (value === undefined) return {};
+  if (!isObject(value)) throw new ConfigError(`${where} must be a mapping of names to entries`);
+  const out: Record<string, T> = {};
+  for (const [name, v] of Object.entries(value)) {
+    if (!NAME.test(name)) throw new ConfigError(`${where}: ${JSON.stringify(name.slice(0, 80))} is not a usable name (letters, digits, . _ : / -)`);
+    out[name] = check(v, `${where}.${name}`);
+  }
+  return out;
+}
+
+export type ConfigFile = Pick<ServeConfig, "models" | "remotes" | "routes"> & { server: Partial<ServeConfig> & { apiKeysFile?: string } };
+
+export async function readConfigFile(path: string): Promise<ConfigFile> {
   const fail = (message: string, cause?: unknown) => new ConfigError(message, { cause });
   const text = await readRegularFile(path, fail, MAX_CONFIG_BYTES);
   if (text === null) throw new ConfigError(`${path}: no such file`);
@@ -97,19 +166,28 @@ export async function readConfigFile(path: string): Promise<{ server: Partial<Se
     throw new ConfigError(`${path}: not YAML or JSON (${err instanceof Error ? err.message.split("\n")[0] : String(err)})`, { cause: err });
   }
   try {
-    const top = checkFields(doc ?? {}, { server: () => {}, models: () => {} }, "config");
+    const top = checkFields(doc ?? {}, { server: () => {}, models: () => {}, remotes: () => {}, routes: () => {} }, "config");
     const server = top.server === undefined ? {} : checkFields(top.server, SERVER_FIELDS, "server");
-    const models: Record<string, ModelConfig> = {};
-    if (top.models !== undefined) {
-      if (!isObject(top.models)) throw new ConfigError("models must be a mapping of names to models");
-      for (const [name, m] of Object.entries(top.models)) {
-        if (!/^[\w.:/-]{1,256}$/.test(name)) throw new ConfigError(`models: ${JSON.stringify(name.slice(0, 80))} is not a usable model name (letters, digits, . _ : / -)`);
-        const model = checkFields(m, MODEL_FIELDS, `models.${name}`);
-        if (model.path === undefined) throw new ConfigError(`models.${name}.path is required`);
-        models[name] = model as unknown as ModelConfig;
-      }
-    }
-    return { server: server as Partial<ServeConfig>, models };
+    const models = named(top.models, "models", (m, where) => {
+      const model = checkFields(m, MODEL_FIELDS, where);
+      if (model.path === undefined) throw new ConfigError(`${where}.path is required`);
+      return model as unknown as ModelConfig;
+    });
+    const remotes = named(top.remotes, "remotes", (r, where) => {
+      const remote = checkFields(r, REMOTE_FIELDS, where);
+      for (const key of ["url", "model"]) if (remote[key] === undefined) throw new ConfigError(`${where}.${key} is required`);
+      return remote as unknown as RemoteConfig;
+    });
+    for (const name of Object.keys(remotes)) if (models[name]) throw new ConfigError(`remotes.${name}: a model has that name too`);
+    const backends = [...Object.keys(models), ...Object.keys(remotes)];
+    const routes = named(top.routes, "routes", (r, where) => {
+      const route = checkFields(r, ROUTE_FIELDS, where) as unknown as RouteConfig & { rules?: unknown };
+      if (!route.backends?.length) throw new ConfigError(`${where}.backends is required: the models and remotes it routes over`);
+      for (const b of route.backends) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
+      return { ...route, rules: route.rules === undefined ? [] : parseRules(route.rules, `${where}.rules`, route.backends) };
+    });
+    for (const name of Object.keys(routes)) if (backends.includes(name)) throw new ConfigError(`routes.${name}: a model or remote has that name too`);
+    return { server: server as Partial<ServeConfig>, models, remotes, routes };
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(`${path}: ${err.message}`, { cause: err });
     throw err;

@@ -57,6 +57,10 @@ export function toHttpFailure(err: unknown, internal: (err: unknown) => void): H
     switch (err.code) {
       case "queue_full":
         return failure(503, err.message, null, err.code, 0.1);
+      case "provider_unavailable":
+        // The detail names backends and their addresses: it goes to the log, not to the client.
+        internal(err);
+        return failure(503, "no backend could take the request now", null, err.code, 1);
       case "disposed":
       case "cancelled":
         return failure(503, "the server is shutting down", null, err.code, 5);

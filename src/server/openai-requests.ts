@@ -5,7 +5,7 @@
  * silently ignores it.
  */
 import type { ChatMessage } from "../tokenizer/chat-template.js";
-import type { GenerateRequest } from "../types.js";
+import type { GenerateRequest, RouteHints } from "../types.js";
 import { HttpError } from "./http-errors.js";
 
 type Body = Record<string, unknown>;
@@ -35,7 +35,39 @@ function common(body: Body): GenerateRequest {
     seed: opt<number>("seed"),
     stop: opt<string | string[]>("stop"),
     ignoreEos: opt<boolean>("ignore_eos"),
+    deadlineMs: opt<number>("deadline_ms"),
+    route: {
+      privacy: opt<NonNullable<RouteHints["privacy"]>>("privacy"),
+      latencyBudgetMs: opt<number>("latency_budget_ms"),
+      maxCostPer1k: opt<number>("max_cost_per_1k"),
+    },
   };
+}
+
+/** The x-neoserve-* routing headers, as body fields where the body gives none; a bad value is a 400 naming the header. */
+export function withRouteHeaders(body: Body, headers: Record<string, string | string[] | undefined>): Body {
+  const out = { ...body };
+  const header = (name: string) => {
+    const v = headers[name];
+    return typeof v === "string" ? v.trim() : undefined;
+  };
+  const privacy = header("x-neoserve-privacy");
+  if (privacy !== undefined && (out.privacy ?? null) === null) {
+    if (!["private", "internal", "public"].includes(privacy)) throw new HttpError(400, `x-neoserve-privacy must be private, internal or public, got ${JSON.stringify(privacy.slice(0, 40))}`, "x-neoserve-privacy");
+    out.privacy = privacy;
+  }
+  for (const [name, field, min] of [
+    ["x-neoserve-latency-budget-ms", "latency_budget_ms", 0],
+    ["x-neoserve-deadline-ms", "deadline_ms", 1],
+    ["x-neoserve-max-cost-per-1k", "max_cost_per_1k", 0],
+  ] as const) {
+    const v = header(name);
+    if (v === undefined || (out[field] ?? null) !== null) continue;
+    const n = Number(v);
+    if (v === "" || !Number.isFinite(n) || n < min || n > 1e9) throw new HttpError(400, `${name} must be a number from ${min} to 1e9, got ${JSON.stringify(v.slice(0, 40))}`, name);
+    out[field] = n;
+  }
+  return out;
 }
 
 // n choices of one prompt: distinct seeds when a seed is given, so they differ yet repeat.

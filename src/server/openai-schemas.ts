@@ -32,6 +32,11 @@ const sampling = {
   stream_options: { anyOf: [{ type: "object", properties: { include_usage: { type: ["boolean", "null"] } } }, { type: "null" }] },
   user: { type: ["string", "null"], maxLength: 256 },
   ignore_eos: { type: ["boolean", "null"] },
+  // Routing: what a router weighs (also from x-neoserve-* headers); deadline_ms holds for every engine.
+  privacy: { enum: ["private", "internal", "public", null] },
+  latency_budget_ms: number(0, 1e9),
+  deadline_ms: number(1, 1e9),
+  max_cost_per_1k: number(0, 1e9),
 } as const;
 
 const textPart = {

@@ -10,7 +10,7 @@ import { Counter, Histogram, Registry } from "prom-client";
 import type { Engine } from "../engine.js";
 import { runCompletion, type CompletionKind, type RunSummary } from "./completion-run.js";
 import { HttpError, toHttpFailure } from "./http-errors.js";
-import { chatPlan, completionPlan, type CompletionPlan } from "./openai-requests.js";
+import { chatPlan, completionPlan, type CompletionPlan, withRouteHeaders } from "./openai-requests.js";
 import { chatCompletionBody, completionBody, detokenizeBody, tokenizeBody, unknownFields } from "./openai-schemas.js";
 import type { ServingState } from "./serving-state.js";
 
@@ -79,7 +79,7 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
 
   const completion = (kind: CompletionKind, schema: { properties: object }, plan: (body: Record<string, unknown>) => CompletionPlan) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
-      const body = request.body as Record<string, unknown>;
+      const body = withRouteHeaders(request.body as Record<string, unknown>, request.headers);
       const ignored = unknownFields(body, schema);
       if (ignored.length) request.log.debug({ ignored }, "unknown fields ignored");
       const engine = engineFor(body.model);

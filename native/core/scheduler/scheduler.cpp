@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "../error.h"
 #include "../options.h"
+#include "../thread_name.h"
 
 namespace neoserve {
 
@@ -56,7 +58,10 @@ Scheduler::Scheduler(std::shared_ptr<Provider> provider, EventSink& sink, Schedu
   by_importance_.reserve(options_.max_batch_size);
   spare_plan_.steps.reserve(options_.max_batch_size);
   spare_plan_.seqs.reserve(options_.max_batch_size);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("ns-scheduler");
+    run();
+  });
 }
 
 Scheduler::~Scheduler() { shutdown(); }
@@ -106,7 +111,14 @@ void Scheduler::cancel(RequestId id, FinishReason reason) {
 
 SchedulerStats Scheduler::stats() const {
   std::lock_guard lock(mutex_);
-  return stats_;
+  SchedulerStats out = stats_;
+  // The queue as it stands now (submit() changes it between steps); the batch as of the last step.
+  WaitInputs in = running_snapshot_;
+  in.waiting = static_cast<int32_t>(waiting_.size());
+  for (const auto& seq : waiting_) in.waiting_tokens += seq->pending();
+  out.waiting = in.waiting;
+  out.predicted_wait_ms = predict_wait_ms(in, {options_.max_batch_size, options_.max_batch_tokens}, step_time_snapshot_);
+  return out;
 }
 
 StepTimeModel Scheduler::step_time_model() const {
@@ -236,6 +248,14 @@ void Scheduler::publish() {
   stats_.schedule_ms_total = local_.schedule_ms_total;
   stats_.sample_ms_total = local_.sample_ms_total;
   step_time_snapshot_ = step_time_;
+  WaitInputs& r = running_snapshot_;
+  r = {};
+  r.running = stats_.running;
+  r.fewest_remaining = running_.empty() ? 0 : std::numeric_limits<int32_t>::max();
+  for (const auto& seq : running_) {
+    r.running_attended += static_cast<double>(seq->context.size());
+    r.fewest_remaining = std::min(r.fewest_remaining, seq->max_positions - static_cast<int32_t>(seq->context.size()));
+  }
 }
 
 // --- schedule: decide the step ---------------------------------------------------------

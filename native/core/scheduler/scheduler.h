@@ -21,6 +21,7 @@
 #include "sequence.h"
 #include "step_plan.h"
 #include "step_time_model.h"
+#include "wait_prediction.h"
 
 namespace neoserve {
 
@@ -59,6 +60,8 @@ struct SchedulerStats {
   double step_ms_total = 0;       // time inside provider steps
   double schedule_ms_total = 0;   // the scheduler's own work per iteration (excluding the step and sampling)
   double sample_ms_total = 0;     // turning logits into tokens (sampling) and emitting them
+  // Until a request submitted now would start its prefill (predict_wait_ms); -1 while the step-time model cannot tell.
+  double predicted_wait_ms = 0;
 };
 
 // Milliseconds on a monotonic clock. Request timing (submit times, queue delay,
@@ -135,6 +138,7 @@ class Scheduler {
   SchedulerStats stats_;
   RequestId next_id_ = 1;
   StepTimeModel step_time_snapshot_;  // guarded by mutex_
+  WaitInputs running_snapshot_;       // the batch's side of predict_wait_ms, guarded by mutex_
 
   SchedulerClock now_ms_;
   // Scheduler thread only (or a test holding it).

@@ -1,0 +1,234 @@
+/**
+ * An Engine that serves one model alias from several backends (Models, pools,
+ * remote servers), choosing per request by privacy, latency budget and cost
+ * (route-decision.ts), with fallback: a backend that fails or refuses before
+ * the first token is replaced by the next in the decision's order, unseen by
+ * the caller; after the first token the stream ends with its reason. Backends
+ * may be shared by several routers; their owner disposes them.
+ */
+import type { Engine, EngineInfo, EngineStats } from "../engine.js";
+import { InvalidRequestError, ModelDisposedError, ProviderUnavailableError } from "../errors.js";
+import { ForwardedStream } from "../forwarded-stream.js";
+import type { GenerationStream } from "../generation-stream.js";
+import { parseRequest } from "../request.js";
+import type { TextInput } from "../tokenizer/text-workers.js";
+import type { FinishReason, GenerateRequest, GenerateResult } from "../types.js";
+import { type Candidate, type Decision, decide, type PrivacyClass, type RouteInput } from "./route-decision.js";
+import type { Rule } from "./rules.js";
+
+export interface Backend {
+  name: string;
+  engine: Engine;
+  where: "local" | "remote";
+  /** The privacy classes it may receive. */
+  privacy: readonly PrivacyClass[];
+  /** Local hardware by the hour (cost per token follows from its measured throughput), or a remote's price per 1k tokens. */
+  price?: { perHour?: number; per1kPrompt?: number; per1kCompletion?: number };
+  /** Requests in flight at which a local engine has no room. Default 16. */
+  capacity?: number;
+}
+
+/** How one request was routed: the `x-neoserve-route` header, the routed metric and the audit record. */
+export interface RouteInfo {
+  alias: string;
+  /** The backend that served it (or last tried), undefined when none was eligible. */
+  backend: string | undefined;
+  reason: string;
+  /** Backends tried, the serving one included. */
+  attempts: number;
+  degraded: boolean;
+  privacy: PrivacyClass;
+  tenant: string | undefined;
+}
+
+export interface RouterOptions {
+  alias: string;
+  backends: readonly Backend[];
+  rules?: readonly Rule[];
+  /** Backends tried per request at most. Default 3. */
+  maxAttempts?: number;
+  /** For requests that name none. Default "internal". */
+  defaultPrivacy?: PrivacyClass;
+  /** Every request's route, once its stream has ended. */
+  onRouted?: (route: RouteInfo, result: GenerateResult) => void;
+}
+
+/** A router's stream: the backend's tokens, and how it was routed. */
+export class RoutedStream extends ForwardedStream {
+  route!: RouteInfo;
+}
+
+// Endings a next backend may still save: the first one never produced a token.
+const RETRYABLE: ReadonlySet<FinishReason> = new Set(["error", "queue_full", "device_lost"]);
+const EWMA = 0.2;
+
+export class Router implements Engine {
+  readonly info: EngineInfo;
+  private readonly byName: Map<string, Backend>;
+  private readonly streams = new Set<RoutedStream>();
+  private readonly ttftEwma = new Map<string, number>();
+  private disposed = false;
+
+  constructor(private readonly options: RouterOptions) {
+    if (options.backends.length === 0) throw new InvalidRequestError(`alias ${options.alias}: a router needs at least one backend`);
+    this.byName = new Map(options.backends.map((b) => [b.name, b]));
+    const contexts = options.backends.map((b) => b.engine.info.maxContext).filter((n) => n > 0);
+    const local = options.backends.find((b) => b.where === "local") ?? options.backends[0]!;
+    this.info = { backend: "router", device: "", source: options.alias, maxContext: contexts.length ? Math.min(...contexts) : 0, vocabSize: local.engine.info.vocabSize };
+  }
+
+  /** The route a request would take now, without running it. */
+  plan(request: GenerateRequest): Decision & { input: RouteInput } {
+    const input = this.routeInput(request);
+    return { ...decide(input, this.snapshot(input), this.options.rules), input };
+  }
+
+  generate(request: GenerateRequest): RoutedStream {
+    const startedAt = performance.now();
+    if (this.disposed) throw new ModelDisposedError(`router ${this.options.alias} has been disposed`);
+    parseRequest(request); // the request's shape, as every engine checks it
+    const { input, order, reason, degraded } = this.plan(request);
+    const { signal, route: _route, ...forward } = request;
+    let current: GenerationStream | undefined;
+    let cancelled = false;
+    const stream = new RoutedStream(() => {
+      cancelled = true;
+      if (current) current.cancel();
+      else stream.end("cancelled", "cancelled before it reached a backend");
+    }, startedAt);
+    stream.route = { alias: this.options.alias, backend: order[0], reason, attempts: 0, degraded, privacy: input.privacy, tenant: input.tenant };
+    this.streams.add(stream);
+    void stream.result.then((result) => {
+      this.streams.delete(stream);
+      this.options.onRouted?.(stream.route, result);
+    });
+    stream.watch(signal);
+    if (stream.finished) return stream;
+    if (order.length === 0) {
+      stream.refuse(new ProviderUnavailableError(`alias ${this.options.alias}: ${reason}`));
+      return stream;
+    }
+    const limit = Math.min(order.length, this.options.maxAttempts ?? 3);
+
+    // Runs attempt i; the first runs synchronously so a request no engine would take throws from generate() itself.
+    const attempt = (i: number, lastError?: Error): void => {
+      if (cancelled || stream.finished) return;
+      if (i >= limit) {
+        stream.refuse(lastError instanceof ProviderUnavailableError ? lastError : new ProviderUnavailableError(`alias ${this.options.alias}: every backend tried failed (${lastError?.message ?? "no answer"})`));
+        return;
+      }
+      const backend = this.byName.get(order[i]!)!;
+      stream.route = { ...stream.route, backend: backend.name, attempts: i + 1, reason: i === 0 ? reason : `fallback from ${order[i - 1]}` };
+      let inner: GenerationStream;
+      try {
+        inner = backend.engine.generate(forward);
+      } catch (err) {
+        if (i === 0 && err instanceof InvalidRequestError) throw err;
+        return attempt(i + 1, err as Error);
+      }
+      current = inner;
+      let forwarded = 0;
+      inner.accepted.then(
+        () => stream.admit(0),
+        () => {}, // its result says why
+      );
+      inner.onToken((token) => {
+        forwarded++;
+        stream.pushToken(token);
+      });
+      void inner.result.then((result) => {
+        if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
+        if (forwarded === 0 && RETRYABLE.has(result.finishReason) && !cancelled) return attempt(i + 1, new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
+        const { tokens: _t, text: _x, logprobs: _l, ...rest } = result;
+        stream.finish(rest);
+      });
+    };
+    try {
+      attempt(0);
+    } catch (err) {
+      this.streams.delete(stream); // thrown to the caller: this stream never existed
+      throw err;
+    }
+    return stream;
+  }
+
+  private routeInput(request: GenerateRequest): RouteInput {
+    const hints = request.route ?? {};
+    const promptChars =
+      request.prompt?.length ??
+      request.messages?.reduce((n, m) => n + m.content.length, 0) ??
+      (request.tokens?.length ?? 0) * 4;
+    return {
+      privacy: hints.privacy ?? this.options.defaultPrivacy ?? "internal",
+      latencyBudgetMs: hints.latencyBudgetMs,
+      maxCostPer1k: hints.maxCostPer1k,
+      tenant: hints.tenant,
+      allowed: hints.allowedBackends,
+      promptChars,
+      maxTokens: request.maxTokens ?? 128,
+    };
+  }
+
+  // Each backend as the decision sees it now.
+  private snapshot(input: RouteInput): Candidate[] {
+    const promptTokens = Math.ceil(input.promptChars / 4);
+    return this.options.backends.map((b) => {
+      const stats = b.engine.stats() as EngineStats & { tokensPerSecond?: number };
+      return {
+        name: b.name,
+        where: b.where,
+        privacy: b.privacy,
+        available: stats.available !== false,
+        predictedTtftMs: this.predictTtft(b.name, stats, promptTokens),
+        costPer1k: costPer1k(b, stats.tokensPerSecond, promptTokens, input.maxTokens),
+        hasRoom: stats.inFlight < (b.capacity ?? 16),
+      };
+    });
+  }
+
+  // The engine's own prediction (queue wait + this prompt's prefill) when it has one, else what this router saw lately.
+  private predictTtft(name: string, stats: EngineStats, promptTokens: number): number {
+    if (stats.predictedWaitMs === undefined) return this.ttftEwma.get(name) ?? 0;
+    const s = stats.stepTime;
+    const prefill = s ? Math.max(0, s.a + s.b * promptTokens + (s.c * promptTokens * (promptTokens + 1)) / 2) : 0;
+    return stats.predictedWaitMs + prefill;
+  }
+
+  private observeTtft(name: string, ms: number): void {
+    const old = this.ttftEwma.get(name);
+    this.ttftEwma.set(name, old === undefined ? ms : old + EWMA * (ms - old));
+  }
+
+  private get primary(): Engine {
+    return (this.options.backends.find((b) => b.where === "local") ?? this.options.backends[0]!).engine;
+  }
+
+  tokenize(input: TextInput): Promise<Int32Array> {
+    return this.primary.tokenize(input);
+  }
+
+  detokenize(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): Promise<string> {
+    return this.primary.detokenize(ids, options);
+  }
+
+  stats(): EngineStats {
+    let progress = 0;
+    for (const b of this.options.backends) progress += b.engine.stats().progress;
+    return { inFlight: this.streams.size, progress };
+  }
+
+  /** Cancels this router's requests in flight; the backends stay with their owner. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    for (const s of this.streams) s.cancel();
+  }
+}
+
+// What 1k tokens of this request cost on `b`: local hardware's hourly price over its measured rate, or a remote's token prices weighted by the request's shape.
+function costPer1k(b: Backend, tokensPerSecond: number | undefined, promptTokens: number, maxTokens: number): number {
+  const p = b.price;
+  if (!p) return 0;
+  if (p.perHour !== undefined) return tokensPerSecond && tokensPerSecond > 0 ? p.perHour / (tokensPerSecond * 3.6) : 0;
+  const total = promptTokens + maxTokens;
+  return total > 0 ? ((p.per1kPrompt ?? 0) * promptTokens + (p.per1kCompletion ?? 0) * maxTokens) / total : 0;
+}

@@ -1,0 +1,134 @@
+// Router: one alias over a local Model, a second neoserve process standing in
+// for the cloud, and a stub that fails on demand. Where a request went is
+// checked from the remote's own request log, not the router's word.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { InvalidRequestError, ProviderUnavailableError } from "../src/errors.js";
+import { loadModel, type Model } from "../src/index.js";
+import { RemoteBackend } from "../src/router/remote-backend.js";
+import { type Backend, type RouteInfo, Router } from "../src/router/router.js";
+import { parseRules } from "../src/router/rules.js";
+import type { GenerateResult } from "../src/types.js";
+import { startFaultStub, type FaultStub } from "./helpers/fault-stub.js";
+import { hfDir } from "./helpers/paths.js";
+import { spawnServer, type SpawnedServer } from "./helpers/spawn-server.js";
+
+let cloudServer: SpawnedServer;
+let stub: FaultStub;
+let model: Model;
+let cloud: RemoteBackend;
+let flaky: RemoteBackend;
+const ALL = ["private", "internal", "public"] as const;
+
+beforeAll(async () => {
+  [cloudServer, model, stub] = await Promise.all([
+    spawnServer(["--model", `tiny=${hfDir("tiny")}`, "--threads", "1"]),
+    loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: { maxBatchSize: 1 } }),
+    startFaultStub(),
+  ]);
+  cloud = new RemoteBackend({ baseUrl: cloudServer.url, model: "tiny", healthIntervalMs: 0 });
+  flaky = new RemoteBackend({ baseUrl: stub.url, model: "stub", healthIntervalMs: 0, breaker: { failures: 1000 } });
+  // The local step-time model fits after a few steps of different sizes.
+  for (const n of [2, 9, 4, 17, 6, 30, 3, 12, 8, 20]) await model.generate({ tokens: Array.from({ length: n }, (_, i) => i + 1), maxTokens: 2 }).result;
+}, 90_000);
+afterAll(async () => {
+  await Promise.all([cloud.dispose(), flaky.dispose(), model.dispose(), stub.close()]);
+  cloudServer.proc.kill("SIGTERM");
+  expect(await cloudServer.exited).toBe(0);
+});
+
+const completionsAtCloud = () => cloudServer.logs.filter((l) => l.msg === "completion").length;
+const local = (): Backend => ({ name: "cpu", engine: model, where: "local", privacy: ALL, price: { perHour: 0.05 } });
+const remote = (engine: RemoteBackend, name = "cloud"): Backend => ({ name, engine, where: "remote", privacy: ALL, price: { per1kPrompt: 0.5, per1kCompletion: 1.5 } });
+
+describe("Router", () => {
+  it("never sends a private request to a remote, whatever the rules say", async () => {
+    const routed: RouteInfo[] = [];
+    const router = new Router({ alias: "chat", backends: [remote(cloud), local()], rules: parseRules([{ route: "remote" }], "rules", ["cpu", "cloud"]), onRouted: (r) => routed.push(r) });
+    const before = completionsAtCloud();
+    const publicOne = await router.generate({ prompt: "to the cloud", maxTokens: 3, route: { privacy: "public" } }).result;
+    expect(publicOne.finishReason).toBe("length");
+    await new Promise((r) => setTimeout(r, 100)); // the remote logs a completion as its response ends
+    expect(completionsAtCloud()).toBe(before + 1);
+    for (let i = 0; i < 5; i++) {
+      const s = router.generate({ prompt: `secret ${i}`, maxTokens: 3, route: { privacy: "private" } });
+      await s.result;
+      expect(s.route).toMatchObject({ backend: "cpu", privacy: "private" });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(completionsAtCloud()).toBe(before + 1);
+    expect(routed.map((r) => r.backend)).toEqual(["cloud", "cpu", "cpu", "cpu", "cpu", "cpu"]);
+  });
+
+  it("moves traffic to the remote as the local queue fills past the latency budget, and back", async () => {
+    stub.mode = "ok";
+    await flaky.generate({ prompt: "warm" }).result; // the remote's observed TTFT
+    const router = new Router({ alias: "chat", backends: [local(), remote(flaky)] });
+    const ask = () => router.plan({ prompt: "hello", maxTokens: 8, route: { latencyBudgetMs: 150 } });
+    expect(ask()).toMatchObject({ order: ["cpu", "cloud"], reason: "cheapest within budget" });
+    // One long request runs (batch of 1) and four wait behind it.
+    const hogs = Array.from({ length: 5 }, () => model.generate({ tokens: [1, 2, 3], maxTokens: 4000, ignoreEos: true }));
+    const deadline = Date.now() + 10_000;
+    while ((model.stats().predictedWaitMs ?? 0) <= 150 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(model.stats().predictedWaitMs).toBeGreaterThan(150);
+    expect(ask().order[0]).toBe("cloud");
+    const served = router.generate({ prompt: "hello", maxTokens: 8, route: { latencyBudgetMs: 150 } });
+    expect((await served.result).text).toBe("Hello, world!");
+    expect(served.route.backend).toBe("cloud");
+    hogs.forEach((h) => h.cancel());
+    await Promise.all(hogs.map((h) => h.result));
+    expect(model.stats().predictedWaitMs).toBe(0);
+    expect(ask().order[0]).toBe("cpu");
+  });
+
+  it("falls back before the first token without the caller seeing it", async () => {
+    stub.mode = "500";
+    const router = new Router({ alias: "chat", backends: [remote(flaky, "flaky"), local()], rules: parseRules([{ route: ["flaky"] }], "rules", ["flaky", "cpu"]) });
+    const direct = await model.generate({ prompt: "fallback", maxTokens: 6, temperature: 0 }).result;
+    const s = router.generate({ prompt: "fallback", maxTokens: 6, temperature: 0 });
+    const result = await s.result;
+    expect(result.text).toBe(direct.text);
+    expect(result.finishReason).toBe("length");
+    expect(s.route).toMatchObject({ backend: "cpu", attempts: 2, reason: "fallback from flaky" });
+  });
+
+  it("after the first token, a failing backend's stream ends with its reason", async () => {
+    stub.mode = "drop-mid-stream";
+    const router = new Router({ alias: "chat", backends: [remote(flaky, "flaky"), local()], rules: parseRules([{ route: ["flaky"] }], "rules", ["flaky", "cpu"]) });
+    const s = router.generate({ prompt: "x", maxTokens: 6 });
+    const result = await s.result;
+    expect(result).toMatchObject({ finishReason: "error", text: "Hello," });
+    expect(s.route).toMatchObject({ backend: "flaky", attempts: 1 });
+  });
+
+  it("refuses with provider_unavailable when every backend tried fails, and when none is eligible", async () => {
+    stub.mode = "500";
+    const onlyRemote = new Router({ alias: "chat", backends: [remote(flaky, "flaky")] });
+    const s = onlyRemote.generate({ prompt: "all fail" });
+    await expect(s.accepted).rejects.toThrow(ProviderUnavailableError);
+    const privateOne = onlyRemote.generate({ prompt: "all fail", route: { privacy: "private" } });
+    await expect(privateOne.accepted).rejects.toThrow(/no eligible backend \(flaky: private requests stay local\)/);
+    expect(stub.requests.filter((r) => r.body.prompt === "all fail").length).toBe(1);
+  });
+
+  it("says it is degraded when every remote is down, and serves locally", async () => {
+    const down = new RemoteBackend({ baseUrl: "http://127.0.0.1:1", model: "x", healthIntervalMs: 0 });
+    await down.checkHealth();
+    const router = new Router({ alias: "chat", backends: [remote(down), local()] });
+    const s = router.generate({ prompt: "x", maxTokens: 2 });
+    expect((await s.result).finishReason).toBe("length");
+    expect(s.route).toMatchObject({ backend: "cpu", degraded: true });
+    await down.dispose();
+  });
+
+  it("throws at once what no backend would take; cancel() reaches the backend", async () => {
+    const router = new Router({ alias: "chat", backends: [local()] });
+    expect(() => router.generate({ prompt: "x", temperature: -1 })).toThrow(InvalidRequestError);
+    expect(() => router.generate({ prompt: 3 } as never)).toThrow(InvalidRequestError);
+    const s = router.generate({ tokens: [1, 2], maxTokens: 4000, ignoreEos: true });
+    for await (const _ of s) break;
+    const r: GenerateResult = await s.result;
+    expect(r.finishReason).toBe("cancelled");
+    expect(model.stats()).toMatchObject({ running: 0, waiting: 0 });
+    expect(router.stats().inFlight).toBe(0);
+  });
+});
