@@ -3,7 +3,7 @@
  * tokens and text as the other side streamed them, and its result.
  */
 import { GenerationStream, type ResultWithoutOutput } from "./generation-stream.js";
-import type { Token } from "./types.js";
+import type { GenerateResult, Token } from "./types.js";
 
 export class ForwardedStream extends GenerationStream {
   private logprobs: NonNullable<Token["logprob"]>[] | undefined;
@@ -19,4 +19,27 @@ export class ForwardedStream extends GenerationStream {
   finish(result: ResultWithoutOutput): void {
     this.settle(this.logprobs ? { ...result, logprobs: this.logprobs } : result);
   }
+}
+
+/**
+ * Feeds `outer` from `inner`, a stream of the engine that serves it: each
+ * token as it comes, the acceptance, and the end, unless `onEnd` takes the
+ * result over (returns true: a router trying another backend). `onEnd` also
+ * hears how many tokens reached `outer`.
+ */
+export function relay(inner: GenerationStream, outer: ForwardedStream, onEnd?: (result: GenerateResult, forwarded: number) => boolean): void {
+  let forwarded = 0;
+  inner.accepted.then(
+    () => outer.admit(0),
+    () => {}, // its result says why
+  );
+  inner.onToken((token) => {
+    forwarded++;
+    outer.pushToken(token);
+  });
+  void inner.result.then((result) => {
+    if (onEnd?.(result, forwarded)) return;
+    const { tokens: _t, text: _x, logprobs: _l, ...rest } = result;
+    outer.finish(rest);
+  });
 }

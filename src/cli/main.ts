@@ -2,13 +2,14 @@
 /**
  * The neoserve command line: `neoserve generate [prompt]` streams tokens from a
  * model; `neoserve serve` serves models over the OpenAI API; `neoserve audit
- * verify` checks an audit trail.
+ * verify` checks an audit trail; `neoserve keys hash` hashes a tenant's key.
  */
 import { Command } from "commander";
 import { NeoserveError } from "../errors.js";
 import { loadModel } from "../model.js";
 import { defaultModelPath, integer, loadOption, number } from "./options.js";
 import { registerAudit } from "./audit.js";
+import { registerKeys } from "./keys.js";
 import { registerServe } from "./serve.js";
 
 const program = new Command("neoserve").description("Accelerated LLM inference inside Node.js");
@@ -56,6 +57,7 @@ program
 
 registerServe(program);
 registerAudit(program);
+registerKeys(program);
 
 program.parseAsync().catch((err: unknown) => {
   const code = err instanceof NeoserveError ? ` [${err.code}]` : "";

@@ -11,6 +11,9 @@ import { ConfigError } from "../errors.js";
 import type { Engine } from "../engine.js";
 import { PRIVACY_CLASSES } from "../router/route-decision.js";
 import type { Backend } from "../router/router.js";
+import { AuditLog } from "../audit/audit-log.js";
+import { FairQueue } from "../tenants/fair-queue.js";
+import { TenantRegistry } from "../tenants/tenants.js";
 import { Runtime } from "../runtime.js";
 import { createServer } from "../server/create-server.js";
 import { type ConfigFile, type ModelConfig, parseModelFlag, readConfigFile, readKeysFile, SERVE_DEFAULTS } from "../server/config.js";
@@ -66,7 +69,7 @@ function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
 }
 
 async function serve(flags: ServeFlags): Promise<void> {
-  const file: ConfigFile = flags.config ? await readConfigFile(flags.config) : { server: {}, models: {}, remotes: {}, routes: {} };
+  const file: ConfigFile = flags.config ? await readConfigFile(flags.config) : { server: {}, models: {}, remotes: {}, routes: {}, tenants: {} };
   const { server } = file;
   const models: Record<string, ModelConfig> = { ...file.models };
   for (const flag of flags.model ?? []) {
@@ -86,7 +89,9 @@ async function serve(flags: ServeFlags): Promise<void> {
 
   const runtime = new Runtime();
   collectDefaultMetrics({ register: runtime.metrics() }); // process memory, CPU, event-loop lag beside the engines' own
-  const app = createServer({ apiKeys, registry: runtime.metrics(), bodyLimit: flags.bodyLimit ?? server.bodyLimit, logPrompts: flags.logPrompts ?? server.logPrompts });
+  const tenants = Object.keys(file.tenants).length ? new TenantRegistry(file.tenants) : undefined;
+  const audit = file.audit ? await AuditLog.open(file.audit.path, { rotateBytes: file.audit.rotateBytes }) : undefined;
+  const app = createServer({ apiKeys, registry: runtime.metrics(), bodyLimit: flags.bodyLimit ?? server.bodyLimit, logPrompts: flags.logPrompts ?? server.logPrompts, tenants, audit });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return process.exit(1); // a second signal: now
@@ -95,6 +100,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     await app.neoserve.drain(shutdownSeconds * 1000);
     await app.close();
     await runtime.dispose();
+    await audit?.close();
     app.log.info("stopped");
     process.exit(0);
   };
@@ -106,11 +112,15 @@ async function serve(flags: ServeFlags): Promise<void> {
   const backends = new Map<string, Backend>();
   for (const [name, config] of Object.entries(models)) {
     const { path, slices, pricePerHour, privacy, ...load } = withFlags(config, flags);
-    const engine: Engine = slices !== undefined
+    const loaded: Engine = slices !== undefined
       ? await runtime.pool({ model: path, slices, load })
       : await runtime.loadModel(path, { ...load, name, pricePerHour });
-    app.neoserve.addModel(name, engine);
-    backends.set(name, { name, engine, where: "local", privacy: privacy ?? PRIVACY_CLASSES, price: pricePerHour === undefined ? undefined : { perHour: pricePerHour } });
+    // With tenants, a batch's worth of requests runs at once and the rest wait their tenant's turn.
+    const batch = (load.scheduler?.maxBatchSize ?? 16) * (slices === undefined ? 1 : typeof slices === "number" ? slices : slices.length);
+    const engine = tenants ? new FairQueue(loaded, batch, (t) => tenants.weightOf(t)) : loaded;
+    const price = pricePerHour === undefined ? undefined : { perHour: pricePerHour };
+    app.neoserve.addModel(name, engine, price);
+    backends.set(name, { name, engine, where: "local", privacy: privacy ?? PRIVACY_CLASSES, price });
     app.log.info({ model: name, path, backend: engine.info.backend, device: engine.info.device }, "model loaded");
   }
   for (const [name, r] of Object.entries(file.remotes)) {

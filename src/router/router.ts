@@ -8,12 +8,13 @@
  */
 import type { Engine, EngineInfo, EngineStats } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, ProviderUnavailableError } from "../errors.js";
-import { ForwardedStream } from "../forwarded-stream.js";
+import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
 import { parseRequest } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, GenerateResult } from "../types.js";
 import { type Candidate, type Decision, decide, type PrivacyClass, type RouteInput } from "./route-decision.js";
+import { costPer1k, type Price, requestCost } from "./cost.js";
 import type { Rule } from "./rules.js";
 
 export interface Backend {
@@ -23,7 +24,7 @@ export interface Backend {
   /** The privacy classes it may receive. */
   privacy: readonly PrivacyClass[];
   /** Local hardware by the hour (cost per token follows from its measured throughput), or a remote's price per 1k tokens. */
-  price?: { perHour?: number; per1kPrompt?: number; per1kCompletion?: number };
+  price?: Price;
   /** Requests in flight at which a local engine has no room. Default 16. */
   capacity?: number;
 }
@@ -39,6 +40,8 @@ export interface RouteInfo {
   degraded: boolean;
   privacy: PrivacyClass;
   tenant: string | undefined;
+  /** What it cost on the backend that served it (cost.ts); 0 until it ends. */
+  cost: number;
 }
 
 export interface RouterOptions {
@@ -96,10 +99,12 @@ export class Router implements Engine {
       if (current) current.cancel();
       else stream.end("cancelled", "cancelled before it reached a backend");
     }, startedAt);
-    stream.route = { alias: this.options.alias, backend: order[0], reason, attempts: 0, degraded, privacy: input.privacy, tenant: input.tenant };
+    stream.route = { alias: this.options.alias, backend: order[0], reason, attempts: 0, degraded, privacy: input.privacy, tenant: input.tenant, cost: 0 };
     this.streams.add(stream);
     void stream.result.then((result) => {
       this.streams.delete(stream);
+      const served = stream.route.backend === undefined ? undefined : this.byName.get(stream.route.backend);
+      if (served) stream.route.cost = requestCost(served.price, result.usage, tokensPerSecond(served.engine));
       this.options.onRouted?.(stream.route, result);
     });
     stream.watch(signal);
@@ -127,20 +132,11 @@ export class Router implements Engine {
         return attempt(i + 1, err as Error);
       }
       current = inner;
-      let forwarded = 0;
-      inner.accepted.then(
-        () => stream.admit(0),
-        () => {}, // its result says why
-      );
-      inner.onToken((token) => {
-        forwarded++;
-        stream.pushToken(token);
-      });
-      void inner.result.then((result) => {
+      relay(inner, stream, (result, forwarded) => {
         if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
-        if (forwarded === 0 && RETRYABLE.has(result.finishReason) && !cancelled) return attempt(i + 1, new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
-        const { tokens: _t, text: _x, logprobs: _l, ...rest } = result;
-        stream.finish(rest);
+        if (forwarded > 0 || !RETRYABLE.has(result.finishReason) || cancelled) return false;
+        attempt(i + 1, new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
+        return true;
       });
     };
     try {
@@ -173,14 +169,14 @@ export class Router implements Engine {
   private snapshot(input: RouteInput): Candidate[] {
     const promptTokens = Math.ceil(input.promptChars / 4);
     return this.options.backends.map((b) => {
-      const stats = b.engine.stats() as EngineStats & { tokensPerSecond?: number };
+      const stats = b.engine.stats();
       return {
         name: b.name,
         where: b.where,
         privacy: b.privacy,
         available: stats.available !== false,
         predictedTtftMs: this.predictTtft(b.name, stats, promptTokens),
-        costPer1k: costPer1k(b, stats.tokensPerSecond, promptTokens, input.maxTokens),
+        costPer1k: costPer1k(b.price, tokensPerSecond(b.engine), promptTokens, input.maxTokens),
         hasRoom: stats.inFlight < (b.capacity ?? 16),
       };
     });
@@ -224,11 +220,5 @@ export class Router implements Engine {
   }
 }
 
-// What 1k tokens of this request cost on `b`: local hardware's hourly price over its measured rate, or a remote's token prices weighted by the request's shape.
-function costPer1k(b: Backend, tokensPerSecond: number | undefined, promptTokens: number, maxTokens: number): number {
-  const p = b.price;
-  if (!p) return 0;
-  if (p.perHour !== undefined) return tokensPerSecond && tokensPerSecond > 0 ? p.perHour / (tokensPerSecond * 3.6) : 0;
-  const total = promptTokens + maxTokens;
-  return total > 0 ? ((p.per1kPrompt ?? 0) * promptTokens + (p.per1kCompletion ?? 0) * maxTokens) / total : 0;
-}
+/** An engine's generated tokens per second of engine time, when it measures it (a Model does). */
+export const tokensPerSecond = (engine: Engine): number | undefined => (engine.stats() as EngineStats & { tokensPerSecond?: number }).tokensPerSecond;

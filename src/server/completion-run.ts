@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Engine } from "../engine.js";
 import type { GenerationStream } from "../generation-stream.js";
 import { reasonKind } from "../metrics/router-metrics.js";
-import { RoutedStream } from "../router/router.js";
+import { type RouteInfo, RoutedStream } from "../router/router.js";
 import type { GenerateResult, Token } from "../types.js";
 import { HttpError, toHttpFailure } from "./http-errors.js";
 import type { CompletionPlan } from "./openai-requests.js";
@@ -35,6 +35,9 @@ export interface RunSummary {
   completionTokens: number;
   finishReasons: string[];
   timeToFirstTokenMs: number | null;
+  /** Each choice's result, and how a router served it (undefined: not routed). */
+  results: readonly GenerateResult[];
+  routes: readonly (RouteInfo | undefined)[];
 }
 
 const OPENAI_FINISH: Record<string, "stop" | "length"> = { stop: "stop", length: "length" };
@@ -121,6 +124,17 @@ function usage(plan: CompletionPlan, results: readonly GenerateResult[]) {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
+function summarize(u: ReturnType<typeof usage>, results: readonly GenerateResult[], streams: readonly GenerationStream[]): Omit<RunSummary, "status"> {
+  return {
+    promptTokens: u.prompt_tokens,
+    completionTokens: u.completion_tokens,
+    finishReasons: results.map((r) => r.finishReason),
+    timeToFirstTokenMs: results[0]?.timings.timeToFirstTokenMs ?? null,
+    results,
+    routes: streams.map((s) => (s instanceof RoutedStream ? s.route : undefined)),
+  };
+}
+
 /** The server-side timings of a choice: queueing told apart from compute. */
 function timings(r: GenerateResult) {
   const t = r.timings;
@@ -143,7 +157,7 @@ function abnormal(r: GenerateResult, drainedFor: string | undefined): HttpError 
 async function json(ctx: RunContext, plan: CompletionPlan, streams: GenerationStream[], reply: FastifyReply, drained: () => string | undefined): Promise<unknown> {
   const results = await Promise.all(streams.map((s) => s.result));
   const u = usage(plan, results);
-  const summary = { promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens, finishReasons: results.map((r) => r.finishReason), timeToFirstTokenMs: results[0]?.timings.timeToFirstTokenMs ?? null };
+  const summary = summarize(u, results, streams);
   const failed = results.map((r) => abnormal(r, drained())).find((e) => e);
   if (failed) {
     ctx.log({ ...summary, status: failed.status });
@@ -228,5 +242,5 @@ async function sse(
   if (plan.includeUsage) chunk([], { usage: u });
   write("data: [DONE]\n\n");
   res.end();
-  ctx.log({ status: 200, promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens, finishReasons: results.map((r) => r.finishReason), timeToFirstTokenMs: results[0]?.timings.timeToFirstTokenMs ?? null });
+  ctx.log({ ...summarize(u, results, streams), status: 200 });
 }

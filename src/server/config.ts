@@ -12,6 +12,7 @@ import type { LoadOptions } from "../model.js";
 import type { RemoteBackendOptions } from "../router/remote-backend.js";
 import { PRIVACY_CLASSES, type PrivacyClass } from "../router/route-decision.js";
 import { parseRules, type Rule } from "../router/rules.js";
+import type { TenantConfig } from "../tenants/tenants.js";
 
 /** One model to serve: a Model, or a pool of workers when `slices` is given. */
 export interface ModelConfig extends Omit<LoadOptions, "log"> {
@@ -54,6 +55,8 @@ export interface ServeConfig {
   models: Record<string, ModelConfig>;
   remotes: Record<string, RemoteConfig>;
   routes: Record<string, RouteConfig>;
+  tenants: Record<string, TenantConfig>;
+  audit?: { path: string; rotateBytes?: number };
 }
 
 /** What `neoserve serve` uses unless told. */
@@ -115,6 +118,22 @@ const ROUTE_FIELDS: Record<string, Check> = {
   defaultPrivacy: privacyClass,
   maxAttempts: count(16),
 };
+const keyHashes = is((v) => Array.isArray(v) && v.length > 0 && v.length <= 1024 && v.every((h) => typeof h === "string" && /^[0-9a-fA-F]{64}$/.test(h)), "a list of SHA-256 key hashes (64 hex digits; neoserve keys hash KEY prints one)");
+const positive = is((v) => typeof v === "number" && Number.isFinite(v) && v > 0, "a number > 0");
+const TENANT_FIELDS: Record<string, Check> = {
+  keys: keyHashes,
+  models: stringList,
+  backends: stringList,
+  privacy: privacyClass,
+  requestsPerMinute: positive,
+  tokensPerMinute: positive,
+  maxConcurrent: count(1_000_000),
+  budgetPerDay: nonNegative,
+  budgetPerMonth: nonNegative,
+  auditText: boolean,
+  weight: positive,
+};
+const AUDIT_FIELDS: Record<string, Check> = { path: string, rotateBytes: positive };
 const NAME = /^[\w.:/-]{1,256}$/;
 const SERVER_FIELDS: Record<string, Check> = {
   host: string,
@@ -153,7 +172,7 @@ function named<T>(value: unknown, where: string, check: (v: unknown, where: stri
   return out;
 }
 
-export type ConfigFile = Pick<ServeConfig, "models" | "remotes" | "routes"> & { server: Partial<ServeConfig> & { apiKeysFile?: string } };
+export type ConfigFile = Pick<ServeConfig, "models" | "remotes" | "routes" | "tenants" | "audit"> & { server: Partial<ServeConfig> & { apiKeysFile?: string } };
 
 export async function readConfigFile(path: string): Promise<ConfigFile> {
   const fail = (message: string, cause?: unknown) => new ConfigError(message, { cause });
@@ -166,7 +185,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     throw new ConfigError(`${path}: not YAML or JSON (${err instanceof Error ? err.message.split("\n")[0] : String(err)})`, { cause: err });
   }
   try {
-    const top = checkFields(doc ?? {}, { server: () => {}, models: () => {}, remotes: () => {}, routes: () => {} }, "config");
+    const top = checkFields(doc ?? {}, { server: () => {}, models: () => {}, remotes: () => {}, routes: () => {}, tenants: () => {}, audit: () => {} }, "config");
     const server = top.server === undefined ? {} : checkFields(top.server, SERVER_FIELDS, "server");
     const models = named(top.models, "models", (m, where) => {
       const model = checkFields(m, MODEL_FIELDS, where);
@@ -187,7 +206,27 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
       return { ...route, rules: route.rules === undefined ? [] : parseRules(route.rules, `${where}.rules`, route.backends) };
     });
     for (const name of Object.keys(routes)) if (backends.includes(name)) throw new ConfigError(`routes.${name}: a model or remote has that name too`);
-    return { server: server as Partial<ServeConfig>, models, remotes, routes };
+    const served = [...Object.keys(models), ...Object.keys(routes)];
+    const tenants = named(top.tenants, "tenants", (t, where) => {
+      const tenant = checkFields(t, TENANT_FIELDS, where) as unknown as TenantConfig;
+      if (!tenant.keys) throw new ConfigError(`${where}.keys is required: the SHA-256 hashes of its API keys`);
+      for (const m of tenant.models ?? []) if (!served.includes(m)) throw new ConfigError(`${where}.models: no model or route named ${JSON.stringify(m)}`);
+      for (const b of tenant.backends ?? []) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
+      return tenant;
+    });
+    const owner = new Map<string, string>();
+    for (const [name, t] of Object.entries(tenants))
+      for (const h of t.keys) {
+        const other = owner.get(h.toLowerCase());
+        if (other) throw new ConfigError(`tenants.${name}.keys: a key hash of tenant ${other} too`);
+        owner.set(h.toLowerCase(), name);
+      }
+    let audit: ServeConfig["audit"];
+    if (top.audit !== undefined) {
+      audit = checkFields(top.audit, AUDIT_FIELDS, "audit") as unknown as ServeConfig["audit"];
+      if (!audit!.path) throw new ConfigError("audit.path is required");
+    }
+    return { server: server as Partial<ServeConfig>, models, remotes, routes, tenants, ...(audit ? { audit } : {}) };
   } catch (err) {
     if (err instanceof ConfigError) throw new ConfigError(`${path}: ${err.message}`, { cause: err });
     throw err;

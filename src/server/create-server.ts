@@ -8,7 +8,9 @@
 import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Registry } from "prom-client";
+import type { AuditLog } from "../audit/audit-log.js";
 import type { Engine } from "../engine.js";
+import type { TenantRegistry } from "../tenants/tenants.js";
 import { neoserveRoutes } from "./routes.js";
 import { ServingState } from "./serving-state.js";
 
@@ -29,6 +31,10 @@ export interface ServerOptions {
   logPrompts?: boolean;
   /** /health fails when an engine with work in flight makes no progress for this long, ms. Default 30000. */
   healthStallMs?: number;
+  /** Tenants: their keys may call the API too, within their limits and budgets. */
+  tenants?: TenantRegistry;
+  /** The audit trail: one hash-chained record per completion. */
+  audit?: AuditLog;
 }
 
 export type NeoserveServer = FastifyInstance & { neoserve: ServingState };
@@ -61,6 +67,8 @@ export function createServer(options: ServerOptions = {}): NeoserveServer {
     registry: options.registry,
     keepAliveSeconds: options.keepAliveSeconds,
     logPrompts: options.logPrompts,
+    tenants: options.tenants,
+    audit: options.audit,
   });
   return app;
 }

@@ -17,7 +17,7 @@ export class HttpError extends Error {
     message: string,
     readonly param: string | null = null,
     readonly code: string | null = null,
-    /** Seconds a client should wait before retrying (503). */
+    /** Seconds a client should wait before retrying (429, 503). */
     readonly retryAfter?: number,
   ) {
     super(message);
@@ -34,9 +34,11 @@ export interface HttpFailure {
 const TYPE_BY_STATUS: Record<number, string> = {
   400: "invalid_request_error",
   401: "authentication_error",
+  403: "permission_denied_error",
   404: "not_found_error",
   413: "invalid_request_error",
   415: "invalid_request_error",
+  429: "rate_limit_error",
   503: "server_error",
 };
 

@@ -13,6 +13,10 @@ import { HttpError, toHttpFailure } from "./http-errors.js";
 import { chatPlan, completionPlan, type CompletionPlan, withRouteHeaders } from "./openai-requests.js";
 import { chatCompletionBody, completionBody, detokenizeBody, tokenizeBody, unknownFields } from "./openai-schemas.js";
 import type { ServingState } from "./serving-state.js";
+import type { AuditLog } from "../audit/audit-log.js";
+import { TenantMetrics } from "../metrics/tenant-metrics.js";
+import type { Tenant, TenantRegistry } from "../tenants/tenants.js";
+import { Accounting } from "./accounting.js";
 
 export interface RoutesOptions {
   state: ServingState;
@@ -24,6 +28,10 @@ export interface RoutesOptions {
   keepAliveSeconds?: number;
   /** Log prompts and outputs with each request. Default false. */
   logPrompts?: boolean;
+  /** Tenants: their keys may call the API too, within their limits. */
+  tenants?: TenantRegistry;
+  /** Where each completion's record goes. */
+  audit?: AuditLog;
 }
 
 const OPEN_ROUTES = new Set(["/health", "/ready"]);
@@ -43,6 +51,12 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
     registers: [registry],
   });
   const keyIds = new WeakMap<FastifyRequest, string>();
+  const tenantOf = new WeakMap<FastifyRequest, Tenant>();
+  const accounting = new Accounting({
+    audit: options.audit,
+    metrics: options.tenants ? new TenantMetrics(registry) : undefined,
+    log: (err) => app.log.error({ err }, "audit write failed"),
+  });
   const startedAt = new WeakMap<FastifyRequest, number>();
   const observe = (request: FastifyRequest, status: number) => {
     const route = request.routeOptions.url ?? "unknown";
@@ -52,11 +66,17 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
 
   app.addHook("onRequest", async (request) => {
     startedAt.set(request, performance.now());
-    if (keys.length === 0 || OPEN_ROUTES.has(request.url.split("?")[0]!)) return;
+    if ((keys.length === 0 && !options.tenants) || OPEN_ROUTES.has(request.url.split("?")[0]!)) return;
     const header = request.headers.authorization ?? "";
-    const given = digest(header.startsWith("Bearer ") ? header.slice(7) : "");
+    const key = header.startsWith("Bearer ") ? header.slice(7) : "";
+    const given = digest(key);
     let match: string | undefined;
     for (const k of keys) if (timingSafeEqual(k.digest, given)) match = k.id; // every key compared: no early exit
+    const tenant = options.tenants?.byKey(key);
+    if (tenant) {
+      tenantOf.set(request, tenant);
+      match = `tenant-${tenant.name}`;
+    }
     if (!match) throw new HttpError(401, "a valid API key is required: Authorization: Bearer <key>", null, "invalid_api_key");
     keyIds.set(request, match);
   });
@@ -88,6 +108,7 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
           {
             model: body.model,
             key: keyIds.get(request),
+            tenant: tenantOf.get(request)?.name,
             user: body.user,
             status: s.status,
             promptTokens: s.promptTokens,
@@ -100,7 +121,23 @@ export async function neoserveRoutes(app: FastifyInstance, options: RoutesOption
           "completion",
         );
       };
-      return runCompletion({ engine, model: String(body.model), kind, keepAliveMs, track: (c) => state.track(c), log }, plan(body), request, reply);
+      const model = String(body.model);
+      const ticket = accounting.admit(request.id, model, tenantOf.get(request), plan(body));
+      let summary: RunSummary | undefined;
+      let status = 500;
+      try {
+        return await runCompletion(
+          { engine, model, kind, keepAliveMs, track: (c) => state.track(c), log: (s) => ((summary = s), log(s)) },
+          ticket.plan,
+          request,
+          reply,
+        );
+      } catch (err) {
+        status = toHttpFailure(err, () => {}).status;
+        throw err;
+      } finally {
+        accounting.settle(ticket, engine, state.prices.get(model), summary, status);
+      }
     };
 
   app.post("/v1/chat/completions", { schema: { body: chatCompletionBody } }, completion("chat", chatCompletionBody, chatPlan));

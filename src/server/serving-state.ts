@@ -5,11 +5,14 @@
  * health check reads.
  */
 import type { Engine } from "../engine.js";
+import type { Price } from "../router/cost.js";
 
 export type Phase = "loading" | "ready" | "draining";
 
 export class ServingState {
   readonly engines = new Map<string, Engine>();
+  /** What a model's requests cost (a router prices its own by the backend that served them). */
+  readonly prices = new Map<string, Price>();
   phase: Phase = "loading";
   private readonly runs = new Set<(why: string) => void>();
   private readonly progress = new Map<Engine, { value: number; since: number }>();
@@ -17,8 +20,9 @@ export class ServingState {
 
   constructor(private readonly healthStallMs: number) {}
 
-  addModel(name: string, engine: Engine): void {
+  addModel(name: string, engine: Engine, price?: Price): void {
     this.engines.set(name, engine);
+    if (price) this.prices.set(name, price);
   }
 
   /** Starts answering /ready with 200 and taking completions. */
