@@ -132,6 +132,10 @@ export class Runtime {
         metrics.observe(route);
         options.onRouted?.(route, result);
       },
+      onShadow: (report) => {
+        metrics.shadow(report);
+        options.onShadow?.(report);
+      },
     });
     this.routers.add(router);
     return router;

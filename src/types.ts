@@ -72,6 +72,8 @@ export interface RouteHints {
   /** The most to pay per 1k tokens. */
   maxCostPer1k?: number;
   tenant?: string;
+  /** The end user (OpenAI's `user`): with the tenant, it keeps a caller on one side of a canary split. */
+  user?: string;
   /** Backends the tenant may use; absent = all. */
   allowedBackends?: readonly string[];
 }

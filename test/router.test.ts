@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidRequestError, ProviderUnavailableError } from "../src/errors.js";
 import { loadModel, type Model } from "../src/index.js";
 import { RemoteBackend } from "../src/router/remote-backend.js";
-import { type Backend, type RouteInfo, Router } from "../src/router/router.js";
+import { type Backend, type RouteInfo, Router, type ShadowReport } from "../src/router/router.js";
 import { parseRules } from "../src/router/rules.js";
 import type { GenerateResult } from "../src/types.js";
 import { startFaultStub, type FaultStub } from "./helpers/fault-stub.js";
@@ -130,5 +130,57 @@ describe("Router", () => {
     expect(r.finishReason).toBe("cancelled");
     expect(model.stats()).toMatchObject({ running: 0, waiting: 0 });
     expect(router.stats().inFlight).toBe(0);
+  });
+
+  it("splits a canary within ±3% over 2,000 callers, the same caller always on the same side", () => {
+    const router = new Router({ alias: "chat", backends: [local(), remote(cloud)], canary: { backend: "cloud", percent: 20 } });
+    let canary = 0;
+    for (let i = 0; i < 2000; i++) {
+      const plan = router.plan({ prompt: "x", route: { tenant: "t", user: `user-${i}` } });
+      if (plan.order[0] === "cloud") {
+        canary++;
+        expect(plan.reason).toBe("canary");
+      } else expect(plan.order).not.toContain("cloud"); // the rest never go there
+    }
+    expect(Math.abs(canary / 2000 - 0.2)).toBeLessThanOrEqual(0.03);
+    for (const user of ["user-1", "user-7", "user-42"]) {
+      const first = router.plan({ prompt: "x", route: { tenant: "t", user } }).order[0];
+      for (let k = 0; k < 20; k++) expect(router.plan({ prompt: "y", route: { tenant: "t", user } }).order[0]).toBe(first);
+    }
+    // A private caller in the canary group still stays local.
+    const privateOnes = Array.from({ length: 200 }, (_, i) => router.plan({ prompt: "x", route: { tenant: "t", user: `user-${i}`, privacy: "private" } }).order);
+    expect(privateOnes.every((o) => o.join() === "cpu")).toBe(true);
+  });
+
+  it("a shadow gets a copy of the request: the caller's text and latency do not change, agreement is reported", async () => {
+    const reports: ShadowReport[] = [];
+    const request = { tokens: [4, 8, 15, 16, 23, 42], maxTokens: 8, temperature: 0 };
+    const alone = new Router({ alias: "chat", backends: [local()] });
+    const baseline = await alone.generate(request).result;
+
+    // The same model behind the remote: the copy agrees exactly.
+    const same = new Router({ alias: "chat", backends: [local()], shadow: { backend: remote(cloud), percent: 100 }, onShadow: (r) => reports.push(r) });
+    const withShadow = await same.generate(request).result;
+    expect(withShadow.text).toBe(baseline.text);
+    const deadline = Date.now() + 10_000;
+    while (reports.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(reports[0]).toMatchObject({ backend: "cloud", outcome: "compared", agreement: 1 });
+
+    // A shadow that never answers: the caller's request ends in its usual time all the same.
+    stub.mode = "no-first-token";
+    const hung = new RemoteBackend({ baseUrl: stub.url, model: "stub", healthIntervalMs: 0, firstTokenTimeoutMs: 3000 });
+    const slow = new Router({ alias: "chat", backends: [local()], shadow: { backend: remote(hung, "hung"), percent: 100 }, onShadow: (r) => reports.push(r) });
+    const t0 = performance.now();
+    const r = await slow.generate(request).result;
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(r.text).toBe(baseline.text);
+    // A private request is never copied to a remote shadow.
+    const sent = stub.requests.length;
+    await slow.generate({ ...request, route: { privacy: "private" } }).result;
+    await new Promise((res) => setTimeout(res, 100));
+    expect(stub.requests.length).toBe(sent);
+    await hung.dispose(); // ends the hung copy
+    while (reports.length < 2 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    expect(reports[1]).toMatchObject({ backend: "hung", outcome: "shadow_failed" });
   });
 });

@@ -67,6 +67,17 @@ describe("config files", () => {
     ["a route named as a model", () => file("t3.yaml", "models:\n  m:\n    path: x\nroutes:\n  m:\n    backends: [m]\n"), /routes\.m: a model or remote has that name too/],
     ["a rule naming a backend outside the route", () => file("t4.yaml", "models:\n  m:\n    path: x\n  n:\n    path: y\nroutes:\n  chat:\n    backends: [m]\n    rules:\n      - route: [n]\n"), /routes\.chat\.rules\[0\]\.route: no backend named "n"/],
     ["a rule with a bad condition", () => file("t5.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    rules:\n      - when: { latency_budget_ms: { below: 3 } }\n        route: local\n"), /routes\.chat\.rules\[0\]\.when\.latency_budget_ms\.below is not a comparison/],
+    ["a canary outside the route", () => file("v1.yaml", "models:\n  m:\n    path: x\n  n:\n    path: y\nroutes:\n  chat:\n    backends: [m]\n    canary: { backend: n, percent: 10 }\n"), /canary\.backend: "n" is not one of the route's backends/],
+    ["a canary of 150%", () => file("v2.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    canary: { backend: m, percent: 150 }\n"), /canary\.percent must be a percentage/],
+    ["a shadow without a percent", () => file("v3.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    shadow: { backend: m }\n"), /shadow\.percent is required/],
+    ["a tenant without keys", () => file("u1.yaml", "tenants:\n  acme: { maxConcurrent: 2 }\n"), /tenants\.acme\.keys is required/],
+    ["a tenant key in clear", () => file("u2.yaml", "tenants:\n  acme: { keys: [sk-live-123] }\n"), /tenants\.acme\.keys must be a list of SHA-256 key hashes/],
+    ["one key hash for two tenants", () => file("u3.yaml", "tenants:\n  a: { keys: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa] }\n  b: { keys: [AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA] }\n"), /tenants\.b\.keys: a key hash of tenant a too/],
+    ["a tenant allowed an unknown model", () => file("u4.yaml", "tenants:\n  a: { keys: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa], models: [ghost] }\n"), /tenants\.a\.models: no model or route named "ghost"/],
+    ["a negative budget", () => file("u5.yaml", "tenants:\n  a: { keys: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa], budgetPerDay: -1 }\n"), /budgetPerDay must be a number >= 0/],
+    ["a weight of zero", () => file("u6.yaml", "tenants:\n  a: { keys: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa], weight: 0 }\n"), /weight must be a number > 0/],
+    ["an audit without a path", () => file("u7.yaml", "audit: { rotateBytes: 100 }\n"), /audit\.path is required/],
+    ["an unknown audit setting", () => file("u8.yaml", "audit: { path: x, fsync: true }\n"), /audit\.fsync is not a setting/],
     ["a route's default privacy unknown", () => file("t6.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    defaultPrivacy: top-secret\n"), /defaultPrivacy must be one of private, internal, public/],
   ];
   it.each(cases)("%s is a ConfigError naming it", async (_what, make, message) => {

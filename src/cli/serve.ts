@@ -130,7 +130,8 @@ async function serve(flags: ServeFlags): Promise<void> {
     app.log.info({ remote: name, url: engine.info.device, healthy: engine.stats().healthy }, "remote added");
   }
   for (const [alias, route] of Object.entries(file.routes)) {
-    app.neoserve.addModel(alias, runtime.router({ ...route, alias, backends: route.backends.map((b) => backends.get(b)!) }));
+    const shadow = route.shadow && { backend: backends.get(route.shadow.backend)!, percent: route.shadow.percent };
+    app.neoserve.addModel(alias, runtime.router({ ...route, alias, backends: route.backends.map((b) => backends.get(b)!), shadow }));
     app.log.info({ route: alias, backends: route.backends, rules: route.rules?.length ?? 0 }, "route added");
   }
   app.neoserve.setReady();

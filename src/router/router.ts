@@ -6,6 +6,7 @@
  * the caller; after the first token the stream ends with its reason. Backends
  * may be shared by several routers; their owner disposes them.
  */
+import { createHash } from "node:crypto";
 import type { Engine, EngineInfo, EngineStats } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, ProviderUnavailableError } from "../errors.js";
 import { ForwardedStream, relay } from "../forwarded-stream.js";
@@ -13,7 +14,7 @@ import type { GenerationStream } from "../generation-stream.js";
 import { parseRequest } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, GenerateResult } from "../types.js";
-import { type Candidate, type Decision, decide, type PrivacyClass, type RouteInput } from "./route-decision.js";
+import { type Candidate, type Decision, decide, ineligible, type PrivacyClass, type RouteInput } from "./route-decision.js";
 import { costPer1k, type Price, requestCost } from "./cost.js";
 import type { Rule } from "./rules.js";
 
@@ -44,10 +45,27 @@ export interface RouteInfo {
   cost: number;
 }
 
+/** How a shadowed request's copy compared with what the caller got. */
+export interface ShadowReport {
+  alias: string;
+  backend: string;
+  /** "compared", or why not: the copy or the request ended abnormally. */
+  outcome: "compared" | "shadow_failed" | "primary_failed";
+  /** Characters of the longest common prefix of the two texts, over the longer one's length (1: the same text). */
+  agreement: number | null;
+  /** Time to first token of the copy over the caller's. */
+  ttftRatio: number | null;
+}
+
 export interface RouterOptions {
   alias: string;
   backends: readonly Backend[];
   rules?: readonly Rule[];
+  /** Send `percent` of callers (by a hash of tenant and user: the same caller, the same side) to `backend` only, and the rest never there. */
+  canary?: { backend: string; percent: number };
+  /** Also send `percent` of requests to `backend` (never a private one to a remote), discard its output, and compare. */
+  shadow?: { backend: Backend; percent: number };
+  onShadow?: (report: ShadowReport) => void;
   /** Backends tried per request at most. Default 3. */
   maxAttempts?: number;
   /** For requests that name none. Default "internal". */
@@ -83,7 +101,14 @@ export class Router implements Engine {
   /** The route a request would take now, without running it. */
   plan(request: GenerateRequest): Decision & { input: RouteInput } {
     const input = this.routeInput(request);
-    return { ...decide(input, this.snapshot(input), this.options.rules), input };
+    const decision = decide(input, this.snapshot(input), this.options.rules);
+    const canary = this.options.canary;
+    if (!canary) return { ...decision, input };
+    // The canary's callers go there first; everyone else never does.
+    const inCanary = canaryBucket(input.tenant, request.route?.user) < canary.percent;
+    const others = decision.order.filter((b) => b !== canary.backend);
+    if (inCanary && decision.order.includes(canary.backend)) return { ...decision, order: [canary.backend, ...others], reason: "canary", input };
+    return { ...decision, order: others, reason: others.length ? decision.reason : `${decision.reason}; only the canary was eligible`, input };
   }
 
   generate(request: GenerateRequest): RoutedStream {
@@ -145,7 +170,33 @@ export class Router implements Engine {
       this.streams.delete(stream); // thrown to the caller: this stream never existed
       throw err;
     }
+    const shadow = this.options.shadow;
+    if (shadow && Math.random() * 100 < shadow.percent) this.runShadow(shadow.backend, forward, input, stream);
     return stream;
+  }
+
+  // The request again on the shadow backend, its output compared with the caller's once both end; nobody waits for it.
+  private runShadow(backend: Backend, request: GenerateRequest, input: RouteInput, primary: RoutedStream): void {
+    const snapshot = this.snapshotOf(backend, input);
+    if (ineligible(input, snapshot)) return;
+    let copy: GenerationStream;
+    try {
+      copy = backend.engine.generate(request);
+    } catch {
+      return; // a request the shadow would never take: nothing to compare
+    }
+    void Promise.all([primary.result, copy.result]).then(([mine, theirs]) => {
+      const ok = (r: GenerateResult) => r.finishReason === "stop" || r.finishReason === "length";
+      const base = { alias: this.options.alias, backend: backend.name };
+      if (!ok(mine)) return this.options.onShadow?.({ ...base, outcome: "primary_failed", agreement: null, ttftRatio: null });
+      if (!ok(theirs)) return this.options.onShadow?.({ ...base, outcome: "shadow_failed", agreement: null, ttftRatio: null });
+      const a = mine.timings.timeToFirstTokenMs;
+      const b = theirs.timings.timeToFirstTokenMs;
+      this.options.onShadow?.({ ...base, outcome: "compared", agreement: agreement(mine.text, theirs.text), ttftRatio: a && b ? b / a : null });
+    });
+    void primary.result.then((r) => {
+      if (r.finishReason === "cancelled") copy.cancel(); // the caller went away: so does its copy
+    });
   }
 
   private routeInput(request: GenerateRequest): RouteInput {
@@ -167,19 +218,21 @@ export class Router implements Engine {
 
   // Each backend as the decision sees it now.
   private snapshot(input: RouteInput): Candidate[] {
+    return this.options.backends.map((b) => this.snapshotOf(b, input));
+  }
+
+  private snapshotOf(b: Backend, input: RouteInput): Candidate {
     const promptTokens = Math.ceil(input.promptChars / 4);
-    return this.options.backends.map((b) => {
-      const stats = b.engine.stats();
-      return {
-        name: b.name,
-        where: b.where,
-        privacy: b.privacy,
-        available: stats.available !== false,
-        predictedTtftMs: this.predictTtft(b.name, stats, promptTokens),
-        costPer1k: costPer1k(b.price, tokensPerSecond(b.engine), promptTokens, input.maxTokens),
-        hasRoom: stats.inFlight < (b.capacity ?? 16),
-      };
-    });
+    const stats = b.engine.stats();
+    return {
+      name: b.name,
+      where: b.where,
+      privacy: b.privacy,
+      available: stats.available !== false,
+      predictedTtftMs: this.predictTtft(b.name, stats, promptTokens),
+      costPer1k: costPer1k(b.price, tokensPerSecond(b.engine), promptTokens, input.maxTokens),
+      hasRoom: stats.inFlight < (b.capacity ?? 16),
+    };
   }
 
   // The engine's own prediction (queue wait + this prompt's prefill) when it has one, else what this router saw lately.
@@ -222,3 +275,18 @@ export class Router implements Engine {
 
 /** An engine's generated tokens per second of engine time, when it measures it (a Model does). */
 export const tokensPerSecond = (engine: Engine): number | undefined => (engine.stats() as EngineStats & { tokensPerSecond?: number }).tokensPerSecond;
+
+// A caller's place in [0, 100) for canary splits: a hash of tenant and user, so the same caller lands on the same side; random for a caller who gives neither.
+function canaryBucket(tenant: string | undefined, user: string | undefined): number {
+  if (tenant === undefined && user === undefined) return Math.random() * 100;
+  return createHash("sha256").update(`${tenant ?? ""}\0${user ?? ""}`).digest().readUInt32BE(0) / 2 ** 32 * 100;
+}
+
+// The longest common prefix of two texts, over the longer one's length.
+function agreement(a: string, b: string): number {
+  const n = Math.max(a.length, b.length);
+  if (n === 0) return 1;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i / n;
+}

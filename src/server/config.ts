@@ -39,6 +39,8 @@ export interface RemoteConfig extends Omit<RemoteBackendOptions, "baseUrl" | "ap
 /** A model alias served by a Router over backends (model and remote names). */
 export interface RouteConfig {
   backends: string[];
+  canary?: { backend: string; percent: number };
+  shadow?: { backend: string; percent: number };
   rules?: Rule[];
   defaultPrivacy?: PrivacyClass;
   maxAttempts?: number;
@@ -112,8 +114,15 @@ const REMOTE_FIELDS: Record<string, Check> = {
   maxContext: nonNegative,
   breaker,
 };
+const percent = is((v) => typeof v === "number" && v >= 0 && v <= 100, "a percentage (0-100)");
+const split = (v: unknown, where: string) => {
+  const o = checkFields(v, { backend: string, percent }, where);
+  for (const key of ["backend", "percent"]) if (o[key] === undefined) throw new ConfigError(`${where}.${key} is required`);
+};
 const ROUTE_FIELDS: Record<string, Check> = {
   backends: stringList,
+  canary: split,
+  shadow: split,
   rules: () => {}, // parsed once every backend name is known
   defaultPrivacy: privacyClass,
   maxAttempts: count(16),
@@ -203,6 +212,8 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
       const route = checkFields(r, ROUTE_FIELDS, where) as unknown as RouteConfig & { rules?: unknown };
       if (!route.backends?.length) throw new ConfigError(`${where}.backends is required: the models and remotes it routes over`);
       for (const b of route.backends) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
+      if (route.canary && !route.backends.includes(route.canary.backend)) throw new ConfigError(`${where}.canary.backend: ${JSON.stringify(route.canary.backend)} is not one of the route's backends`);
+      if (route.shadow && !backends.includes(route.shadow.backend)) throw new ConfigError(`${where}.shadow.backend: no model or remote named ${JSON.stringify(route.shadow.backend)}`);
       return { ...route, rules: route.rules === undefined ? [] : parseRules(route.rules, `${where}.rules`, route.backends) };
     });
     for (const name of Object.keys(routes)) if (backends.includes(name)) throw new ConfigError(`routes.${name}: a model or remote has that name too`);

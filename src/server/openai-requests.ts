@@ -40,6 +40,7 @@ function common(body: Body): GenerateRequest {
       privacy: opt<NonNullable<RouteHints["privacy"]>>("privacy"),
       latencyBudgetMs: opt<number>("latency_budget_ms"),
       maxCostPer1k: opt<number>("max_cost_per_1k"),
+      user: opt<string>("user"),
     },
   };
 }
