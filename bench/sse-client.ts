@@ -10,6 +10,8 @@ export interface StreamedRun {
   ttftMs: number;
   /** completion_tokens of the usage chunk. */
   tokens: number;
+  /** The server's own time to first token (neoserve's `neoserve.timings`), when it sends one. */
+  serverTtftMs?: number;
 }
 
 export class SseClient {
@@ -32,6 +34,7 @@ export class SseClient {
           }
           let ttftMs = -1;
           let tokens = 0;
+          let serverTtftMs: number | undefined;
           res.on("data", (c: string) => {
             buffer += c;
             let cut: number;
@@ -39,12 +42,13 @@ export class SseClient {
               const event = buffer.slice(0, cut);
               buffer = buffer.slice(cut + 2);
               if (!event.startsWith("data: ") || event === "data: [DONE]") continue;
-              const data = JSON.parse(event.slice(6)) as { choices: { text?: string }[]; usage?: { completion_tokens: number } };
+              const data = JSON.parse(event.slice(6)) as { choices: { text?: string }[]; usage?: { completion_tokens: number }; neoserve?: { timings: { time_to_first_token_ms: number | null } } };
               if (ttftMs < 0 && data.choices[0]?.text) ttftMs = performance.now() - t0;
               if (data.usage) tokens = data.usage.completion_tokens;
+              serverTtftMs ??= data.neoserve?.timings.time_to_first_token_ms ?? undefined;
             }
           });
-          res.on("end", () => resolve({ ttftMs, tokens }));
+          res.on("end", () => resolve({ ttftMs, tokens, serverTtftMs }));
           res.on("error", reject);
         },
       );
