@@ -168,6 +168,21 @@ describe("RemoteBackend against a failing remote", () => {
     await b.dispose();
   });
 
+  it("a half-open probe that is cancelled frees the breaker for the next probe", async () => {
+    const b = backend({ breaker: { failures: 1, cooldownMs: 100 } });
+    stub.mode = "500";
+    await b.generate({ prompt: "hi" }).result;
+    await new Promise((r) => setTimeout(r, 120));
+    stub.mode = "no-first-token";
+    const probe = b.generate({ prompt: "hi" });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(b.stats().available).toBe(false); // the probe is out
+    probe.cancel();
+    await probe.result;
+    expect(b.stats()).toMatchObject({ breaker: "half-open", available: true });
+    await b.dispose();
+  });
+
   it("cancel() before the answer ends it cancelled", async () => {
     stub.mode = "no-first-token";
     const b = backend();

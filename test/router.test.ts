@@ -7,7 +7,7 @@ import { loadModel, type Model } from "../src/index.js";
 import { RemoteBackend } from "../src/router/remote-backend.js";
 import { type Backend, type RouteInfo, Router, type ShadowReport } from "../src/router/router.js";
 import { parseRules } from "../src/router/rules.js";
-import type { GenerateResult } from "../src/types.js";
+import type { GenerateRequest, GenerateResult } from "../src/types.js";
 import { startFaultStub, type FaultStub } from "./helpers/fault-stub.js";
 import { hfDir } from "./helpers/paths.js";
 import { spawnServer, type SpawnedServer } from "./helpers/spawn-server.js";
@@ -118,6 +118,17 @@ describe("Router", () => {
     expect((await s.result).finishReason).toBe("length");
     expect(s.route).toMatchObject({ backend: "cpu", degraded: true });
     await down.dispose();
+  });
+
+  it("a backend's verdict that the request is invalid is the caller's error, not a retry; the tenant goes along to the backend", async () => {
+    const router = new Router({ alias: "chat", backends: [remote(cloud), local()], rules: parseRules([{ route: ["cloud"] }], "rules", ["cloud", "cpu"]) });
+    const s = router.generate({ tokens: [1, 2], maxTokens: 4, temperature: 5 }); // the remote's schema allows 0-2
+    await expect(s.accepted).rejects.toThrow(InvalidRequestError);
+    expect(s.route.attempts).toBe(1);
+    const seen: GenerateRequest[] = [];
+    const spy: Backend = { ...local(), engine: Object.assign(Object.create(model) as Model, { generate: (r: GenerateRequest) => (seen.push(r), model.generate(r)) }) };
+    await new Router({ alias: "chat", backends: [spy] }).generate({ prompt: "x", maxTokens: 2, route: { tenant: "acme", user: "u1" } }).result;
+    expect(seen[0]!.route).toMatchObject({ tenant: "acme", user: "u1" });
   });
 
   it("throws at once what no backend would take; cancel() reaches the backend", async () => {

@@ -7,6 +7,7 @@ import { FairQueue } from "../src/tenants/fair-queue.js";
 import { TokenBucket } from "../src/tenants/token-bucket.js";
 import { hashKey, Tenant, TenantRegistry } from "../src/tenants/tenants.js";
 import type { Engine } from "../src/engine.js";
+import { Accounting } from "../src/server/accounting.js";
 import { hfDir } from "./helpers/paths.js";
 
 function clock(start = Date.UTC(2026, 10, 30, 23, 59, 0)) {
@@ -52,6 +53,29 @@ describe("limits", () => {
     c.advance(31_000); // Dec 1: a new day and a new month
     expect(t.usage()).toMatchObject({ spentDay: 0, spentMonth: 0 });
     expect(t.admit(1)).toEqual({ reservedTokens: 1 });
+  });
+
+  it("a reservation is at most a minute's tokens; what a request uses beyond it is charged", () => {
+    const c = clock();
+    const t = new Tenant("acme", { keys: [], tokensPerMinute: 100 }, c);
+    const big = t.admit(1_000_000) as { reservedTokens: number };
+    expect(big).toEqual({ reservedTokens: 100 });
+    t.settle(big, 400, 0); // 300 beyond its reservation: the bucket owes them
+    expect(t.admit(1)).toMatchObject({ code: "rate_limit_exceeded" });
+    c.advance(180_000); // three minutes repay the 300 owed: the bucket is empty again
+    expect(t.admit(50)).toMatchObject({ code: "rate_limit_exceeded" });
+    c.advance(30_000);
+    expect(t.admit(50)).toEqual({ reservedTokens: 50 });
+  });
+
+  it("a tenant's privacy class is a floor its requests cannot go below", () => {
+    const accounting = new Accounting({ log: () => {} });
+    const tenant = new Tenant("acme", { keys: [], privacy: "internal" });
+    const plan = (privacy?: "private" | "internal" | "public") => ({ requests: [{ prompt: "x", route: { privacy } }], n: 1, stream: false, includeUsage: false });
+    const privacyOf = (p: ReturnType<typeof plan>) => accounting.admit("r", "m", tenant, p).plan.requests[0]!.route!.privacy;
+    expect(privacyOf(plan())).toBe("internal");
+    expect(privacyOf(plan("public"))).toBe("internal");
+    expect(privacyOf(plan("private"))).toBe("private");
   });
 
   it("finds a tenant by its key's hash only", () => {

@@ -76,27 +76,36 @@ export class AuditLog {
     return log;
   }
 
-  /** Appends a record (in call order); resolves once it is written. */
+  /**
+   * Appends a record (in call order); resolves once it is written. A record
+   * is sealed when its turn comes and the chain moves on only once it is on
+   * disk, so a write that fails leaves no gap: the next record chains to the
+   * last one written.
+   */
   append(record: AuditRecord): Promise<void> {
     if (this.closed) return Promise.reject(new Error("the audit log is closed"));
-    const { line, hash } = seal({ seq: this.seq++, prev: this.prev, ...record });
-    this.prev = hash;
     const write = this.chain.then(async () => {
-      if (this.bytes > 0 && this.bytes + line.length + 1 > this.rotateBytes) await this.rotate();
+      const { line, hash } = seal({ seq: this.seq, prev: this.prev, ...record });
+      const bytes = Buffer.byteLength(line) + 1;
+      if (this.bytes > 0 && this.bytes + bytes > this.rotateBytes) await this.rotate();
       const file = await open(this.path, "a");
       try {
         await file.appendFile(line + "\n");
       } finally {
         await file.close();
       }
-      this.bytes += Buffer.byteLength(line) + 1;
+      this.prev = hash;
+      this.seq++;
+      this.bytes += bytes;
     });
     this.chain = write.catch(() => {}); // one failed write does not stop the ones after it
     return write;
   }
 
+  // The current file gets a name that sorts after every earlier one (time, then sequence): nothing is ever overwritten.
   private async rotate(): Promise<void> {
-    await rename(this.path, `${this.path}.${new Date().toISOString().replace(/[:.]/g, "-")}`);
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    await rename(this.path, `${this.path}.${stamp}.${String(this.seq).padStart(12, "0")}`);
     this.bytes = 0;
   }
 

@@ -125,7 +125,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   }
   for (const [name, r] of Object.entries(file.remotes)) {
     const { url, apiKeyEnv, privacy, pricePer1kPrompt, pricePer1kCompletion, ...options } = r;
-    const engine = await runtime.remote({ ...options, baseUrl: url, apiKey: apiKeyEnv ? process.env[apiKeyEnv] : undefined });
+    const engine = await runtime.remote({ ...options, name, baseUrl: url, apiKey: apiKeyEnv ? process.env[apiKeyEnv] : undefined });
     backends.set(name, { name, engine, where: "remote", privacy: privacy ?? ["internal", "public"], price: { per1kPrompt: pricePer1kPrompt, per1kCompletion: pricePer1kCompletion } });
     app.log.info({ remote: name, url: engine.info.device, healthy: engine.stats().healthy }, "remote added");
   }

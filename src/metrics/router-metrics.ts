@@ -1,7 +1,7 @@
 /**
  * Routing metrics: requests by alias, the backend that served them and why it
  * was chosen. The reason label is the decision's kind (rule_N, cheapest,
- * fastest, fallback, unroutable), never free text, so its values stay few.
+ * fastest, canary, fallback, unroutable), never free text, so its values stay few.
  */
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { RouteInfo, ShadowReport } from "../router/router.js";
@@ -48,5 +48,6 @@ export function reasonKind(route: Pick<RouteInfo, "reason" | "backend">): string
   if (route.reason.startsWith("rule ")) return `rule_${route.reason.slice(5)}`;
   if (route.reason.startsWith("cheapest")) return "cheapest";
   if (route.reason.startsWith("fastest")) return "fastest";
+  if (route.reason === "canary") return "canary";
   return "fallback";
 }

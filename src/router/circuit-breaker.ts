@@ -47,6 +47,11 @@ export class CircuitBreaker {
     this.probing = false;
   }
 
+  /** A request that told nothing of the remote (cancelled, past its deadline) ended: a probe may go again. */
+  release(): void {
+    this.probing = false;
+  }
+
   failure(): void {
     this.consecutive++;
     if (this.probing || this.consecutive >= this.threshold) this.openedAt = this.now();

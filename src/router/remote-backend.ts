@@ -18,6 +18,8 @@ import type { FinishReason, GenerateRequest } from "../types.js";
 import { type BreakerOptions, CircuitBreaker } from "./circuit-breaker.js";
 
 export interface RemoteBackendOptions {
+  /** How its errors name it (they may reach clients: an address may not). Default: the URL's origin. */
+  name?: string;
   /** The server's base URL, up to and without `/v1` (e.g. http://10.0.0.5:8000). */
   baseUrl: string;
   /** The model name the remote serves. */
@@ -28,7 +30,7 @@ export interface RemoteBackendOptions {
   connections?: number;
   /** Default 5000. */
   connectTimeoutMs?: number;
-  /** From sending a request to its first token. Default 30000. */
+  /** From sending a request to its first token; 0 = no limit. Default 30000. */
   firstTokenTimeoutMs?: number;
   /** Longest silence inside a stream (keep-alive comments count as traffic). Default 30000. */
   idleTimeoutMs?: number;
@@ -53,9 +55,11 @@ export class RemoteBackend implements Engine {
   private streamed = 0;
   private ttftEwmaMs: number | undefined;
   private disposed = false;
+  private readonly label: string;
 
   constructor(private readonly options: RemoteBackendOptions) {
     const url = new URL(options.baseUrl);
+    this.label = options.name ?? url.origin;
     this.info = { backend: "remote", device: url.origin, source: options.model, maxContext: options.maxContext ?? 0, vocabSize: 0 };
     this.pool = new Pool(url.origin, {
       connections: options.connections ?? 16,
@@ -123,17 +127,27 @@ export class RemoteBackend implements Engine {
 
   private async run(stream: ForwardedStream, path: string, body: object, abort: AbortController, startedAt: number, deadlineMs: number | undefined): Promise<void> {
     if (!this.breaker.allows()) {
-      stream.refuse(new ProviderUnavailableError(`${this.info.device}: circuit breaker open after repeated failures`));
+      stream.refuse(new ProviderUnavailableError(`${this.label}: circuit breaker open after repeated failures`));
       return;
     }
     this.breaker.take();
     this.inFlight.add(abort);
+    // The breaker hears of each request once: a failure before the first token, success when the
+    // remote answered, or nothing (a cancel or a deadline says nothing of the remote) — which frees a probe.
+    let reported = false;
+    const report = (ok: boolean | undefined) => {
+      if (reported) return;
+      reported = true;
+      if (ok === true) this.breaker.success();
+      else if (ok === false) this.breaker.failure();
+      else this.breaker.release();
+    };
     let why: { reason: FinishReason; message: string } | undefined;
     const stop = (reason: FinishReason, message: string) => {
       why ??= { reason, message };
       abort.abort();
     };
-    const firstToken = setTimeout(() => stop("error", `${this.info.device}: no first token within ${this.firstTokenTimeoutMs} ms`), this.firstTokenTimeoutMs);
+    const firstToken = this.firstTokenTimeoutMs > 0 ? setTimeout(() => stop("error", `${this.label}: no first token within ${this.firstTokenTimeoutMs} ms`), this.firstTokenTimeoutMs) : undefined;
     const deadline = deadlineMs !== undefined ? setTimeout(() => stop("deadline_exceeded", `deadline of ${deadlineMs} ms passed`), deadlineMs) : undefined;
     let firstAt: number | undefined;
     let finish: string | undefined;
@@ -142,9 +156,8 @@ export class RemoteBackend implements Engine {
     try {
       const res = await this.call("POST", path, body, abort.signal);
       if (res.statusCode !== 200) {
-        const failure = await refusal(res.statusCode, res.body, this.info.device);
-        if (res.statusCode >= 500 && res.statusCode !== 503) this.breaker.failure();
-        else this.breaker.success(); // it answered: a refusal is no sign of a broken server
+        const failure = await refusal(res.statusCode, res.body, this.label);
+        report(!(res.statusCode >= 500 && res.statusCode !== 503)); // it answered: a refusal is no sign of a broken server
         stream.refuse(failure, failure instanceof QueueFullError ? "queue_full" : "error");
         return;
       }
@@ -163,7 +176,7 @@ export class RemoteBackend implements Engine {
             if (firstAt === undefined) {
               firstAt = performance.now();
               clearTimeout(firstToken);
-              this.breaker.success();
+              report(true);
               this.observeTtft(firstAt - startedAt);
             }
             tokens++;
@@ -175,15 +188,15 @@ export class RemoteBackend implements Engine {
       });
       const decoder = new TextDecoder();
       for await (const chunk of res.body) parser.feed(decoder.decode(chunk as Buffer, { stream: true }));
-      if (remoteError !== undefined) why ??= { reason: "error", message: `${this.info.device}: ${remoteError}` };
-      else if (finish === undefined) why ??= { reason: "error", message: `${this.info.device}: the stream ended without a finish reason` };
+      if (remoteError !== undefined) why ??= { reason: "error", message: `${this.label}: ${remoteError}` };
+      else if (finish === undefined) why ??= { reason: "error", message: `${this.label}: the stream ended without a finish reason` };
     } catch (err) {
       if (why === undefined) {
         if (stream.finished || abort.signal.aborted) why = { reason: "cancelled", message: "cancelled" };
-        else why = { reason: "error", message: `${this.info.device}: ${(err as Error).message}` };
+        else why = { reason: "error", message: `${this.label}: ${(err as Error).message}` };
       }
-      if (firstAt === undefined && why.reason === "error") this.breaker.failure();
     } finally {
+      report(why === undefined ? true : why.reason === "error" && firstAt === undefined ? false : undefined);
       clearTimeout(firstToken);
       clearTimeout(deadline);
       this.inFlight.delete(abort);
@@ -225,13 +238,13 @@ export class RemoteBackend implements Engine {
   async tokenize(input: TextInput): Promise<Int32Array> {
     const body = "messages" in input ? { model: this.options.model, messages: input.messages } : { model: this.options.model, prompt: input.prompt, add_special_tokens: input.addSpecialTokens ?? true };
     const res = await this.call("POST", "/tokenize", body);
-    if (res.statusCode !== 200) throw await refusal(res.statusCode, res.body, this.info.device);
+    if (res.statusCode !== 200) throw await refusal(res.statusCode, res.body, this.label);
     return Int32Array.from(((await res.body.json()) as { tokens: number[] }).tokens);
   }
 
   async detokenize(ids: ArrayLike<number>): Promise<string> {
     const res = await this.call("POST", "/detokenize", { model: this.options.model, tokens: Array.from(ids) });
-    if (res.statusCode !== 200) throw await refusal(res.statusCode, res.body, this.info.device);
+    if (res.statusCode !== 200) throw await refusal(res.statusCode, res.body, this.label);
     return ((await res.body.json()) as { prompt: string }).prompt;
   }
 

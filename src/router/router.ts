@@ -8,7 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import type { Engine, EngineInfo, EngineStats } from "../engine.js";
-import { InvalidRequestError, ModelDisposedError, ProviderUnavailableError } from "../errors.js";
+import { InvalidRequestError, ModelDisposedError, NeoserveError, ProviderUnavailableError, QueueFullError } from "../errors.js";
 import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
 import { parseRequest } from "../request.js";
@@ -116,7 +116,7 @@ export class Router implements Engine {
     if (this.disposed) throw new ModelDisposedError(`router ${this.options.alias} has been disposed`);
     parseRequest(request); // the request's shape, as every engine checks it
     const { input, order, reason, degraded } = this.plan(request);
-    const { signal, route: _route, ...forward } = request;
+    const { signal, ...forward } = request; // the route hints go along: a FairQueue behind reads the tenant
     let current: GenerationStream | undefined;
     let cancelled = false;
     const stream = new RoutedStream(() => {
@@ -141,26 +141,35 @@ export class Router implements Engine {
     const limit = Math.min(order.length, this.options.maxAttempts ?? 3);
 
     // Runs attempt i; the first runs synchronously so a request no engine would take throws from generate() itself.
-    const attempt = (i: number, lastError?: Error): void => {
+    const attempt = (i: number, lastError?: NeoserveError): void => {
       if (cancelled || stream.finished) return;
       if (i >= limit) {
-        stream.refuse(lastError instanceof ProviderUnavailableError ? lastError : new ProviderUnavailableError(`alias ${this.options.alias}: every backend tried failed (${lastError?.message ?? "no answer"})`));
+        const error = lastError ?? new ProviderUnavailableError(`alias ${this.options.alias}: every backend tried failed`);
+        stream.refuse(error, error instanceof QueueFullError ? "queue_full" : "error");
         return;
       }
+      // A fallback gets what is left of the request's deadline, not the whole of it again.
+      const deadlineMs = request.deadlineMs === undefined ? undefined : request.deadlineMs - (performance.now() - startedAt);
+      if (deadlineMs !== undefined && deadlineMs <= 0) return stream.end("deadline_exceeded", `deadline of ${request.deadlineMs} ms passed`);
       const backend = this.byName.get(order[i]!)!;
       stream.route = { ...stream.route, backend: backend.name, attempts: i + 1, reason: i === 0 ? reason : `fallback from ${order[i - 1]}` };
       let inner: GenerationStream;
       try {
-        inner = backend.engine.generate(forward);
+        inner = backend.engine.generate({ ...forward, deadlineMs });
       } catch (err) {
         if (i === 0 && err instanceof InvalidRequestError) throw err;
-        return attempt(i + 1, err as Error);
+        return attempt(i + 1, err instanceof NeoserveError ? err : new ProviderUnavailableError(`${backend.name}: ${String(err)}`));
       }
       current = inner;
+      let refusal: NeoserveError | undefined;
+      inner.accepted.catch((err: unknown) => (refusal = err instanceof NeoserveError ? err : undefined));
       relay(inner, stream, (result, forwarded) => {
         if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
-        if (forwarded > 0 || !RETRYABLE.has(result.finishReason) || cancelled) return false;
-        attempt(i + 1, new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
+        if (forwarded > 0 || cancelled) return false;
+        // A request the backend judged wrong is wrong for every backend: its error, as the caller's.
+        if (refusal instanceof InvalidRequestError) return stream.refuse(refusal), true;
+        if (!RETRYABLE.has(result.finishReason)) return false;
+        attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
         return true;
       });
     };

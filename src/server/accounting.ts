@@ -11,6 +11,7 @@ import type { Engine } from "../engine.js";
 import { reasonKind } from "../metrics/router-metrics.js";
 import type { TenantMetrics } from "../metrics/tenant-metrics.js";
 import { type Price, requestCost } from "../router/cost.js";
+import type { PrivacyClass } from "../router/route-decision.js";
 import { tokensPerSecond } from "../router/router.js";
 import type { Admission, Tenant } from "../tenants/tenants.js";
 import type { RunSummary } from "./completion-run.js";
@@ -41,7 +42,7 @@ export class Accounting {
       throw new HttpError(429, admitted.message, null, admitted.code, admitted.retryAfterSeconds);
     }
     for (const r of plan.requests)
-      r.route = { ...r.route, tenant: tenant.name, privacy: r.route?.privacy ?? tenant.config.privacy, allowedBackends: tenant.config.backends };
+      r.route = { ...r.route, tenant: tenant.name, privacy: stricter(r.route?.privacy, tenant.config.privacy), allowedBackends: tenant.config.backends };
     return { requestId, model, tenant, admission: admitted, plan };
   }
 
@@ -81,6 +82,13 @@ export class Accounting {
       })
       .catch((err: unknown) => this.options.log(err));
   }
+}
+
+// A tenant's privacy class is a floor: a request may ask for more care, never for less.
+const OPENNESS: Record<PrivacyClass, number> = { private: 0, internal: 1, public: 2 };
+function stricter(asked: PrivacyClass | undefined, floor: PrivacyClass | undefined): PrivacyClass | undefined {
+  if (asked === undefined || floor === undefined) return asked ?? floor;
+  return OPENNESS[asked] <= OPENNESS[floor] ? asked : floor;
 }
 
 // Prompt tokens a request will likely have, before it is tokenized (about 4 characters a token).

@@ -92,15 +92,14 @@ export async function runCompletion(ctx: RunContext, plan: CompletionPlan, reque
       cancelAll();
       throw err;
     }
-    const routed = routeHeaders(streams[0]);
-    if (!plan.stream) void reply.headers(routed);
-    return plan.stream ? await sse(ctx, plan, streams, request, reply, routed, () => drainedFor) : await json(ctx, plan, streams, reply, () => drainedFor);
+    return plan.stream ? await sse(ctx, plan, streams, request, reply, routeHeaders(streams[0]), () => drainedFor) : await json(ctx, plan, streams, reply, () => drainedFor);
   } finally {
     untrack();
   }
 }
 
 // How a router served the request (its first choice, for n > 1): which backend, why, and whether it ran degraded.
+// A stream's headers go out when it starts, so they name the backend that took it.
 function routeHeaders(stream: GenerationStream | undefined): Record<string, string> {
   if (!(stream instanceof RoutedStream)) return {};
   const r = stream.route;
@@ -156,6 +155,7 @@ function abnormal(r: GenerateResult, drainedFor: string | undefined): HttpError 
 
 async function json(ctx: RunContext, plan: CompletionPlan, streams: GenerationStream[], reply: FastifyReply, drained: () => string | undefined): Promise<unknown> {
   const results = await Promise.all(streams.map((s) => s.result));
+  void reply.headers(routeHeaders(streams[0])); // after the end: the backend that served it, fallbacks included
   const u = usage(plan, results);
   const summary = summarize(u, results, streams);
   const failed = results.map((r) => abnormal(r, drained())).find((e) => e);

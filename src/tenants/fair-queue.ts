@@ -16,7 +16,7 @@ import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
 import { parseRequest } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
-import type { GenerateRequest } from "../types.js";
+import type { FinishReason, GenerateRequest } from "../types.js";
 
 interface Waiting {
   request: GenerateRequest;
@@ -24,6 +24,8 @@ interface Waiting {
   queuedAt: number;
   /** Once started: cancels it in the engine. */
   cancel?: () => void;
+  /** Ends it if its deadline passes while it waits. */
+  timer?: NodeJS.Timeout;
 }
 
 const ANONYMOUS = "";
@@ -65,6 +67,8 @@ export class FairQueue implements Engine {
     }
     queue.push(waiting);
     this.queued++;
+    if (request.deadlineMs !== undefined)
+      waiting.timer = setTimeout(() => this.drop(tenant, waiting, ["deadline_exceeded", `deadline of ${request.deadlineMs} ms passed while queued`]), request.deadlineMs);
     waiting.stream.watch(request.signal);
     return waiting.stream;
   }
@@ -94,6 +98,7 @@ export class FairQueue implements Engine {
       if (tenant === undefined) return;
       const queue = this.queues.get(tenant)!;
       const w = queue.shift()!;
+      clearTimeout(w.timer);
       this.queued--;
       if (queue.length === 0) this.queues.delete(tenant);
       this.served.set(tenant, (this.served.get(tenant) ?? 0) + 1 / Math.max(1e-6, this.weightOf(tenant)));
@@ -124,15 +129,16 @@ export class FairQueue implements Engine {
     return best;
   }
 
-  // A cancelled request: out of its queue if it still waits, else cancelled in the engine.
-  private drop(tenant: string, w: Waiting): void {
+  // A request cancelled (or past its deadline): out of its queue if it still waits, else cancelled in the engine.
+  private drop(tenant: string, w: Waiting, why: [FinishReason, string] = ["cancelled", "cancelled while queued for its tenant's turn"]): void {
     const queue = this.queues.get(tenant);
     const at = queue?.indexOf(w) ?? -1;
     if (at >= 0) {
+      clearTimeout(w.timer);
       queue!.splice(at, 1);
       this.queued--;
       if (queue!.length === 0) this.queues.delete(tenant);
-      w.stream.end("cancelled", "cancelled while queued for its tenant's turn");
+      w.stream.end(...why);
       return;
     }
     w.cancel?.();
@@ -155,7 +161,11 @@ export class FairQueue implements Engine {
 
   async dispose(): Promise<void> {
     this.disposed = true;
-    for (const queue of this.queues.values()) for (const w of queue) w.stream.end("cancelled", "the engine was disposed");
+    for (const queue of this.queues.values())
+      for (const w of queue) {
+        clearTimeout(w.timer);
+        w.stream.end("cancelled", "the engine was disposed");
+      }
     this.queues.clear();
     this.queued = 0;
     await this.inner.dispose();

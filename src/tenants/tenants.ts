@@ -1,8 +1,10 @@
 /**
  * Tenants: who a request comes from (its API key, stored as a SHA-256 hash),
- * what it may use (aliases, backends, a default privacy class) and its limits:
+ * what it may use (aliases, backends, a privacy class its requests never go
+ * below) and its limits:
  * requests and tokens per minute (token buckets: a request reserves its
- * prompt estimate plus max_tokens, and gets back what it did not use),
+ * prompt estimate plus max_tokens, at most a minute's allowance, gets back
+ * what it did not use and is charged what it used beyond),
  * concurrent requests, and a budget per UTC day and month in the currency of
  * the configured prices. Spend is kept in memory (the audit trail has every
  * request's cost).
@@ -18,7 +20,7 @@ export interface TenantConfig {
   models?: string[];
   /** Backends its routed requests may reach; absent: all. */
   backends?: string[];
-  /** Privacy class of its requests that name none. */
+  /** Its requests' privacy class when they name none, and the floor when they do (a request may ask for more care, not less). */
   privacy?: PrivacyClass;
   requestsPerMinute?: number;
   tokensPerMinute?: number;
@@ -88,19 +90,22 @@ export class Tenant {
       return { code: "concurrency_limit_exceeded", message: `tenant ${this.name} has ${this.inFlight} requests in flight (at most ${c.maxConcurrent})`, retryAfterSeconds: 1 };
     const waitRequests = this.requests?.take(1) ?? 0;
     if (waitRequests > 0) return { code: "rate_limit_exceeded", message: `tenant ${this.name}: over ${c.requestsPerMinute} requests per minute`, retryAfterSeconds: Math.ceil(waitRequests / 1000) };
-    const waitTokens = this.tokens?.take(estimatedTokens) ?? 0;
+    // A reservation is what the bucket can hold; what the request uses beyond it is charged when it ends.
+    const reserve = Math.min(estimatedTokens, this.tokens?.capacity ?? estimatedTokens);
+    const waitTokens = this.tokens?.take(reserve) ?? 0;
     if (waitTokens > 0) {
       this.requests?.give(1);
       return { code: "rate_limit_exceeded", message: `tenant ${this.name}: over ${c.tokensPerMinute} tokens per minute`, retryAfterSeconds: Math.ceil(waitTokens / 1000) };
     }
     this.inFlight++;
-    return { reservedTokens: estimatedTokens };
+    return { reservedTokens: reserve };
   }
 
   /** The request ended: its slot is free, unused tokens return to the bucket, its cost counts against the budgets. */
   settle(admission: Admission, usedTokens: number, cost: number): void {
     this.inFlight--;
     if (usedTokens < admission.reservedTokens) this.tokens?.give(admission.reservedTokens - usedTokens);
+    else this.tokens?.charge(usedTokens - admission.reservedTokens);
     this.rollOver(this.clock.date());
     this.spentDay += cost;
     this.spentMonth += cost;

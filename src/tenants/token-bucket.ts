@@ -37,4 +37,15 @@ export class TokenBucket {
     this.refill();
     this.level = Math.min(this.perMinute, this.level + n);
   }
+
+  /** Charges what a request used beyond its reservation: the bucket may go below empty, and later requests wait it out. */
+  charge(n: number): void {
+    this.refill();
+    this.level -= n;
+  }
+
+  /** The most one take() can hold: a minute's allowance. */
+  get capacity(): number {
+    return this.perMinute;
+  }
 }
