@@ -27,6 +27,15 @@ describe("a pool of CPU workers", () => {
     expect(served.every((n) => n > 0)).toBe(true);
   });
 
+  it("reports its workers' load from their heartbeats: throughput, and the wait a router predicts with", async () => {
+    await until(() => pool.stats().tokensPerSecond > 0 && pool.stats().predictedWaitMs !== undefined);
+    expect(pool.stats().predictedWaitMs).toBe(0); // idle
+    const busy = Array.from({ length: 8 }, (_, i) => pool.generate({ ...request(i), maxTokens: 600, ignoreEos: true }));
+    await until(() => (pool.stats().predictedWaitMs ?? 0) > 0);
+    busy.forEach((s) => s.cancel());
+    await Promise.all(busy.map((s) => s.result));
+  });
+
   it("gives the same tokens as the same request on any worker", async () => {
     const a = await pool.generate({ ...request(5), slice: "worker-0" }).result;
     const b = await pool.generate({ ...request(5), slice: "worker-1" }).result;

@@ -27,7 +27,7 @@ import {
   DEFAULT_WORKER_TIMEOUT_MS,
   FRAME_FD,
   HEARTBEAT_INTERVAL_MS,
-  type FromWorker, type ToWorker, type WireRequest } from "./protocol.js";
+  type FromWorker, type SliceLoad, type ToWorker, type WireRequest } from "./protocol.js";
 
 /** Restart delays of a dead worker, unless PoolOptions.restartBackoff says. */
 const DEFAULT_RESTART_BACKOFF = { initialMs: 100, maxMs: 5000 };
@@ -69,6 +69,8 @@ export interface PoolOptions {
 
 export interface PoolStats extends EngineStats {
   slices: SliceStats[];
+  /** The slices' generated tokens per second of engine time, together (their last heartbeats). */
+  tokensPerSecond: number;
   /** Requests waiting for a live worker. */
   pending: number;
   routed: number;
@@ -123,6 +125,8 @@ class Slot {
   served = 0;
   restarts = 0;
   engine: { backend: string; device: string; visibleDevices: string | undefined } | undefined;
+  /** Its engine's load, from the worker's last heartbeat (at most HEARTBEAT_INTERVAL_MS old). */
+  load: SliceLoad | undefined;
   /** What this slice's model can take, from its worker's last ready message. */
   limits: RawRequestLimits | undefined;
   backoffMs: number;
@@ -279,9 +283,14 @@ export class ModelPool implements Engine {
   }
 
   stats(): PoolStats {
+    // A new request goes to the live slice that would start it soonest: its wait is the pool's.
+    const live = this.slots.filter((s) => s.ready && s.load);
+    const soonest = live.filter((s) => s.load!.predictedWaitMs !== undefined).sort((a, b) => a.load!.predictedWaitMs! - b.load!.predictedWaitMs!)[0]?.load;
     return {
       inFlight: this.requests.size,
       progress: this.tokensStreamed,
+      tokensPerSecond: live.reduce((sum, s) => sum + s.load!.tokensPerSecond, 0),
+      ...(soonest ? { predictedWaitMs: soonest.predictedWaitMs, ...(soonest.stepTime ? { stepTime: soonest.stepTime } : {}) } : {}),
       slices: this.slots.map((s) => ({
         slice: s.slice,
         ready: s.ready,
@@ -476,7 +485,8 @@ export class ModelPool implements Engine {
         return;
       }
       case "alive":
-        return; // only its arrival counts (spawn's reader notes it)
+        if (m.load) slot.load = m.load; // its arrival counts too (spawn's reader notes it)
+        return;
       case "rejected": {
         // Checked before it was sent, so only the worker's own state can refuse it now (its queue is full).
         const req = this.requests.get(m.id);

@@ -20,8 +20,15 @@ export type FromWorker =
   /** The result less its tokens, text and logprobs, which the parent already has. */
   | { t: "end"; id: number; result: Omit<GenerateResult, "tokens" | "text" | "logprobs"> }
   | ({ t: "rejected"; id: number } & WireError)
-  /** A heartbeat: the worker's event loop still runs (any frame counts as one). */
-  | { t: "alive" };
+  /** A heartbeat: the worker's event loop still runs (any frame counts as one), with its engine's load once loaded. */
+  | { t: "alive"; load?: SliceLoad };
+
+/** A worker's engine as routing sees it: its throughput and the wait a new request would have. */
+export interface SliceLoad {
+  tokensPerSecond: number;
+  predictedWaitMs?: number;
+  stepTime?: { a: number; b: number; c: number };
+}
 
 /** PoolOptions.flushIntervalMs unless set. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 10;

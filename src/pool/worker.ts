@@ -49,11 +49,16 @@ function flush(): void {
   if (!pipe.destroyed) pipe.write(frames);
 }
 
+let model: Model | undefined;
+
 // Heartbeats from before the load on: a native load runs off the event loop, so
 // a worker loading a big model still answers, and the pool only kills the silent.
-// The first one tells the pool this process has started (it watches from then).
+// The first one tells the pool this process has started (it watches from then);
+// once loaded, each carries the engine's load, which the pool's stats report.
 function heartbeat(): void {
-  if (outbox.length === 0) send({ t: "alive" }); // a batch on its way says as much
+  if (!model || model.isDisposed) return void (outbox.length === 0 && send({ t: "alive" })); // a batch on its way says as much
+  const s = model.stats();
+  send({ t: "alive", load: { tokensPerSecond: s.tokensPerSecond, predictedWaitMs: s.predictedWaitMs, stepTime: s.stepTime } });
 }
 heartbeat();
 setInterval(heartbeat, HEARTBEAT_INTERVAL_MS).unref();
@@ -63,7 +68,6 @@ setInterval(heartbeat, HEARTBEAT_INTERVAL_MS).unref();
 const poison = process.env.NEOSERVE_TEST_POISON_TOKENS;
 const isPoison = (tokens: readonly number[]) => poison !== undefined && tokens.join(",") === poison;
 
-let model: Model | undefined;
 const streams = new Map<number, TokenStream>();
 
 function serve(id: number, stream: TokenStream): void {
