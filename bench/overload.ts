@@ -111,6 +111,8 @@ async function main(argv: string[]): Promise<void> {
   for (const o of outcomes) byReason.set(o.reason, (byReason.get(o.reason) ?? 0) + 1);
   const pct = (xs: number[], q: number) => (xs.length ? xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!.toFixed(0) : "-");
   const met = outcomes.filter(finishedNormally);
+  // Goodput: requests that met every cap (finished normally, none of the checks above), per second offered, over capacity.
+  const good = met.filter((o) => o.queuedMs! <= caps.maxQueueDelayMs + stepGrace && o.totalMs <= caps.deadlineMs + 25 && o.maxGapMs <= caps.itlCapMs * 1.5).length;
 
   const lines = [
     `## ${new Date().toISOString().slice(0, 16)} — overload at ${load}× capacity, SmolLM2-135M shape Q8_0, 2 threads`,
@@ -129,6 +131,9 @@ async function main(argv: string[]): Promise<void> {
     `| finished normally but started past the queue cap + one step (silent) | ${silentQueue} |`,
     `| finished normally but past the deadline + 25 ms delivery (silent) | ${silentDeadline} |`,
     `| finished normally with an inter-token gap over 1.5× itlCapMs | ${overItl} |`,
+    "",
+    `Goodput: ${good} requests met every cap, ${(good / seconds).toFixed(2)} req/s = **${((good / seconds / cap) * 100).toFixed(0)}%** of closed-loop capacity. ` +
+      `Requests that could not meet their deadline even if started at once end \`deadline_unmeetable\` at admission, unstarted.`,
     "",
     `Met requests: queue wait p50 ${pct(met.map((o) => o.queuedMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.queuedMs!), 0.99)} ms; time to first token p50 ${pct(met.map((o) => o.waitMs!), 0.5)} ms, p99 ${pct(met.map((o) => o.waitMs!), 0.99)} ms; ` +
       `max inter-token gap p50 ${pct(met.map((o) => o.maxGapMs), 0.5)} ms, p99 ${pct(met.map((o) => o.maxGapMs), 0.99)} ms.`,

@@ -145,7 +145,7 @@ export interface RawStats {
   promptTokens: number;
   preemptions: number;
   /** Requests that ended without finishing, by reason (queue_full counts rejections at submit). */
-  endedEarly: Record<"queue_full" | "queue_timeout" | "deadline_exceeded" | "cancelled" | "error", number>;
+  endedEarly: Record<"queue_full" | "queue_timeout" | "deadline_exceeded" | "deadline_unmeetable" | "cancelled" | "error", number>;
   stepMsTotal: number;
   /** The scheduler's own work (excluding provider steps and sampling). */
   scheduleMsTotal: number;

@@ -17,7 +17,7 @@ export const NATIVE_ERROR_CODES = [
 ] as const;
 
 /** Raised in TypeScript only: finish reasons of requests that end abnormally, as errors. */
-const TS_ERROR_CODES = ["device_lost", "cancelled", "deadline_exceeded", "queue_timeout", "invalid_config"] as const;
+const TS_ERROR_CODES = ["device_lost", "cancelled", "deadline_exceeded", "deadline_unmeetable", "queue_timeout", "invalid_config"] as const;
 
 export type ErrorCode = (typeof NATIVE_ERROR_CODES)[number] | (typeof TS_ERROR_CODES)[number];
 const ERROR_CODES: ReadonlySet<string> = new Set([...NATIVE_ERROR_CODES, ...TS_ERROR_CODES]);

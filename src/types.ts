@@ -7,6 +7,8 @@ export type FinishReason =
   | "cancelled"
   | "deadline_exceeded"
   | "queue_timeout"
+  /** Its deadline could not be met even if started at once (predicted at admission from maxTokens and the step time): it never ran. */
+  | "deadline_unmeetable"
   | "queue_full"
   | "device_lost"
   | "error";

@@ -183,7 +183,7 @@ describe("error codes and finish reasons cross the addon by name", () => {
   });
 
   it("every native finish reason is a FinishReason", () => {
-    const known: (FinishReason | "none")[] = ["none", "stop", "length", "cancelled", "error", "deadline_exceeded", "queue_timeout"];
+    const known: (FinishReason | "none")[] = ["none", "stop", "length", "cancelled", "error", "deadline_exceeded", "queue_timeout", "deadline_unmeetable"];
     expect(addon().finishReasons).toEqual(known);
   });
 

@@ -228,6 +228,7 @@ Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
   rejected.Set("queue_full", static_cast<double>(s.rejected_queue_full));
   rejected.Set("queue_timeout", static_cast<double>(s.finished_queue_timeout));
   rejected.Set("deadline_exceeded", static_cast<double>(s.finished_deadline));
+  rejected.Set("deadline_unmeetable", static_cast<double>(s.rejected_deadline));
   rejected.Set("cancelled", static_cast<double>(s.finished_cancelled));
   rejected.Set("error", static_cast<double>(s.finished_error));
   out.Set("endedEarly", rejected);

@@ -427,6 +427,75 @@ TEST("scheduler.stats_predict_a_longer_wait_as_the_queue_grows") {
   CHECK(sink.wait(16, 60));
 }
 
+TEST("scheduler.predicted_service_is_the_prefill_in_chunks_then_a_decode_step_per_token") {
+  StepTimeModel m;
+  for (int i = 0; i < 50; ++i) m.observe(1 + (i % 7) * 64, 0, 1.0 + 0.01 * (1 + (i % 7) * 64));  // 1 ms + 0.01 ms/token
+  // 100 prompt positions beside 2 decodes, 62 a step: 2 chunks of 50 (1.52 ms each); then 9 decode steps of 3 sequences.
+  CHECK_NEAR(predict_service_ms({2, 0, 100, 0, 10, 0}, {4, 64}, m), 2 * 1.52 + 9 * 1.03, 1e-2);
+  // The batch has 50 prompt positions of its own still to prefill: 0.5 ms more.
+  CHECK_NEAR(predict_service_ms({2, 0, 100, 0, 10, 50}, {4, 64}, m), 2 * 1.52 + 9 * 1.03 + 0.5, 1e-2);
+  // A full batch still decodes 4 at a time.
+  CHECK_NEAR(predict_service_ms({4, 0, 0, 0, 3}, {4, 64}, m), 2 * 1.04, 1e-2);
+}
+
+TEST("scheduler.a_deadline_it_cannot_meet_ends_the_request_at_admission_unstarted") {
+  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
+  provider->busy_base_us = 1000;  // each step costs at least 1 ms
+  provider->busy_per_token_us = 100;
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 4;
+  opts.max_batch_tokens = 64;
+  Scheduler sched(provider, sink, opts);
+  // Steps of different sizes until the step-time model is fitted (bounded).
+  size_t warm = 0;
+  for (int round = 0; round < 20 && !sched.step_time_model().ready(); ++round)
+    for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) {
+      sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
+      CHECK(sink.wait(++warm, 60));
+    }
+  CHECK(sched.step_time_model().ready());
+  GenerationRequest hopeless = greedy({1, 2, 3}, 500);  // 500 steps of >= 1 ms
+  hopeless.deadline_ms = 50;
+  GenerationRequest fine = greedy({1, 2, 3}, 5);
+  fine.deadline_ms = 5000;
+  const RequestId h = sched.submit(hopeless);
+  const RequestId f = sched.submit(fine);
+  CHECK(sink.wait(warm + 2, 60));
+  CHECK_EQ(sink.finish[h], FinishReason::DeadlineUnmeetable);
+  CHECK(sink.tokens[h].empty());
+  CHECK_EQ(sink.finish[f], FinishReason::Length);
+  CHECK_EQ(sched.stats().rejected_deadline, 1u);
+  CHECK_EQ(sched.stats().kv_blocks_used, 0);
+}
+
+TEST("scheduler.a_prompt_whose_prefill_would_make_a_running_request_late_waits_for_it") {
+  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
+  provider->busy_base_us = 1000;
+  provider->busy_per_token_us = 100;  // a 2000-token prompt: ~200 ms of prefill
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 4;
+  opts.max_batch_tokens = 64;
+  Scheduler sched(provider, sink, opts);
+  size_t warm = 0;
+  for (int round = 0; round < 20 && !sched.step_time_model().ready(); ++round)
+    for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) {
+      sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
+      CHECK(sink.wait(++warm, 60));
+    }
+  CHECK(sched.step_time_model().ready());
+  GenerationRequest urgent = greedy({1, 2, 3}, 50);  // ~60 ms alone; ~250 ms beside the long prefill
+  urgent.deadline_ms = 150;
+  const RequestId a = sched.submit(urgent);
+  while (sched.stats().running == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  const RequestId b = sched.submit(greedy(std::vector<int32_t>(2000, 5), 2));
+  CHECK(sink.wait(warm + 2, 60));
+  CHECK_EQ(sink.finish[a], FinishReason::Length);  // met: the long prompt waited
+  CHECK_EQ(sink.finish[b], FinishReason::Length);
+  CHECK(std::find(sink.order.begin(), sink.order.end(), a) < std::find(sink.order.begin(), sink.order.end(), b));
+}
+
 TEST("scheduler.itl_cap_bounds_decode_steps_under_long_prompt") {
   auto provider = std::make_shared<test::CountingProvider>(101, 4096, 2048, 16);
   provider->busy_base_us = 300;

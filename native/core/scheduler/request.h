@@ -19,9 +19,10 @@ enum class FinishReason : uint8_t {
   Error,      // the engine failed on this request; the message says why
   DeadlineExceeded,  // its deadline_ms (end to end, from submit) passed before it finished
   QueueTimeout,      // it waited longer than max_queue_delay_ms without being started
+  DeadlineUnmeetable,  // at admission, its predicted completion (prefill, then max_tokens steps) fell past its deadline: never started
 };
-inline constexpr int32_t kFinishReasonCount = 7;  // the binding hands JS their names by value
-static_assert(static_cast<int32_t>(FinishReason::QueueTimeout) + 1 == kFinishReasonCount, "one past the last reason");
+inline constexpr int32_t kFinishReasonCount = 8;  // the binding hands JS their names by value
+static_assert(static_cast<int32_t>(FinishReason::DeadlineUnmeetable) + 1 == kFinishReasonCount, "one past the last reason");
 
 const char* finish_reason_name(FinishReason r);
 

@@ -1,6 +1,7 @@
 #include "scheduler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <limits>
 
@@ -19,6 +20,7 @@ const char* finish_reason_name(FinishReason r) {
     case FinishReason::Error: return "error";
     case FinishReason::DeadlineExceeded: return "deadline_exceeded";
     case FinishReason::QueueTimeout: return "queue_timeout";
+    case FinishReason::DeadlineUnmeetable: return "deadline_unmeetable";
   }
   return "error";
 }
@@ -242,6 +244,7 @@ void Scheduler::publish() {
   stats_.preemptions = local_.preemptions;
   stats_.finished_queue_timeout = local_.finished_queue_timeout;
   stats_.finished_deadline = local_.finished_deadline;
+  stats_.rejected_deadline = local_.rejected_deadline;
   stats_.finished_cancelled = local_.finished_cancelled;
   stats_.finished_error = local_.finished_error;
   stats_.step_ms_total = local_.step_ms_total;
@@ -369,8 +372,19 @@ void Scheduler::admit(double t, EventBatch& out) {
       decode_tokens += 1;
       decode_attended += StepTimeModel::attended_of(static_cast<int32_t>(s->context.size()), 1);
     }
+  const WaitLimits limits{options_.max_batch_size, options_.max_batch_tokens};
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < options_.max_batch_size) {
     Sequence& head = *waiting_.front();
+    if (step_time_.ready()) {
+      // A request that cannot finish by its deadline even if started now never starts: its work would be thrown away.
+      if (!head.started && std::isfinite(head.deadline_at) && t + predict_service_ms(service_inputs(head, nullptr), limits, step_time_) > head.deadline_at) {
+        finish(head, FinishReason::DeadlineUnmeetable, out);
+        waiting_.pop_front();
+        continue;
+      }
+      // Nor does one whose prefill would make a running request miss the deadline it would meet without it: it waits.
+      if (makes_late(head, t)) break;
+    }
     if (warmup_admits-- <= 0) break;
     if (itl_bound && !running_.empty()) {
       const double attended = StepTimeModel::attended_of(static_cast<int32_t>(head.context.size()), 1);
@@ -386,6 +400,39 @@ void Scheduler::admit(double t, EventBatch& out) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
+}
+
+// A request as predict_service_ms reads it: itself, and the batch it is in or
+// would join — with `joining` admitted beside it when given.
+ServiceInputs Scheduler::service_inputs(const Sequence& seq, const Sequence* joining) const {
+  ServiceInputs in;
+  for (const auto& s : running_) {
+    if (s.get() == &seq) continue;
+    ++in.running;
+    in.running_attended += static_cast<double>(s->context.size());
+    in.running_pending += s->pending() > 1 ? s->pending() : 0;  // a pending 1 is its next decode
+  }
+  if (joining) {
+    ++in.running;
+    in.running_attended += static_cast<double>(joining->context.size());
+    in.running_pending += joining->pending();
+  }
+  in.pending = seq.pending() > 1 || seq.generated == 0 ? seq.pending() : 0;
+  in.position = seq.computed;
+  in.tokens_left = std::max(1, seq.max_positions - static_cast<int32_t>(seq.context.size()) + (seq.generated > 0 ? 1 : 0));
+  return in;
+}
+
+// Whether admitting `head` now would push a running request with a deadline past it, when it would make it otherwise.
+bool Scheduler::makes_late(const Sequence& head, double t) const {
+  const WaitLimits limits{options_.max_batch_size, options_.max_batch_tokens};
+  for (const auto& s : running_) {
+    if (!std::isfinite(s->deadline_at)) continue;
+    const double without = predict_service_ms(service_inputs(*s, nullptr), limits, step_time_);
+    const double with = predict_service_ms(service_inputs(*s, &head), limits, step_time_);
+    if (t + without <= s->deadline_at && t + with > s->deadline_at) return true;
+  }
+  return false;
 }
 
 // Decodes first (one pending token each), then prompt chunks in admission order,
@@ -544,6 +591,7 @@ void Scheduler::finish(Sequence& seq, FinishReason reason, EventBatch& out, int3
     case FinishReason::Error: ++local_.finished_error; break;
     case FinishReason::DeadlineExceeded: ++local_.finished_deadline; break;
     case FinishReason::QueueTimeout: ++local_.finished_queue_timeout; break;
+    case FinishReason::DeadlineUnmeetable: ++local_.rejected_deadline; break;
     default: break;
   }
 }

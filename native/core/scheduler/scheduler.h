@@ -55,6 +55,7 @@ struct SchedulerStats {
   uint64_t rejected_queue_full = 0;
   uint64_t finished_queue_timeout = 0;
   uint64_t finished_deadline = 0;
+  uint64_t rejected_deadline = 0;  // ended DeadlineUnmeetable at admission
   uint64_t finished_cancelled = 0;
   uint64_t finished_error = 0;
   double step_ms_total = 0;       // time inside provider steps
@@ -107,6 +108,8 @@ class Scheduler {
   bool grow_or_preempt(EventBatch& out);
   void preempt(Sequence& seq);
   void admit(double t, EventBatch& out);
+  ServiceInputs service_inputs(const Sequence& seq, const Sequence* joining) const;
+  bool makes_late(const Sequence& head, double t) const;
   // schedule(), without the lock (running sequences are the scheduler thread's own).
   void compose(StepPlan& plan);
 

@@ -25,4 +25,27 @@ double predict_wait_ms(const WaitInputs& in, const WaitLimits& limits, const Ste
   return wait;
 }
 
+double predict_service_ms(const ServiceInputs& in, const WaitLimits& limits, const StepTimeModel& steps) {
+  const auto cost = [&](double tokens, double attended) { return std::max(0.0, steps.predict(tokens, attended)); };
+  double ms = 0;
+  if (in.pending > 0) {
+    const int32_t per_step = std::max(1, limits.max_batch_tokens - in.running);
+    const int32_t n_steps = (in.pending + per_step - 1) / per_step;
+    const int32_t chunk = (in.pending + n_steps - 1) / n_steps;
+    for (int32_t i = 0, pos = in.position; i < n_steps; ++i, pos += chunk) {
+      const int32_t n = std::min(chunk, in.pending - (pos - in.position));
+      ms += cost(in.running + n, in.running_attended + StepTimeModel::attended_of(pos, n));
+    }
+  }
+  // Its decodes: the batch plus itself, attending a little further each step (the mean context over them).
+  const int32_t batch = std::min(limits.max_batch_size, in.running + 1);
+  const double mean_context = in.position + in.pending + in.tokens_left / 2.0;
+  const double attended = in.running_attended + in.running * (in.tokens_left / 2.0) + mean_context;
+  const double decode = cost(batch, attended);
+  const double steps_left = in.tokens_left - 1;
+  // The batch's own prefill still to come shares those steps: its tokens' cost falls on everyone in them.
+  ms += steps_left * decode + std::max(0.0, steps.b()) * static_cast<double>(in.running_pending);
+  return ms;
+}
+
 }  // namespace neoserve
