@@ -10,6 +10,7 @@ import { parseRules } from "../src/router/rules.js";
 import type { GenerateRequest, GenerateResult } from "../src/types.js";
 import { startFaultStub, type FaultStub } from "./helpers/fault-stub.js";
 import { hfDir } from "./helpers/paths.js";
+import { until } from "./helpers/waiting.js";
 import { spawnServer, type SpawnedServer } from "./helpers/spawn-server.js";
 
 let cloudServer: SpawnedServer;
@@ -181,10 +182,12 @@ describe("Router", () => {
     stub.mode = "no-first-token";
     const hung = new RemoteBackend({ baseUrl: stub.url, model: "stub", healthIntervalMs: 0, firstTokenTimeoutMs: 3000 });
     const slow = new Router({ alias: "chat", backends: [local()], shadow: { backend: remote(hung, "hung"), percent: 100 }, onShadow: (r) => reports.push(r) });
+    const copies = stub.requests.length;
     const t0 = performance.now();
     const r = await slow.generate(request).result;
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(r.text).toBe(baseline.text);
+    await until(() => stub.requests.length === copies + 1); // the copy reached the shadow
     // A private request is never copied to a remote shadow.
     const sent = stub.requests.length;
     await slow.generate({ ...request, route: { privacy: "private" } }).result;

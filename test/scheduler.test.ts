@@ -118,9 +118,28 @@ describe("overload", () => {
   });
 
   it("a request past its deadlineMs ends with deadline_exceeded and keeps its tokens", async () => {
+    // A fresh engine has no fitted step times, so it cannot tell in advance: the request runs until its deadline.
+    const fresh = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1 });
+    try {
+      const r = await fresh.generate({ tokens: [5, 6, 7], maxTokens: 1_000, ignoreEos: true, deadlineMs: 40 }).result;
+      expect(r.finishReason).toBe("deadline_exceeded");
+      expect(r.tokens.length).toBeGreaterThan(0);
+      expect(r.tokens.length).toBeLessThan(1_000);
+    } finally {
+      await fresh.dispose();
+    }
+  });
+
+  it("once its step times are fitted, a request whose maxTokens cannot fit its deadline ends deadline_unmeetable, unstarted", async () => {
+    for (const n of [2, 9, 4, 17, 6, 30, 3, 12, 8, 20]) await model.generate({ tokens: prompt(n).slice(0, n), maxTokens: 3 }).result;
+    const before = model.stats().endedEarly.deadline_unmeetable;
     const r = await model.generate({ tokens: [5, 6, 7], maxTokens: 1_000, ignoreEos: true, deadlineMs: 40 }).result;
-    expect(r.finishReason).toBe("deadline_exceeded");
-    expect(r.tokens.length).toBeLessThan(1_000);
+    expect(r.finishReason).toBe("deadline_unmeetable");
+    expect(r.tokens).toHaveLength(0);
+    expect(r.timings.queuedMs).toBeNull();
+    expect(model.stats().endedEarly.deadline_unmeetable).toBe(before + 1);
+    // One it can meet runs as ever.
+    expect((await model.generate({ tokens: [5, 6, 7], maxTokens: 4, deadlineMs: 5_000 }).result).finishReason).toBe("length");
   });
 
   it("rejects bad scheduler options at load", async () => {
