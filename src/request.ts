@@ -138,3 +138,15 @@ function promptInput(request: GenerateRequest): ParsedRequest["input"] {
   if (typeof request.prompt !== "string") throw new InvalidRequestError("prompt must be a string");
   return { prompt: request.prompt };
 }
+
+/**
+ * A request's size before it is tokenized, for routing and rate limits: its
+ * prompt in characters (ids count 4 each) and in tokens (ids exactly, text at
+ * about 4 characters a token), and the tokens it may generate.
+ */
+export function requestSize(request: GenerateRequest): { promptChars: number; promptTokens: number; maxTokens: number } {
+  const maxTokens = request.maxTokens ?? addon().defaultMaxTokens;
+  if (request.tokens) return { promptChars: request.tokens.length * 4, promptTokens: request.tokens.length, maxTokens };
+  const chars = request.prompt?.length ?? request.messages?.reduce((n, m) => n + m.content.length, 0) ?? 0;
+  return { promptChars: chars, promptTokens: Math.ceil(chars / 4), maxTokens };
+}

@@ -383,6 +383,17 @@ TEST("scheduler.step_time_model_fits_linear_costs") {
   CHECK_NEAR(m.b(), 0.01, 2e-3);
 }
 
+// Runs steps of different sizes until the step-time model is fitted (at most 20 rounds); returns the requests that finished.
+size_t fit_step_times(Scheduler& sched, Collector& sink) {
+  size_t done = 0;
+  for (int round = 0; round < 20 && !sched.step_time_model().ready(); ++round)
+    for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) {
+      sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
+      CHECK(sink.wait(++done, 60));
+    }
+  return done;
+}
+
 TEST("scheduler.predicted_wait_counts_the_step_under_way_the_queue_and_a_full_batch") {
   StepTimeModel m;
   for (int i = 0; i < 50; ++i) m.observe(1 + (i % 7) * 64, 0, 1.0 + 0.01 * (1 + (i % 7) * 64));  // 1 ms + 0.01 ms/token
@@ -408,9 +419,7 @@ TEST("scheduler.stats_predict_a_longer_wait_as_the_queue_grows") {
   opts.max_batch_tokens = 64;
   Scheduler sched(provider, sink, opts);
   CHECK_EQ(sched.stats().predicted_wait_ms, 0.0);
-  // Warm the step-time model with steps of different sizes.
-  for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
-  CHECK(sink.wait(10, 60));
+  const size_t warm = fit_step_times(sched, sink);
   CHECK(sched.step_time_model().ready());
   const RequestId a = sched.submit(greedy({1, 2, 3}, 400));
   const RequestId b = sched.submit(greedy({1, 2, 3}, 400));
@@ -424,7 +433,7 @@ TEST("scheduler.stats_predict_a_longer_wait_as_the_queue_grows") {
   for (RequestId id : queued) sched.cancel(id, FinishReason::Cancelled);
   sched.cancel(a, FinishReason::Cancelled);
   sched.cancel(b, FinishReason::Cancelled);
-  CHECK(sink.wait(16, 60));
+  CHECK(sink.wait(warm + 6, 60));
 }
 
 TEST("scheduler.predicted_service_is_the_prefill_in_chunks_then_a_decode_step_per_token") {
@@ -438,22 +447,31 @@ TEST("scheduler.predicted_service_is_the_prefill_in_chunks_then_a_decode_step_pe
   CHECK_NEAR(predict_service_ms({4, 0, 0, 0, 3}, {4, 64}, m), 2 * 1.04, 1e-2);
 }
 
-TEST("scheduler.a_deadline_it_cannot_meet_ends_the_request_at_admission_unstarted") {
-  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
-  provider->busy_base_us = 1000;  // each step costs at least 1 ms
-  provider->busy_per_token_us = 100;
+// A scheduler whose steps cost 1 ms + 0.1 ms a token (a 2000-token prompt: ~200 ms of
+// prefill), in batches of 4 and 64 tokens, with its step times already fitted.
+struct DeadlineRig {
   Collector sink;
-  SchedulerOptions opts;
-  opts.max_batch_size = 4;
-  opts.max_batch_tokens = 64;
-  Scheduler sched(provider, sink, opts);
-  // Steps of different sizes until the step-time model is fitted (bounded).
-  size_t warm = 0;
-  for (int round = 0; round < 20 && !sched.step_time_model().ready(); ++round)
-    for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) {
-      sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
-      CHECK(sink.wait(++warm, 60));
-    }
+  Scheduler sched;
+  size_t warm;
+  DeadlineRig() : sched(provider(), sink, options()), warm(fit_step_times(sched, sink)) {}
+
+  static std::shared_ptr<test::CountingProvider> provider() {
+    auto p = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
+    p->busy_base_us = 1000;
+    p->busy_per_token_us = 100;
+    return p;
+  }
+  static SchedulerOptions options() {
+    SchedulerOptions opts;
+    opts.max_batch_size = 4;
+    opts.max_batch_tokens = 64;
+    return opts;
+  }
+};
+
+TEST("scheduler.a_deadline_it_cannot_meet_ends_the_request_at_admission_unstarted") {
+  DeadlineRig rig;
+  auto& [sink, sched, warm] = rig;
   CHECK(sched.step_time_model().ready());
   GenerationRequest hopeless = greedy({1, 2, 3}, 500);  // 500 steps of >= 1 ms
   hopeless.deadline_ms = 50;
@@ -470,20 +488,8 @@ TEST("scheduler.a_deadline_it_cannot_meet_ends_the_request_at_admission_unstarte
 }
 
 TEST("scheduler.a_prompt_whose_prefill_would_make_a_running_request_late_waits_for_it") {
-  auto provider = std::make_shared<test::CountingProvider>(101, 4096, 512, 16);
-  provider->busy_base_us = 1000;
-  provider->busy_per_token_us = 100;  // a 2000-token prompt: ~200 ms of prefill
-  Collector sink;
-  SchedulerOptions opts;
-  opts.max_batch_size = 4;
-  opts.max_batch_tokens = 64;
-  Scheduler sched(provider, sink, opts);
-  size_t warm = 0;
-  for (int round = 0; round < 20 && !sched.step_time_model().ready(); ++round)
-    for (int n : {4, 40, 8, 60, 16, 2, 30, 50, 12, 24}) {
-      sched.submit(greedy(std::vector<int32_t>(n, 3), 2));
-      CHECK(sink.wait(++warm, 60));
-    }
+  DeadlineRig rig;
+  auto& [sink, sched, warm] = rig;
   CHECK(sched.step_time_model().ready());
   GenerationRequest urgent = greedy({1, 2, 3}, 50);  // ~60 ms alone; ~250 ms beside the long prefill
   urgent.deadline_ms = 150;

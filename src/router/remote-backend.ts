@@ -56,10 +56,13 @@ export class RemoteBackend implements Engine {
   private ttftEwmaMs: number | undefined;
   private disposed = false;
   private readonly label: string;
+  /** The base URL's path, prefixed to every route (a server mounted under /something). */
+  private readonly basePath: string;
 
   constructor(private readonly options: RemoteBackendOptions) {
     const url = new URL(options.baseUrl);
     this.label = options.name ?? url.origin;
+    this.basePath = url.pathname.replace(/\/$/, "");
     this.info = { backend: "remote", device: url.origin, source: options.model, maxContext: options.maxContext ?? 0, vocabSize: 0 };
     this.pool = new Pool(url.origin, {
       connections: options.connections ?? 16,
@@ -232,7 +235,7 @@ export class RemoteBackend implements Engine {
     const headers: Record<string, string> = { accept: method === "POST" ? "text/event-stream, application/json" : "application/json" };
     if (body) headers["content-type"] = "application/json";
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    return this.pool.request({ method, path: new URL(this.options.baseUrl).pathname.replace(/\/$/, "") + path, headers, body: body ? JSON.stringify(body) : undefined, signal });
+    return this.pool.request({ method, path: this.basePath + path, headers, body: body ? JSON.stringify(body) : undefined, signal });
   }
 
   async tokenize(input: TextInput): Promise<Int32Array> {

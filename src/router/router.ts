@@ -11,7 +11,7 @@ import type { Engine, EngineInfo, EngineStats } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, NeoserveError, ProviderUnavailableError, QueueFullError } from "../errors.js";
 import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
-import { parseRequest } from "../request.js";
+import { parseRequest, requestSize } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, GenerateResult } from "../types.js";
 import { type Candidate, type Decision, decide, ineligible, type PrivacyClass, type RouteInput } from "./route-decision.js";
@@ -210,10 +210,7 @@ export class Router implements Engine {
 
   private routeInput(request: GenerateRequest): RouteInput {
     const hints = request.route ?? {};
-    const promptChars =
-      request.prompt?.length ??
-      request.messages?.reduce((n, m) => n + m.content.length, 0) ??
-      (request.tokens?.length ?? 0) * 4;
+    const { promptChars, maxTokens } = requestSize(request);
     return {
       privacy: hints.privacy ?? this.options.defaultPrivacy ?? "internal",
       latencyBudgetMs: hints.latencyBudgetMs,
@@ -221,7 +218,7 @@ export class Router implements Engine {
       tenant: hints.tenant,
       allowed: hints.allowedBackends,
       promptChars,
-      maxTokens: request.maxTokens ?? 128,
+      maxTokens,
     };
   }
 

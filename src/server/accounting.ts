@@ -12,6 +12,7 @@ import { reasonKind } from "../metrics/router-metrics.js";
 import type { TenantMetrics } from "../metrics/tenant-metrics.js";
 import { type Price, requestCost } from "../router/cost.js";
 import type { PrivacyClass } from "../router/route-decision.js";
+import { requestSize } from "../request.js";
 import { tokensPerSecond } from "../router/router.js";
 import type { Admission, Tenant } from "../tenants/tenants.js";
 import type { RunSummary } from "./completion-run.js";
@@ -35,7 +36,10 @@ export class Accounting {
   admit(requestId: string, model: string, tenant: Tenant | undefined, plan: CompletionPlan): Ticket {
     if (!tenant) return { requestId, model, tenant, admission: undefined, plan };
     if (!tenant.mayUse(model)) throw new HttpError(403, `tenant ${tenant.name} may not use model ${JSON.stringify(model)}`, "model", "model_not_allowed");
-    const estimate = plan.requests.reduce((n, r) => n + promptEstimate(r) + (r.maxTokens ?? 128), 0);
+    const estimate = plan.requests.reduce((n, r) => {
+      const size = requestSize(r);
+      return n + size.promptTokens + size.maxTokens;
+    }, 0);
     const admitted = tenant.admit(estimate);
     if ("code" in admitted) {
       this.record({ requestId, model, tenant, admission: undefined, plan }, undefined, 429, admitted.code);
@@ -89,11 +93,4 @@ const OPENNESS: Record<PrivacyClass, number> = { private: 0, internal: 1, public
 function stricter(asked: PrivacyClass | undefined, floor: PrivacyClass | undefined): PrivacyClass | undefined {
   if (asked === undefined || floor === undefined) return asked ?? floor;
   return OPENNESS[asked] <= OPENNESS[floor] ? asked : floor;
-}
-
-// Prompt tokens a request will likely have, before it is tokenized (about 4 characters a token).
-function promptEstimate(r: CompletionPlan["requests"][number]): number {
-  if (r.tokens) return r.tokens.length;
-  const chars = r.prompt?.length ?? r.messages?.reduce((n, m) => n + m.content.length, 0) ?? 0;
-  return Math.ceil(chars / 4);
 }
