@@ -131,9 +131,21 @@ describe("overload", () => {
   });
 
   it("once its step times are fitted, a request whose maxTokens cannot fit its deadline ends deadline_unmeetable, unstarted", async () => {
-    for (const n of [2, 9, 4, 17, 6, 30, 3, 12, 8, 20]) await model.generate({ tokens: prompt(n).slice(0, n), maxTokens: 3 }).result;
+    // Prefills of very different sizes, each followed by decodes: the fit sees both ends of the step sizes.
+    const sizes = [2, 400, 9, 250, 4, 500, 3, 120, 8, 320];
+    const predicted = () => {
+      const fit = model.stats().stepTime;
+      return fit ? 999 * Math.max(0, fit.a + fit.b + fit.c * 500) : 0; // 1,000 decodes alone
+    };
+    for (let i = 0; i < 60 && predicted() <= 8; i++) {
+      const n = sizes[i % sizes.length]!;
+      await model.generate({ tokens: Array.from({ length: n }, (_, j) => (j * 17 + i) % 50000), maxTokens: 24, ignoreEos: true }).result;
+    }
+    // The deadline is a quarter of what the engine's own fit predicts, so it holds on a fast machine too.
+    const predictedMs = predicted();
+    expect(predictedMs).toBeGreaterThan(8);
     const before = model.stats().endedEarly.deadline_unmeetable;
-    const r = await model.generate({ tokens: [5, 6, 7], maxTokens: 1_000, ignoreEos: true, deadlineMs: 40 }).result;
+    const r = await model.generate({ tokens: [5, 6, 7], maxTokens: 1_000, ignoreEos: true, deadlineMs: Math.floor(predictedMs / 4) }).result;
     expect(r.finishReason).toBe("deadline_unmeetable");
     expect(r.tokens).toHaveLength(0);
     expect(r.timings.queuedMs).toBeNull();
