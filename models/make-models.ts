@@ -1,6 +1,6 @@
 // Deterministic random-weight Llama test models, in Hugging Face and GGUF form.
 //
-//   node dist/models/make-models.js [--preset NAME ...|--all] [--out DIR] [--hf-dtype f32|f16|bf16] [--force]
+//   node dist/models/make-models.js [--preset NAME ...|--all] [--out DIR] [--hf-dtype f32|f16|bf16] [--gguf KIND,...] [--force]
 //
 // Each preset writes <out>/<preset>/:
 //   hf/config.json, hf/generation_config.json, hf/tokenizer.json, hf/tokenizer_config.json,
@@ -137,6 +137,12 @@ export const PRESETS: Readonly<Record<string, ModelPreset>> = {
   smol: preset({
     name: "smol", seed: 7, hiddenSize: 576, numLayers: 30, numHeads: 9, numKvHeads: 3, intermediateSize: 1536,
     tieWordEmbeddings: true, ropeTheta: 100000, maxPositionEmbeddings: 2048,
+  }),
+  // Llama-3.2-1B's shape (with GPT-2's vocabulary): the throughput benchmarks' 1B-class model. ~1.1B parameters;
+  // make it with `--gguf q8_0,bf16 --hf-dtype bf16` unless 16 GB of every variant is wanted.
+  llama1b: preset({
+    name: "llama1b", seed: 8, hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192,
+    tieWordEmbeddings: true, ropeTheta: 500000, maxPositionEmbeddings: 4096,
   }),
 };
 
@@ -592,7 +598,8 @@ function writeJson(path: string, v: unknown): void {
 
 function usage(): string {
   return [
-    "usage: node dist/models/make-models.js [--preset NAME ...|--all] [--out DIR] [--hf-dtype f32|f16|bf16] [--force] [--quiet]",
+    "usage: node dist/models/make-models.js [--preset NAME ...|--all] [--out DIR] [--hf-dtype f32|f16|bf16] [--gguf KIND,...] [--force] [--quiet]",
+    `GGUF kinds: ${GGUF_KINDS.join(", ")} (default all)`,
     `presets: ${Object.keys(PRESETS).join(", ")} (default: the test presets ${TEST_PRESETS.join(", ")})`,
   ].join("\n");
 }
@@ -601,6 +608,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const presets: string[] = [];
   let out = defaultOutDir();
   let hfDtype: HfDtype = "f32";
+  let gguf: GgufKind[] | undefined;
   let force = false;
   let verbose = true;
   for (let i = 0; i < argv.length; i++) {
@@ -616,6 +624,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     else if (a === "--out" || a === "-o") out = val();
     else if (a.startsWith("--out=")) out = a.slice(6);
     else if (a === "--hf-dtype") hfDtype = val() as HfDtype;
+    else if (a === "--gguf") gguf = val().split(",") as GgufKind[];
     else if (a === "--force") force = true;
     else if (a === "--quiet") verbose = false;
     else if (a === "--help" || a === "-h") {
@@ -630,10 +639,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`--hf-dtype must be f32, f16 or bf16\n`);
     return 2;
   }
+  const unknown = gguf?.find((k) => !GGUF_KINDS.includes(k));
+  if (unknown !== undefined) {
+    process.stderr.write(`--gguf: unknown kind ${unknown} (kinds: ${GGUF_KINDS.join(", ")})\n`);
+    return 2;
+  }
   const list = presets.length ? [...new Set(presets)] : [...TEST_PRESETS];
   for (const name of list) {
     const t0 = Date.now();
-    const r = await makeModel(name, out, { hfDtype, force, verbose });
+    const r = await makeModel(name, out, { hfDtype, force, verbose, ...(gguf ? { gguf } : {}) });
     if (verbose) {
       process.stderr.write(`[make-models] ${name}: ${r.made ? `made in ${((Date.now() - t0) / 1000).toFixed(1)} s` : "up to date"} -> ${r.dir}\n`);
     }

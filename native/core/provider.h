@@ -3,6 +3,7 @@
 // one decode token; each reads and writes its KV cache through its block table.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -95,6 +96,10 @@ class Provider {
   // named by each block table, and fills `out`. Throws InvalidRequest for a
   // malformed batch (unknown block, position past the context, token out of vocab).
   virtual void step(std::span<const SeqStep> batch, LogitsOut& out) = 0;
+  // Runs fn over [0, n) in pieces on the provider's own threads, idle between
+  // steps (the scheduler samples a step's rows with them); by default in one
+  // call on the caller's. fn's exceptions reach the caller.
+  virtual void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { fn(0, n); }
 };
 
 }  // namespace neoserve

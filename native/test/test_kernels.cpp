@@ -39,6 +39,15 @@ struct TestMat {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
   TestMat(WFormat f, int64_t n, int64_t k, uint64_t seed) {
+    if (f == WFormat::I8P16) {  // the I8 matrix, packed
+      const TestMat rows(WFormat::I8, n, k, seed);
+      const int64_t panels = panels_of(n);
+      bytes.resize(panels * kPanelRows * rows.w.kpad());
+      scales.resize(panels * kPanelRows * rows.w.kpad() / 32);
+      pack_panels(rows.w, 0, panels, reinterpret_cast<int8_t*>(bytes.data()), scales.data());
+      w = WMat{f, n, k, bytes.data(), scales.data()};
+      return;
+    }
     const std::vector<float> v = random_floats(n * k, seed);
     w.format = f;
     w.rows = n;
@@ -74,6 +83,7 @@ struct TestMat {
             bytes[b * 34 + 2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::nearbyint(v[b * 32 + i] / d)));
         }
         break;
+      case WFormat::I8P16: break;  // above
     }
     w.data = bytes.data();
   }
@@ -136,7 +146,7 @@ TEST("kernels.int8_formats_match_dequantized_reference") {
   // Against the unquantized fp32 activations the quantization error of x
   // (at most half a step, max|x|/254 per block) adds: checked <= 2% of sum|w x|.
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::I8, WFormat::Q8_0})
+    for (WFormat f : {WFormat::I8, WFormat::Q8_0, WFormat::I8P16})
       for (int64_t K : kShapesK) {
         if (f == WFormat::Q8_0 && K % 32 != 0) continue;
         for (int64_t T : kShapesT) {
@@ -172,7 +182,7 @@ TEST("kernels.batch_invariance_tokens_rows_threads") {
   // token alone, rows computed in odd pieces, and matmul() on pools of 1 and 2.
   ThreadPool pool1(1), pool2(2);
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0})
+    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0, WFormat::I8P16})
       for (int64_t K : {int64_t{72}, int64_t{100}, int64_t{576}}) {
         if (f == WFormat::Q8_0 && K % 32 != 0) continue;
         const int64_t N = 53, T = 29;
@@ -210,6 +220,35 @@ TEST("kernels.batch_invariance_tokens_rows_threads") {
           std::fprintf(stderr, "  isa %s format %s K=%lld\n", ks->isa, wformat_name(f), (long long)K);
         }
       }
+}
+
+TEST("kernels.int8_panels_match_the_portable_chain_bit_for_bit") {
+  // The panel kernel's integer dots are exact and its fp32 chain is fixed
+  // (one fma per block), so every set gives the portable reference's bits:
+  // rows not a whole panel, K not whole blocks, every token-tile remainder,
+  // activations at the int8 extremes (-127 and 127 against weights of -128).
+  for (const KernelSet* ks : all_sets())
+    for (int64_t K : {int64_t{1}, int64_t{31}, int64_t{100}, int64_t{576}, int64_t{2048}})
+      for (int64_t N : {int64_t{5}, int64_t{16}, int64_t{53}})
+        for (int64_t T : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{7}, int64_t{13}}) {
+          TestMat m(WFormat::I8P16, N, K, 31 + K + N);
+          if (K == 100) {  // weights of -128 (GGUF Q8_0 may hold them) in the first panel's first block
+            int8_t* q = reinterpret_cast<int8_t*>(m.bytes.data());
+            for (int i = 0; i < 64; i += 3) q[i] = -128;
+          }
+          std::vector<float> x = random_floats(T * K, 17 + T, 4.0f);
+          if (K >= 32) x[0] = 4.0f, x[1] = -4.0f;  // the block's max and min: q = 127 and -127
+          QActs xq;
+          xq.quantize(x.data(), T, K);
+          std::vector<float> ref(T * N, -1.0f), out(T * N, -2.0f);
+          matmul_panels_portable(m.w, xq, 0, N, ref.data(), N);
+          ks->matmul_int8(m.w, xq, 0, N, out.data(), N);
+          if (std::memcmp(ref.data(), out.data(), ref.size() * 4) != 0) {
+            CHECK(ref == out);
+            std::fprintf(stderr, "  isa %s K=%lld N=%lld T=%lld\n", ks->isa, (long long)K, (long long)N, (long long)T);
+            return;
+          }
+        }
 }
 
 TEST("kernels.dot_and_axpy_match_reference") {

@@ -37,7 +37,7 @@ struct Stages {
 
 TEST("sampling.stage_gather_drops_nan_and_minus_inf") {
   Stages s({kNaN, 1.0f, -kInf, 2.0f, kInf});
-  CHECK_EQ(s.c.gather(), 3u);
+  CHECK_EQ(s.c.gather(1.0f, true), 3u);
   CHECK((s.left() == std::vector<int32_t>{1, 3, 4}));
   CHECK(!s.c.sorted());
 }
@@ -49,8 +49,7 @@ TEST("sampling.stage_top_k_then_top_p_keeps_the_nucleus_of_the_k_best") {
                              std::pair{0.8f, std::vector<int32_t>{1, 4, 7}},    // 1.607 < 1.789 <= 2.013
                              std::pair{1.0f, std::vector<int32_t>{1, 4, 7, 0}}}) {
     Stages s(kRow);
-    CHECK_EQ(s.c.gather(), kRow.size());
-    s.c.temperature(1.0f);
+    CHECK_EQ(s.c.gather(1.0f, true), kRow.size());
     s.c.top_k(4);
     CHECK(s.c.sorted());
     CHECK((s.left() == std::vector<int32_t>{1, 4, 7, 0}));
@@ -64,15 +63,14 @@ TEST("sampling.stage_top_k_then_top_p_keeps_the_nucleus_of_the_k_best") {
 }
 
 TEST("sampling.stage_nucleus_sorts_only_as_far_as_it_reaches") {
-  // 300 candidates: ten strong ones hold almost all the mass, so the first 64 suffice.
+  // 300 candidates: ten strong ones hold almost all the mass, so only they are sorted.
   std::vector<float> row(300, -5.0f);
   for (int i = 0; i < 10; ++i) row[29 * i + 3] = 10.0f - 0.1f * static_cast<float>(i);
   Stages s(row);
-  s.c.gather();
-  s.c.temperature(1.0f);
+  s.c.gather(1.0f, true);
   s.c.sort_nucleus(0.9f);
   CHECK(s.c.sorted());
-  CHECK_EQ(s.c.size(), 64u);
+  CHECK_EQ(s.c.size(), 10u);  // the bins that hold the nucleus: the ten strong ones
   for (int i = 0; i < 10; ++i) CHECK_EQ(s.c.ids()[i], 29 * i + 3);
   s.c.softmax();
   s.c.top_p(0.9f);
@@ -84,8 +82,7 @@ TEST("sampling.stage_min_p_keeps_order_and_widens_with_temperature") {
   for (auto [t, kept] : {std::pair{1.0f, std::vector<int32_t>{1, 4}},        // e^-0.9 = 0.41 < 0.5
                          std::pair{2.0f, std::vector<int32_t>{1, 4, 7}}}) {  // e^-0.45 = 0.64, e^-0.75 = 0.47
     Stages s(kRow);
-    s.c.gather();
-    s.c.temperature(t);
+    s.c.gather(t, true);
     s.c.top_k(5);
     s.c.softmax();
     s.c.min_p(0.5f);
@@ -97,4 +94,33 @@ TEST("sampling.stage_min_p_keeps_order_and_widens_with_temperature") {
       CHECK_EQ(s.c.draw(9, step), d);
     }
   }
+}
+
+TEST("sampling.stage_gather_drops_only_what_can_never_be_drawn") {
+  // A row of weight-0 tokens (more than 60 temperatures below the max) around a
+  // few live ones: without them the chain draws exactly what it draws with them.
+  std::vector<float> row(5000);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = -80.0f + static_cast<float>((i * 7919) % 1000) * 0.06f;  // 50 to 110 below the max
+  for (int i = 0; i < 12; ++i) row[411 * i + 5] = 30.0f - 0.7f * static_cast<float>(i);
+  row[77] = kNaN;
+  for (float t : {0.5f, 1.0f, 1.5f})
+    for (float top_p : {0.5f, 0.95f, 1.0f})
+      for (float min_p : {0.0f, 0.05f}) {
+        Stages all(row), few(row);
+        const size_t n_all = all.c.gather(t, true), n_few = few.c.gather(t, false);
+        CHECK_EQ(n_all, row.size() - 1);
+        CHECK(n_few < n_all);
+        CHECK(n_few >= 1u);
+        for (Stages* s : {&all, &few}) {
+          s->c.sort_nucleus(top_p);
+          s->c.softmax();
+          s->c.top_p(top_p);
+          s->c.min_p(min_p);
+        }
+        for (uint64_t step = 0; step < 200; ++step) CHECK_EQ(all.c.draw(3, step), few.c.draw(3, step));
+      }
+  // At t = 1 the tokens 60 below the max are dropped, those within it kept.
+  Stages s({10.0f, -49.9f, -50.1f});
+  s.c.gather(1.0f, false);
+  CHECK((s.left() == std::vector<int32_t>{0, 1}));
 }

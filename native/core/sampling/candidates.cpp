@@ -13,23 +13,25 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 }  // namespace
 
-size_t Candidates::gather() {
-  n_ = 0;
-  max_logit_ = kNegInf;
-  for (size_t i = 0; i < vocab_; ++i) {
-    const float l = logits_[i];
-    if (l > kNegInf) {
-      ids_[n_++] = static_cast<int32_t>(i);
-      max_logit_ = std::max(max_logit_, l);
-    }
-  }
+size_t Candidates::gather(float t, bool keep_negligible) {
+  // Two passes: the max first (it vectorises), so the second can weigh each token as it goes.
+  float max = kNegInf;
+  for (size_t i = 0; i < vocab_; ++i) max = logits_[i] > max ? logits_[i] : max;
+  max_logit_ = max;
   inf_max_ = std::isinf(max_logit_);
+  inv_t_ = 1.0 / static_cast<double>(t);
   sorted_ = false;
   nucleus_mass_ = 0.0;
+  n_ = 0;
+  // A float bound a temperature below the exact one (rounding), so the loop's
+  // test is a float compare that is almost always false.
+  const float floor = keep_negligible || inf_max_ ? kNegInf : static_cast<float>(static_cast<double>(max) - 61.0 * t);
+  for (size_t i = 0; i < vocab_; ++i) {
+    const float l = logits_[i];
+    if (l > kNegInf && l >= floor && (keep_negligible || !negligible(l))) ids_[n_++] = static_cast<int32_t>(i);
+  }
   return n_;
 }
-
-void Candidates::temperature(float t) { inv_t_ = 1.0 / static_cast<double>(t); }
 
 void Candidates::top_k(int32_t k_param) {
   const size_t k = static_cast<size_t>(std::max<int32_t>(k_param, 0));
@@ -41,15 +43,45 @@ void Candidates::top_k(int32_t k_param) {
   sorted_ = true;
 }
 
-// Select the best k, sort them, and widen k until they hold top_p of the mass.
-// The sorted prefix is the same as a full sort's, so the result is too — at
-// O(n) instead of O(n log n), since the nucleus of a real distribution is small.
+// Sorts the candidates best first as far as they hold top_p of the mass. The
+// sorted prefix is the same as a full sort's, so the result is too — at O(n)
+// instead of O(n log n), since the nucleus of a real distribution is small.
+// While it sums the mass it bins it by z (kBinsPerUnit bins per unit below the
+// max); the bins that hold the nucleus, and one more for rounding, bound the
+// candidates to sort. Should their sum still fall short, it selects the best k
+// and widens k until they hold it.
 void Candidates::sort_nucleus(float top_p) {
   if (!(top_p < 1.0f) || sorted_) return;
   auto before = [this](int32_t a, int32_t b) { return this->before(a, b); };
+  constexpr int kBinsPerUnit = 4, kBins = 60 * kBinsPerUnit + 1;
+  auto bin = [this](float l) {
+    if (inf_max_) return 0;
+    const double z = (static_cast<double>(max_logit_) - static_cast<double>(l)) * inv_t_;
+    return static_cast<int>(std::min<double>(z * kBinsPerUnit, kBins - 1));
+  };
+  double mass[kBins] = {};
   double all = 0.0;
-  for (size_t j = 0; j < n_; ++j) all += weight(logits_[ids_[j]]);
+  for (size_t j = 0; j < n_; ++j) {
+    const double w = weight(logits_[ids_[j]]);
+    all += w;
+    mass[bin(logits_[ids_[j]])] += w;
+  }
   nucleus_mass_ = static_cast<double>(top_p) * all;
+  double reached = 0.0;
+  int last = 0;
+  while (last < kBins - 1 && reached < nucleus_mass_) reached += mass[last++];
+  const int bound = std::min(kBins - 1, last + 1);
+  size_t m = 0;
+  for (size_t j = 0; j < n_; ++j)
+    if (bin(logits_[ids_[j]]) <= bound) std::swap(ids_[m++], ids_[j]);
+  std::sort(ids_, ids_ + m, before);
+  double held = 0.0;
+  for (size_t j = 0; j < m; ++j) held += weight(logits_[ids_[j]]);
+  if (held >= nucleus_mass_) {
+    n_ = m;
+    sorted_ = true;
+    return;
+  }
   for (size_t k = std::min<size_t>(n_, 64);; k = std::min(n_, k * 4)) {
     if (k < n_) std::nth_element(ids_, ids_ + k, ids_ + n_, before);
     std::sort(ids_, ids_ + k, before);

@@ -15,14 +15,17 @@ namespace neoserve {
 
 class Candidates {
  public:
-  // `logits`: the working row (NaN already -inf, penalties applied). `ids` and
+  // `logits`: the working row (penalties applied; NaN counts as -inf). `ids` and
   // `probs` must be at least as long as the row.
   Candidates(std::span<const float> logits, std::span<int32_t> ids, std::span<double> probs)
       : logits_(logits.data()), vocab_(logits.size()), ids_(ids.data()), probs_(probs.data()) {}
 
-  // Every token whose logit is above -inf, in id order. Returns how many.
-  size_t gather();
-  void temperature(float t);
+  // Every token whose logit is above -inf, in id order, weighed at temperature
+  // t (> 0). Unless `keep_negligible`, without those whose softmax weight is
+  // exactly 0 (below e^-60 of the max's): they add nothing to any sum and are
+  // never drawn, so the stages give the same token from the few that remain —
+  // except top-k, whose order a shorter list can change. Returns how many.
+  size_t gather(float t, bool keep_negligible);
   void top_k(int32_t k);  // 0 = off
   // Top-p needs the candidates best first only as far as the nucleus reaches:
   // sorts that far (no-op when already sorted or top_p is 1).
@@ -48,9 +51,12 @@ class Candidates {
   // the max's weight of 1 in any double sum over a vocabulary, so its exp is
   // not worth computing.
   double weight(float l) const {
-    if (inf_max_) return l == max_logit_ ? 1.0 : 0.0;
-    const double z = (static_cast<double>(l) - static_cast<double>(max_logit_)) * inv_t_;
-    return z < -60.0 ? 0.0 : std::exp(z);
+    if (negligible(l)) return 0.0;
+    return inf_max_ ? 1.0 : std::exp((static_cast<double>(l) - static_cast<double>(max_logit_)) * inv_t_);
+  }
+  bool negligible(float l) const {
+    if (inf_max_) return l != max_logit_;
+    return (static_cast<double>(l) - static_cast<double>(max_logit_)) * inv_t_ < -60.0;
   }
 
   const float* logits_;

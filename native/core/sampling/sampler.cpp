@@ -128,15 +128,19 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   // Plain greedy reads the row in place: no copy of the vocabulary per token.
   if (params_.temperature == 0.0f && !penalized()) return argmax(logits);
 
-  load(logits);
-  apply_penalties(context, num_prompt);
-  if (params_.temperature == 0.0f) return argmax(scratch_);
+  // The stages read the row in place unless penalties change it (they skip NaN as they skip -inf).
+  std::span<const float> row = logits;
+  if (penalized()) {
+    load(logits);
+    apply_penalties(context, num_prompt);
+    if (params_.temperature == 0.0f) return argmax(scratch_);
+    row = scratch_;
+  }
 
   order_.resize(vocab);
   probs_.resize(vocab);
-  Candidates c(scratch_, order_, probs_);
-  if (c.gather() == 0) return argmax(logits);  // no token has a chance: fall back to the raw row
-  c.temperature(params_.temperature);
+  Candidates c(row, order_, probs_);
+  if (c.gather(params_.temperature, params_.top_k > 0) == 0) return argmax(logits);  // no token has a chance: the raw row's
   c.top_k(params_.top_k);
   c.sort_nucleus(params_.top_p);
   c.softmax();

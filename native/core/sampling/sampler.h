@@ -22,8 +22,8 @@ struct SamplingParams {
   void validate(int32_t vocab_size) const;
 };
 
-// A chain of stages, in this order: penalties, temperature, top-k, softmax,
-// top-p, min-p, draw (see candidates.h). Greedy (temperature 0) is the argmax
+// A chain of stages, in this order: penalties, temperature (the tokens of
+// weight 0 dropped when top-k is off), top-k, softmax, top-p, min-p, draw (see candidates.h). Greedy (temperature 0) is the argmax
 // of the penalised row.
 class Sampler {
  public:

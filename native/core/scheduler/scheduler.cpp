@@ -523,17 +523,33 @@ void Scheduler::update(const StepPlan& plan, const StepOutputs& outputs, EventBa
   const double t_end = now();
   const double sample_t0 = steady_ms();
   const LogitsOut& logits = *outputs.logits;
-  int32_t row = 0;
-  uint64_t generated = 0;
+  const auto row_of = [&](int32_t r) { return std::span<const float>(logits.row(r), static_cast<size_t>(logits.vocab)); };
+  draws_.clear();
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const SeqStep& step = plan.steps[i];
     Sequence& s = *plan.seqs[i];
     const auto fed = static_cast<int32_t>(step.tokens.size());
     if (static_cast<int32_t>(i) >= plan.decodes) local_.prompt_tokens += fed;
     s.computed += fed;
-    if (!step.want_logits) continue;  // a prompt chunk short of the prompt's end
-    const int32_t token = sample(s, {logits.row(row++), static_cast<size_t>(logits.vocab)}, out);
-    ++generated;
+    // A prompt chunk short of the prompt's end draws nothing.
+    if (step.want_logits) draws_.push_back({plan.seqs[i], static_cast<int32_t>(draws_.size()), -1});
+  }
+  // Each sequence's sampler is its own and reads only its row and context: the
+  // rows are drawn in parallel, on the provider's threads, then emitted in order.
+  auto draw = [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      Draw& d = draws_[j];
+      d.token = d.seq->sampler->sample(row_of(d.row), d.seq->context, static_cast<int32_t>(d.seq->request.prompt.size()),
+                                       static_cast<uint64_t>(d.seq->generated));
+    }
+  };
+  if (draws_.size() > 1) provider_->parallel_for(static_cast<int64_t>(draws_.size()), draw);
+  else draw(0, static_cast<int64_t>(draws_.size()));
+  const uint64_t generated = draws_.size();
+  for (const Draw& d : draws_) {
+    Sequence& s = *d.seq;
+    const int32_t token = d.token;
+    record(s, row_of(d.row), token, out);
     const FinishReason reason = completion(s, token);
     if (reason == FinishReason::None)
       out.events.push_back({s.id, token, FinishReason::None});
@@ -564,14 +580,11 @@ void Scheduler::learn_step_time(const StepPlan& plan, double step_ms) {
     prefill_ok_tokens_ = std::max(prefill_ok_tokens_, static_cast<double>(plan.prefill_tokens()));
 }
 
-int32_t Scheduler::sample(Sequence& s, std::span<const float> logits, EventBatch& out) {
+void Scheduler::record(Sequence& s, std::span<const float> logits, int32_t token, EventBatch& out) {
   if (s.request.capture_logits) out.logits.emplace_back(s.id, std::vector<float>(logits.begin(), logits.end()));
-  const int32_t token = s.sampler->sample(logits, s.context, static_cast<int32_t>(s.request.prompt.size()),
-                                          static_cast<uint64_t>(s.generated));
   if (s.request.logprobs >= 0) out.logprobs.emplace_back(s.id, token_logprobs(logits, token, s.request.logprobs));
   s.context.push_back(token);  // reserved at submit: the step's spans into it stay valid
   ++s.generated;
-  return token;
 }
 
 // How a sequence that just drew `token` ends, or None when it goes on.

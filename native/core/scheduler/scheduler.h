@@ -116,7 +116,8 @@ class Scheduler {
   // update().
   void fail_step(const StepPlan& plan, const std::string& error, EventBatch& out);
   void learn_step_time(const StepPlan& plan, double step_ms);
-  int32_t sample(Sequence& seq, std::span<const float> logits, EventBatch& out);
+  // A drawn token joins the sequence (and its logits or logprobs the events, if asked for).
+  void record(Sequence& seq, std::span<const float> logits, int32_t token, EventBatch& out);
   FinishReason completion(const Sequence& seq, int32_t token) const;
   void finish(Sequence& seq, FinishReason reason, EventBatch& out, int32_t last_token = -1);
   void drop_finished();
@@ -152,6 +153,12 @@ class Scheduler {
   StepPlan spare_plan_;  // the last plan, kept so the next one reuses its capacity
   double prefill_ok_tokens_ = 0;  // largest prefill measured within itl_cap_ms next to decodes
   LogitsOut logits_;
+  struct Draw {  // a sequence that draws a token this step: its logits row, then the token
+    Sequence* seq;
+    int32_t row;
+    int32_t token;
+  };
+  std::vector<Draw> draws_;  // reused across steps
   std::thread thread_;
 };
 

@@ -53,7 +53,7 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   // A mapping or calloc only reserves address space: a model larger than the machine would load, then fail page by page.
   check_working_memory(memory_, 1, 1);
 
-  w_ = prepare_weights(*weights_, options.precision, pool_);
+  w_ = prepare_weights(*weights_, options.precision, kernels_.int8_layout, pool_);
   // calloc'd: untouched blocks cost no memory.
   kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
   if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(memory_.kv_bytes) + " bytes of KV cache");
@@ -66,7 +66,7 @@ WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const 
   const size_t positions = std::min<size_t>(cfg_.max_position_embeddings, static_cast<size_t>(num_blocks_) * block_size_);
   const size_t group = static_cast<size_t>(n_heads_ / n_kv_heads_);
   WorkingMemory m;
-  m.weights_bytes = planned_weight_bytes(*weights_, options.precision);
+  m.weights_bytes = planned_weight_bytes(*weights_, options.precision, kernels_.int8_layout);
   m.kv_bytes = static_cast<size_t>(num_blocks_) * floats_per_block_ * sizeof(float);
   m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
                           pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float);  // attention, per thread
@@ -197,7 +197,7 @@ void CpuProvider::project(const float* x, int64_t T, int64_t cols, const MatmulJ
   if (integer) {
     xq_.resize(T, cols);
     pool_.parallel_for(T, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) kernels_.quantize_row(x + t * cols, cols, xq_.q_row(t), xq_.d_row(t));
+      for (int64_t t = b; t < e; ++t) xq_.quantize_token(kernels_, t, x + t * cols);
     });
   }
   matmul(pool_, kernels_, x, integer ? &xq_ : nullptr, T, jobs, njobs);

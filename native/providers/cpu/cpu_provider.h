@@ -29,6 +29,7 @@ class CpuProvider : public Provider {
   ProviderInfo info() const override;
   KvGeometry kv() const override;
   void step(std::span<const SeqStep> batch, LogitsOut& out) override;
+  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) override { pool_.parallel_for(n, fn, 1); }
 
  private:
   struct TokenRef {  // where a token of the flattened batch belongs

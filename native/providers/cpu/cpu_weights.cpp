@@ -30,21 +30,21 @@ Conversion conversion_for(const WMat& w, const std::string& precision) {
 }
 
 // Bytes a matrix holds once prepared: its copy, or its mapped pages.
-size_t prepared_bytes(const WMat& w, Conversion c) {
-  const size_t rows = static_cast<size_t>(w.rows), cols = static_cast<size_t>(w.cols);
+size_t prepared_bytes(const WMat& w, Conversion c, WFormat int8_layout) {
+  const size_t rows = static_cast<size_t>(int8_layout == WFormat::I8P16 ? panels_of(w.rows) * kPanelRows : w.rows);
   switch (c) {
-    case Conversion::ToF32: return rows * cols * 4;
-    case Conversion::ToI8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
-    case Conversion::RepackQ8_0: return rows * cols + rows * (cols / kQuantBlock) * 4;
-    case Conversion::None: return w.row_bytes() * rows;
+    case Conversion::ToF32: return static_cast<size_t>(w.rows * w.cols) * 4;
+    case Conversion::ToI8:
+    case Conversion::RepackQ8_0: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
+    case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
   return 0;
 }
 
 class Preparer {
  public:
-  Preparer(const ModelWeights& m, const std::string& precision, ThreadPool& pool, CpuWeights& out)
-      : m_(m), precision_(precision), pool_(pool), out_(out) {}
+  Preparer(const ModelWeights& m, const std::string& precision, WFormat int8_layout, ThreadPool& pool, CpuWeights& out)
+      : m_(m), precision_(precision), int8_layout_(int8_layout), pool_(pool), out_(out) {}
 
   // A 2-D weight of the expected shape, converted to the requested precision.
   WMat matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -58,8 +58,8 @@ class Preparer {
     WMat converted;
     switch (conversion_for(w, precision_)) {
       case Conversion::ToF32: converted = to_f32(w); break;
-      case Conversion::ToI8: converted = to_i8(w); break;
-      case Conversion::RepackQ8_0: converted = repack_q8_0(w); break;
+      case Conversion::ToI8: converted = in_int8_layout(to_i8(w)); break;
+      case Conversion::RepackQ8_0: converted = in_int8_layout(repack_q8_0(w)); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
     m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
@@ -135,15 +135,31 @@ class Preparer {
     return out;
   }
 
+  // An I8 matrix in the kernels' layout; the I8 copy is freed once packed.
+  WMat in_int8_layout(const WMat& i8) {
+    if (int8_layout_ != WFormat::I8P16) return i8;
+    const int64_t panels = panels_of(i8.rows), nb = i8.kpad() / kQuantBlock;
+    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * i8.kpad()));
+    auto d = std::make_unique<float[]>(static_cast<size_t>(panels * kPanelRows * nb));
+    pool_.parallel_for(panels, [&](int64_t b, int64_t e) { pack_panels(i8, b, e, reinterpret_cast<int8_t*>(q.get()), d.get()); });
+    WMat out{WFormat::I8P16, i8.rows, i8.cols, q.get(), d.get()};
+    out_.owned.pop_back();  // the I8 copy, pushed last
+    out_.owned_scales.pop_back();
+    out_.owned.push_back(std::move(q));
+    out_.owned_scales.push_back(std::move(d));
+    return out;
+  }
+
   const ModelWeights& m_;
   const std::string& precision_;
+  WFormat int8_layout_;
   ThreadPool& pool_;
   CpuWeights& out_;
 };
 
 }  // namespace
 
-size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision) {
+size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision, WFormat int8_layout) {
   size_t total = 0;
   for (const auto& [name, t] : model.tensors) {
     if (t.shape.size() != 2) {
@@ -151,20 +167,21 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
       continue;
     }
     const WMat w{format_of(t, model.source), t.shape[0], t.shape[1], t.data, nullptr};
-    total += prepared_bytes(w, conversion_for(w, precision));
+    total += prepared_bytes(w, conversion_for(w, precision), int8_layout);
   }
   return total;
 }
 
 // `precision` was checked with the other load options (core/options.h).
-std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, ThreadPool& pool) {
+std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, WFormat int8_layout,
+                                            ThreadPool& pool) {
   const LlamaConfig& c = model.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t qdim = static_cast<int64_t>(c.num_attention_heads) * c.head_dim;
   const int64_t kvdim = static_cast<int64_t>(c.num_key_value_heads) * c.head_dim;
 
   auto w = std::make_unique<CpuWeights>();
-  Preparer p(model, precision, pool, *w);
+  Preparer p(model, precision, int8_layout, pool, *w);
   w->embed = p.matrix("model.embed_tokens.weight", V, H);
   const Tensor* head = model.find("lm_head.weight");
   w->lm_head = (head && !c.tie_word_embeddings) ? p.matrix("lm_head.weight", V, H) : w->embed;

@@ -21,6 +21,7 @@ const char* wformat_name(WFormat f) {
     case WFormat::BF16: return "bf16";
     case WFormat::I8: return "int8";
     case WFormat::Q8_0: return "q8_0";
+    case WFormat::I8P16: return "int8-panels";
   }
   return "?";
 }
@@ -30,7 +31,8 @@ size_t WMat::row_bytes() const {
     case WFormat::F32: return static_cast<size_t>(cols) * 4;
     case WFormat::F16:
     case WFormat::BF16: return static_cast<size_t>(cols) * 2;
-    case WFormat::I8: return static_cast<size_t>(kpad());
+    case WFormat::I8:
+    case WFormat::I8P16: return static_cast<size_t>(kpad());
     case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
   }
   return 0;
@@ -72,16 +74,46 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
                             q + r * kpad + b * kQuantBlock, scales + r * (kpad / kQuantBlock) + b);
 }
 
-void QActs::resize(int64_t t, int64_t cols) {
-  tokens = t;
-  kpad = (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
-  if (q.size() < static_cast<size_t>(t * kpad)) q.resize(t * kpad);
-  if (d.size() < static_cast<size_t>(t * kpad / kQuantBlock)) d.resize(t * kpad / kQuantBlock);
+// Panel p's block b: 8 groups of 4 K, each 16 rows x 4 bytes; lane = row within the panel.
+static size_t panel_offset(int64_t p, int64_t nb, int64_t lane, int64_t k) {
+  return static_cast<size_t>(((p * nb + k / kQuantBlock) * 8 + (k % kQuantBlock) / 4) * 64 + lane * 4 + k % 4);
 }
 
-void QActs::quantize(const float* x, int64_t t, int64_t cols) {
-  resize(t, cols);
-  for (int64_t i = 0; i < t; ++i) quantize_row(x + i * cols, cols, q_row(i), d_row(i));
+void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d) {
+  const int64_t kpad = i8.kpad(), nb = kpad / kQuantBlock;
+  const int8_t* src = reinterpret_cast<const int8_t*>(i8.data);
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t lane = 0; lane < kPanelRows; ++lane) {
+      const int64_t r = p * kPanelRows + lane;
+      for (int64_t k = 0; k < kpad; ++k) q[panel_offset(p, nb, lane, k)] = r < i8.rows ? src[r * kpad + k] : 0;
+      for (int64_t b = 0; b < nb; ++b) d[(p * nb + b) * kPanelRows + lane] = r < i8.rows ? i8.scales[r * nb + b] : 0.0f;
+    }
+}
+
+void QActs::resize(int64_t t, int64_t c) {
+  tokens = t;
+  cols = c;
+  kpad = (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
+  const size_t nb = static_cast<size_t>(t * kpad / kQuantBlock);
+  if (q.size() < static_cast<size_t>(t * kpad)) q.resize(t * kpad);
+  if (d.size() < nb) d.resize(nb);
+  if (sums.size() < nb) sums.resize(nb);
+}
+
+void QActs::quantize_token(const KernelSet& k, int64_t t, const float* x) {
+  const int64_t nb = kpad / kQuantBlock;
+  int8_t* qt = q.data() + t * kpad;
+  k.quantize_row(x, cols, qt, d.data() + t * nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int i = 0; i < kQuantBlock; ++i) s += qt[b * kQuantBlock + i];
+    sums[t * nb + b] = s;
+  }
+}
+
+void QActs::quantize(const float* x, int64_t t, int64_t c) {
+  resize(t, c);
+  for (int64_t i = 0; i < t; ++i) quantize_token(kernels_portable(), i, x + i * c);
 }
 
 void dequantize_row(const WMat& w, int64_t r, float* dst) {
@@ -106,6 +138,13 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       const int8_t* q = reinterpret_cast<const int8_t*>(row);
       const float* d = w.scales + r * (w.kpad() / kQuantBlock);
       for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / kQuantBlock] * q[k];
+      break;
+    }
+    case WFormat::I8P16: {
+      const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
+      const int64_t nb = w.kpad() / kQuantBlock, p = r / kPanelRows, lane = r % kPanelRows;
+      for (int64_t k = 0; k < w.cols; ++k)
+        dst[k] = w.scales[(p * nb + k / kQuantBlock) * kPanelRows + lane] * q[panel_offset(p, nb, lane, k)];
       break;
     }
     case WFormat::Q8_0:
@@ -164,7 +203,28 @@ static void matmul_float_portable(const WMat& w, const float* x, int64_t T, int6
   }
 }
 
+// Each output: per block in order, fma(float(exact integer dot), w_d * x_d) — the AVX-512 panel kernel's chain.
+void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const int64_t nb = x.kpad / kQuantBlock;
+  const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t p = r / kPanelRows, lane = r % kPanelRows;
+    for (int64_t t = 0; t < x.tokens; ++t) {
+      const int8_t* xq = x.q.data() + t * x.kpad;
+      const float* xd = x.d.data() + t * nb;
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t s = 0;
+        for (int64_t i = 0; i < kQuantBlock; ++i) s += q[panel_offset(p, nb, lane, b * kQuantBlock + i)] * xq[b * kQuantBlock + i];
+        acc = std::fma(static_cast<float>(s), w.scales[(p * nb + b) * kPanelRows + lane] * xd[b], acc);
+      }
+      out[t * ldo + r] = acc;
+    }
+  }
+}
+
 static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  if (w.format == WFormat::I8P16) return matmul_panels_portable(w, x, r0, r1, out, ldo);
   const int64_t nb = x.kpad / kQuantBlock;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();
@@ -194,7 +254,7 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
 }
 
 const KernelSet& kernels_portable() {
-  static const KernelSet k{"portable", matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
+  static const KernelSet k{"portable", WFormat::I8, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
                            axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable};
   return k;
 }

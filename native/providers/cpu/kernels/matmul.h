@@ -25,9 +25,19 @@ enum class WFormat : uint8_t {
   F32,
   F16,
   BF16,
-  I8,    // our load-time quantization: int8 q[rows][kpad], fp32 scale per 32 block
-  Q8_0,  // GGUF blocks {fp16 d; int8 q[32]} straight from the file
+  I8,     // our load-time quantization: int8 q[rows][kpad], fp32 scale per 32 block
+  Q8_0,   // GGUF blocks {fp16 d; int8 q[32]} straight from the file
+  I8P16,  // I8's values and scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
 };
+
+// Int8 panels. Rows in groups of kPanelRows (the last zero-padded); within a
+// panel, per 32-block, 8 groups of 4 consecutive K for all 16 rows: one
+// 512-bit load holds 4 K of 16 rows, so a vpdpbusd with one token's 4 bytes
+// broadcast adds into one lane per row (no horizontal sums, every lane useful
+// at any token count). Scales: [panel][block][16 rows] fp32.
+inline constexpr int64_t kPanelRows = 16;
+inline constexpr int64_t kPanelBlockBytes = kPanelRows * 32;  // one block of one panel
+inline int64_t panels_of(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
 const char* wformat_name(WFormat f);
 
@@ -39,20 +49,22 @@ struct WMat {
   const uint8_t* data = nullptr;  // F32/F16/BF16: rows x cols; I8: rows x kpad int8; Q8_0: rows x cols/32 blocks
   const float* scales = nullptr;  // I8 only: rows x kpad/32
 
-  bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0; }
+  bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16; }
   int64_t kpad() const { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }  // I8 rows are zero-padded to whole blocks
-  size_t row_bytes() const;
+  size_t row_bytes() const;  // I8P16: kpad, the bytes a row holds inside its panel
 };
 
 // Activations quantized for the integer kernels: per token, per 32-block,
 // symmetric int8 with an fp32 scale; blocks past `cols` are zero.
+struct KernelSet;
 struct QActs {
-  int64_t tokens = 0, kpad = 0;
-  std::vector<int8_t> q;   // tokens x kpad
-  std::vector<float> d;    // tokens x kpad/32
+  int64_t tokens = 0, cols = 0, kpad = 0;
+  std::vector<int8_t> q;      // tokens x kpad
+  std::vector<float> d;       // tokens x kpad/32
+  std::vector<int32_t> sums;  // tokens x kpad/32: each block's sum of q (the panel kernel's offset correction)
   void resize(int64_t tokens, int64_t cols);  // grows, never shrinks, its storage
-  int8_t* q_row(int64_t t) { return q.data() + t * kpad; }
-  float* d_row(int64_t t) { return d.data() + t * (kpad / kQuantBlock); }
+  // Token t's row (after resize), with `k`'s quantizer: every set gives the same bits.
+  void quantize_token(const KernelSet& k, int64_t t, const float* x);
   void quantize(const float* x, int64_t tokens, int64_t cols);  // resize + every row, portable code
 };
 
@@ -60,6 +72,7 @@ struct QActs {
 // [0, T): out[t * ldo + n]. x is T x cols, row-major (stride cols).
 struct KernelSet {
   const char* isa;  // "avx512-vnni", "avx2", "portable"
+  WFormat int8_layout;  // what weights quantized or repacked to int8 at load become for this set (I8 or I8P16)
   void (*matmul_float)(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
   void (*matmul_int8)(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
   float (*dot)(const float* a, const float* b, int64_t n);          // fixed-order dot product
@@ -94,6 +107,11 @@ void matmul(ThreadPool& pool, const KernelSet& k, const float* x, const QActs* x
 
 // Load-time conversions (portable; run once).
 void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales);
+// Panels [p0, p1) of an I8 matrix into the I8P16 layout: q holds panels_of(rows) * kpad * 16 bytes,
+// d panels_of(rows) * kpad/32 * 16 scales (the whole matrix's buffers; threads pack disjoint panels).
+void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d);
+// The portable int8 kernel on panels: the reference the SIMD one matches bit for bit.
+void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // Row `r` of any format as fp32 (embedding lookup, conversions).
 void dequantize_row(const WMat& w, int64_t r, float* dst);
 

@@ -181,7 +181,9 @@ void matmul_int8_t(const W& w, const QActs& x, int64_t r0, int64_t r1, float* ou
 }
 
 void matmul_int8(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  if (w.format == WFormat::Q8_0)
+  if (w.format == WFormat::I8P16)  // not this set's layout (int8_layout): correct, not fast
+    matmul_panels_portable(w, x, r0, r1, out, ldo);
+  else if (w.format == WFormat::Q8_0)
     matmul_int8_t(RowsQ8_0{w.data, w.row_bytes()}, x, r0, r1, out, ldo);
   else
     matmul_int8_t(RowsI8{reinterpret_cast<const int8_t*>(w.data), w.scales, w.kpad(), w.kpad() / 32}, x, r0, r1, out, ldo);
@@ -213,7 +215,7 @@ void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) { kernels_p
 float exp_shift_sum(float* x, int64_t n, float shift) { return kernels_portable().exp_shift_sum(x, n, shift); }
 void silu_mul(float* g, const float* u, int64_t n) { kernels_portable().silu_mul(g, u, n); }
 
-const KernelSet kSet{"avx2", matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
+const KernelSet kSet{"avx2", WFormat::I8, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
 
 }  // namespace
 

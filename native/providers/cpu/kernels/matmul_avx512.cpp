@@ -6,11 +6,8 @@
 // applies them to all C tokens. The element's chain is always: fma over K in
 // steps of 16 (masked tail), then _mm512_reduce_add_ps — whatever R, C, T.
 //
-// Int8 weights: two 32-blocks per 512-bit step; vpdpbusd multiplies |x| (u8)
-// by w with x's sign moved onto it (llama.cpp's trick), so lanes 0-7 hold the
-// even block's partial sums and lanes 8-15 the odd one's; one multiply by the
-// pair's scales (w_d * x_d per half) and one fma into a float accumulator. An
-// odd last block runs with a zero upper half. Same chain for every R, C, T.
+// Int8 weights run in 16-row panels (I8P16, see "int8 panels" below); the row
+// layouts (I8, Q8_0) go to the AVX2 kernels, which every AVX-512 CPU runs.
 // GCC 12's casts from 256 to 512 bits start from _mm512_undefined_*, which its
 // own -Wuninitialized then flags; the upper halves are always overwritten or zeroed.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -25,7 +22,9 @@
 
 namespace neoserve::cpu {
 
-// A 256-bit register holds exactly one int8 block: the loads below index blocks by it.
+const KernelSet* kernels_avx2_table();
+
+// A panel block is 8 groups of 4 K: the int8 loads below index blocks by it.
 static_assert(kQuantBlock == 32);
 namespace {
 
@@ -140,148 +139,127 @@ void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t 
   }
 }
 
-// --- int8 weights -----------------------------------------------------------------
-
-inline __m512 pair_scale(float a, float b) {
-  return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
-
-// Two consecutive scales as one vector: s[0] in lanes 0-7, s[1] in lanes 8-15.
-inline __m512 pair_scales(const float* s) {
-  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-  const __m128 two = _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)));  // unaligned 8 bytes
-  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(two));
-}
-
-// One step of an R x C int8 tile over blocks [b, b+2) (kPair) or [b, b+1).
-// wq/wd: the rows' int8 data and scales; xq/xd: the tokens'.
-template <int R, int C, bool kPair>
-inline void int8_step(const int8_t* const (&wq)[R], const float* const (&wd)[R], const int8_t* const (&xq)[C],
-                      const float* const (&xd)[C], int64_t b, __m512 (&acc)[R][C]) {
-  __m512i w[R];
-  __m512 ws[R];
-#pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) {
-    w[i] = kPair ? _mm512_loadu_si512(wq[i] + b * 32)
-                 : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq[i] + b * 32)));
-    ws[i] = kPair ? pair_scales(wd[i] + b) : pair_scale(wd[i][b], 0.0f);
-  }
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c) {
-    const __m512i x = kPair ? _mm512_loadu_si512(xq[c] + b * 32)
-                            : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[c] + b * 32)));
-    const __m512 xs = kPair ? pair_scales(xd[c] + b) : pair_scale(xd[c][b], 0.0f);
-    const __m512i ax = _mm512_abs_epi8(x);
-    const __mmask64 neg = _mm512_movepi8_mask(x);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) {
-      const __m512i sw = _mm512_mask_sub_epi8(w[i], neg, _mm512_setzero_si512(), w[i]);
-      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sw);
-      acc[i][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(ws[i], xs), acc[i][c]);
-    }
-  }
-}
+// --- int8 panels ---------------------------------------------------------------------
+//
+// R panels (16 rows each) x C tokens. Per block: the integer dot products of
+// 16 rows in one register per (panel, token), 8 vpdpbusd with the token's 4
+// bytes broadcast; weights enter as u8 (w + 128: the sign bit flipped) and the
+// accumulator starts at -128 * sum(x) of the block, so it ends at exactly
+// sum(w * x). Then one fma per (panel, token) into fp32: float(dot) * (w_d * x_d).
 
 template <int R, int C>
-inline void tile_int8(const int8_t* wq0, const float* wd0, int64_t r, const QActs& x, int64_t t, float* out, int64_t ldo) {
-  const int64_t kpad = x.kpad, nb = kpad / 32;
-  const int8_t* wq[R];
-  const float* wd[R];
+inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
+                       const __mmask16 (&keep)[R]) {
+  const int64_t qstride = nb * kPanelBlockBytes, dstride = nb * kPanelRows;
   const int8_t* xq[C];
   const float* xd[C];
-  for (int i = 0; i < R; ++i) {
-    wq[i] = wq0 + (r + i) * kpad;
-    wd[i] = wd0 + (r + i) * nb;
-  }
+  const int32_t* xs[C];
   for (int c = 0; c < C; ++c) {
-    xq[c] = x.q.data() + (t + c) * kpad;
+    xq[c] = x.q.data() + (t + c) * x.kpad;
     xd[c] = x.d.data() + (t + c) * nb;
+    xs[c] = x.sums.data() + (t + c) * nb;
   }
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R][C];
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[i][c] = _mm512_setzero_ps();
-  // Stream the next row tile (contiguous after this one) into cache meanwhile.
-  const int8_t* next = wq0 + (r + R) * kpad;
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i dot[R][C];
 #pragma GCC unroll 8
-    for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(next + b * 32 * R + i * 64), _MM_HINT_T0);
-    int8_step<R, C, true>(wq, wd, xq, xd, b, acc);
+    for (int c = 0; c < C; ++c) {
+      const __m512i start = _mm512_set1_epi32(-128 * xs[c][b]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) dot[r][c] = start;
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+      __m512i w[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        w[r] = _mm512_xor_si512(_mm512_loadu_si512(q + r * qstride + b * kPanelBlockBytes + g * 64), flip);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        int32_t four;
+        std::memcpy(&four, xq[c] + b * 32 + g * 4, 4);
+        const __m512i xb = _mm512_set1_epi32(four);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) dot[r][c] = _mm512_dpbusd_epi32(dot[r][c], w[r], xb);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 ws = _mm512_loadu_ps(d + r * dstride + b * kPanelRows);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[c][b])), acc[r][c]);
+    }
   }
-  if (b < nb) int8_step<R, C, false>(wq, wd, xq, xd, b, acc);
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i)
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) out[(t + c) * ldo + r + i] = _mm512_reduce_add_ps(acc[i][c]);
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + (t + c) * ldo + r * kPanelRows, keep[r], acc[r][c]);
 }
-
-constexpr int kIR = 4;  // rows per int8 tile
-constexpr int kIC = 4;  // tokens per int8 tile
 
 template <int R>
-inline void tile_int8_c(int c, const int8_t* q, const float* d, int64_t r, const QActs& x, int64_t t, float* out, int64_t ldo) {
+inline void panel_tile_c(int c, const int8_t* q, const float* d, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
+                         const __mmask16 (&keep)[R]) {
   switch (c) {
-    case 4: tile_int8<R, 4>(q, d, r, x, t, out, ldo); break;
-    case 3: tile_int8<R, 3>(q, d, r, x, t, out, ldo); break;
-    case 2: tile_int8<R, 2>(q, d, r, x, t, out, ldo); break;
-    default: tile_int8<R, 1>(q, d, r, x, t, out, ldo); break;
+    case 6: if constexpr (R <= 2) { panel_tile<R, 6>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 5: if constexpr (R <= 2) { panel_tile<R, 5>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 4: if constexpr (R <= 2) { panel_tile<R, 4>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 3: panel_tile<R, 3>(q, d, nb, x, t, out, ldo, keep); break;
+    case 2: panel_tile<R, 2>(q, d, nb, x, t, out, ldo, keep); break;
+    default: panel_tile<R, 1>(q, d, nb, x, t, out, ldo, keep); break;
   }
 }
 
-// Rows in the I8 layout (the provider repacks GGUF Q8_0 into it at load).
-void matmul_i8(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+// Rows [r0, r1): r0 is a panel's first row (matmul() splits in units of kPanelRows).
+template <int R, int C>
+void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  static_assert(R <= 2 || C <= 3, "panel_tile_c has no wider tiles: 32 zmm registers");
+  const int64_t nb = x.kpad / 32, T = x.tokens;
   const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
-  const int64_t T = x.tokens;
-  const int64_t tb = std::max<int64_t>(kIC, (128 * 1024 / x.kpad) / kIC * kIC);
+  const int64_t p0 = r0 / kPanelRows, p1 = panels_of(r1);
+  auto keep = [&](int64_t p) {
+    const int64_t n = std::min<int64_t>(kPanelRows, r1 - p * kPanelRows);
+    return static_cast<__mmask16>((1u << n) - 1);
+  };
+  // Tokens in blocks whose activations stay in L2 while the panels pass over them.
+  const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t t1 = std::min(T, t0 + tb);
-    for (int64_t r = r0; r < r1; r += kIR) {
-      const int64_t nr = std::min<int64_t>(kIR, r1 - r);
-      for (int64_t t = t0; t < t1; t += kIC) {
-        const int c = static_cast<int>(std::min<int64_t>(kIC, t1 - t));
-        if (nr == kIR) {
-          tile_int8_c<kIR>(c, q, w.scales, r, x, t, out, ldo);
+    for (int64_t p = p0; p < p1; p += R) {
+      const int8_t* qp = q + p * nb * kPanelBlockBytes;
+      const float* dp = w.scales + p * nb * kPanelRows;
+      float* op = out + p * kPanelRows;
+      for (int64_t t = t0; t < t1; t += C) {
+        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
+        if (p + R <= p1) {
+          __mmask16 k[R];
+          for (int r = 0; r < R; ++r) k[r] = keep(p + r);
+          panel_tile_c<R>(c, qp, dp, nb, x, t, op, ldo, k);
         } else {
-          for (int64_t i = 0; i < nr; ++i) tile_int8_c<1>(c, q, w.scales, r + i, x, t, out, ldo);
+          for (int64_t i = p; i < p1; ++i) {
+            const __mmask16 k[1] = {keep(i)};
+            panel_tile_c<1>(c, qp + (i - p) * nb * kPanelBlockBytes, dp + (i - p) * nb * kPanelRows, nb, x, t, op + (i - p) * kPanelRows, ldo, k);
+          }
         }
       }
     }
   }
 }
 
-// GGUF Q8_0 rows read in place: 34-byte blocks {fp16 d, int8 q[32]}, one
-// 256-bit block per step. Its own chain order (one block at a time), so a
-// matrix must always be run in one layout — which the provider ensures.
-void matmul_q8_0(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  const int64_t nb = x.kpad / 32;
-  const size_t rb = w.row_bytes();
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t t = 0; t < x.tokens; ++t) {
-      const int8_t* xq = x.q.data() + t * x.kpad;
-      const float* xd = x.d.data() + t * nb;
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = w.data + r * rb + b * 34;
-        uint16_t h;
-        std::memcpy(&h, blk, 2);
-        const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
-        const __m256i sw = _mm256_mask_sub_epi8(wv, _mm256_movepi8_mask(xv), _mm256_setzero_si256(), wv);
-        const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(xv), sw);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(_cvtsh_ss(h) * xd[b]), acc);
-      }
-      __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-      s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-      s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
-      out[t * ldo + r] = _mm_cvtss_f32(s4);
-    }
+void matmul_panels(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  // Few tokens: more panels per tile, so decode keeps more loads in flight; many: more tokens per loaded weight.
+  if (x.tokens <= 2) matmul_panels_rc<4, 2>(w, x, r0, r1, out, ldo);
+  else matmul_panels_rc<2, 6>(w, x, r0, r1, out, ldo);
 }
 
 void matmul_int8(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  if (w.format == WFormat::Q8_0) matmul_q8_0(w, x, r0, r1, out, ldo);
-  else matmul_i8(w, x, r0, r1, out, ldo);
+  if (w.format == WFormat::I8P16) matmul_panels(w, x, r0, r1, out, ldo);
+  else kernels_avx2_table()->matmul_int8(w, x, r0, r1, out, ldo);  // row layouts: not this set's (int8_layout)
 }
 
 // --- vectors (attention) -----------------------------------------------------------
@@ -409,7 +387,7 @@ void silu_mul(float* g, const float* u, int64_t n) {
   }
 }
 
-const KernelSet kSet{"avx512-vnni", matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
+const KernelSet kSet{"avx512-vnni", WFormat::I8P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
 
 }  // namespace
 
