@@ -1,0 +1,112 @@
+// Throughput against llama.cpp's own tools, on the same GGUF files in one run:
+// prompt 512 and one-stream decode against llama-bench, 16-stream aggregate
+// decode against llama-batched-bench, and one-stream decode as a share of the
+// memory roofline (read bandwidth measured here / the weight bytes a token reads).
+//
+//   npm run bench:throughput [-- --threads 2 --out bench/results/throughput.md]
+//
+// Needs the anchors (scripts/build-llama-cpp.sh) and the native probes
+// (cmake -DNEOSERVE_BENCH=ON into build-bench); it builds both when missing.
+// Makes the llama1b preset (Q8_0 and BF16 GGUF, ~3.5 GB) and smol.
+import { execFileSync } from "node:child_process";
+import { appendFileSync, existsSync, statSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { makeModel } from "../models/make-models.js";
+import { packageRoot } from "../src/addon.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = packageRoot();
+const tools = join(root, "third_party", "llama.cpp", "build", "bin");
+const probes = join(root, "build-bench");
+
+function ensureTools(): void {
+  if (!existsSync(join(tools, "llama-batched-bench"))) execFileSync("bash", [join(root, "scripts", "build-llama-cpp.sh")], { stdio: "inherit" });
+  if (!existsSync(join(probes, "bench_bandwidth"))) {
+    execFileSync("cmake", ["-S", root, "-B", probes, "-G", "Ninja", "-DNEOSERVE_BENCH=ON", "-DCMAKE_BUILD_TYPE=Release"], { stdio: "inherit" });
+    execFileSync("cmake", ["--build", probes, "--target", "bench_bandwidth"], { stdio: "inherit" });
+  }
+}
+
+const lastJson = (out: string): Record<string, unknown> => JSON.parse(out.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
+const run = (file: string, args: string[]) => execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
+const node = (script: string, args: string[]) => lastJson(run(process.execPath, [join(here, script), ...args]));
+
+/** llama-bench: prompt 512 and decode tok/s (mean of its repetitions). */
+function llamaBench(gguf: string, threads: number): { prefillTokS: number; decodeTokS: number } {
+  const rows = JSON.parse(run(join(tools, "llama-bench"), ["-m", gguf, "-t", String(threads), "-p", "512", "-n", "64", "-r", "2", "-o", "json"])) as {
+    n_prompt: number;
+    n_gen: number;
+    avg_ts: number;
+  }[];
+  return { prefillTokS: rows.find((r) => r.n_prompt > 0)!.avg_ts, decodeTokS: rows.find((r) => r.n_gen > 0)!.avg_ts };
+}
+
+/** llama-batched-bench: S_TG (aggregate decode tok/s) at `streams` parallel prompts of 32 tokens, 32 generated each. */
+function llamaBatched(gguf: string, threads: number, streams: number): number {
+  const out = run(join(tools, "llama-batched-bench"), [
+    "-m", gguf, "-t", String(threads), "-c", "4096", "-b", "2048", "-ub", "512", "-npp", "32", "-ntg", "32", "-npl", String(streams), "--output-format", "jsonl",
+  ]);
+  return lastJson(out)["speed_tg"] as number;
+}
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const threads = Number(argv[argv.indexOf("--threads") + 1] || 2) || 2;
+  const outFile = argv.includes("--out") ? resolve(argv[argv.indexOf("--out") + 1]!) : join(root, "bench", "results", "throughput.md");
+  ensureTools();
+  const modelsDir = join(root, "models", "generated");
+  await makeModel("llama1b", modelsDir, { gguf: ["q8_0", "bf16"], hfDtype: "bf16" });
+  await makeModel("smol", modelsDir);
+  const q8 = join(modelsDir, "llama1b", "llama1b-q8_0.gguf");
+
+  const bandwidth = lastJson(run(join(probes, "bench_bandwidth"), [String(threads), "1024"]))["readGBs"] as number;
+  const ours1 = node("neoserve-engine.js", [q8, "--threads", String(threads), "--json"]) as { decodeTokS: number; prefillTokS: number; device: string };
+  const ours16 = node("neoserve-streams.js", [q8, "--streams", "16", "--threads", String(threads)]) as { decodeTokS: number };
+  const theirs1 = llamaBench(q8, threads);
+  const theirs16 = llamaBatched(q8, threads, 16);
+  const weightGB = statSync(q8).size / 1e9;
+  const roofline = bandwidth / weightGB;
+  console.log({ bandwidth, roofline, ours1, ours16, theirs1, theirs16 });
+
+  const prefill: { weights: string; ours: number; theirs: number }[] = [];
+  for (const kind of ["f32", "bf16"]) {
+    const gguf = join(modelsDir, "smol", `smol-${kind}.gguf`);
+    const ours = node("neoserve-engine.js", [gguf, "--threads", String(threads), "--json"]) as { prefillTokS: number };
+    prefill.push({ weights: kind.toUpperCase(), ours: ours.prefillTokS, theirs: llamaBench(gguf, threads).prefillTokS });
+    console.log(prefill[prefill.length - 1]);
+  }
+
+  const f = (x: number) => x.toFixed(1);
+  const r = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  const lines = [
+    `## ${new Date().toISOString().slice(0, 16)} — ${threads} threads`,
+    "",
+    `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; neoserve ${ours1.device}. ` +
+      `Command: \`npm run bench:throughput -- --threads ${threads}\`. Read bandwidth (build-bench/bench_bandwidth, ${threads} threads, 1 GiB): ${f(bandwidth)} GB/s.`,
+    "",
+    "1B-class Q8_0 (make-models preset llama1b: Llama-3.2-1B's shape with a 50,257-token vocabulary; the GGUF is " +
+      `${weightGB.toFixed(2)} GB, so the roofline is ${f(roofline)} tok/s):`,
+    "",
+    "| measure | neoserve | llama.cpp | ratio | note |",
+    "|---|---|---|---|---|",
+    `| prompt 512, tok/s | ${f(ours1.prefillTokS)} | ${f(theirs1.prefillTokS)} (llama-bench) | ${r(ours1.prefillTokS, theirs1.prefillTokS)} | |`,
+    `| decode, 1 stream, tok/s | ${f(ours1.decodeTokS)} | ${f(theirs1.decodeTokS)} (llama-bench) | ${r(ours1.decodeTokS, theirs1.decodeTokS)} | ${((100 * ours1.decodeTokS) / roofline).toFixed(0)}% of the roofline |`,
+    `| decode, 16 streams aggregate, tok/s | ${f(ours16.decodeTokS)} | ${f(theirs16)} (llama-batched-bench S_TG) | ${r(ours16.decodeTokS, theirs16)} | ${r(ours16.decodeTokS, ours1.decodeTokS)} one stream |`,
+    "",
+    "SmolLM2-135M shape, prompt 512 (one step), against llama-bench:",
+    "",
+    "| weights | neoserve tok/s | llama.cpp tok/s | ratio |",
+    "|---|---|---|---|",
+    ...prefill.map((p) => `| ${p.weights} | ${f(p.ours)} | ${f(p.theirs)} | ${r(p.ours, p.theirs)} |`),
+    "",
+  ];
+  appendFileSync(outFile, (existsSync(outFile) ? "" : "# Throughput against llama.cpp's own tools\n\n") + lines.join("\n") + "\n");
+  console.log(lines.join("\n"));
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
