@@ -69,7 +69,7 @@ function decisionTimes(): string[] {
 
   // A Router's plan: the same decision after reading 16 engines' stats (engines that do no work).
   const engine = (i: number): Engine => {
-    const stats: EngineStats = { inFlight: i % 5, progress: 0, predictedWaitMs: 10 * i, stepTime: { a: 1, b: 0.05, c: 1e-5 } };
+    const stats: EngineStats = { inFlight: i % 5, progress: 0, predictedWaitMs: 10 * i, stepTime: { a: 1, b: 0.05, c: 1e-5, minMs: 1, minTokens: 1 } };
     return {
       info: { backend: "none", device: "", source: "", maxContext: 4096, vocabSize: 100 },
       stats: () => stats,

@@ -135,6 +135,19 @@ export interface RawGgufTokenizer {
   chatTemplate?: string;
 }
 
+/**
+ * A step of `tokens` tokens attending `attended` positions takes about
+ * a + b·tokens + c·attended ms, and never less than minMs once it has at least minTokens tokens.
+ */
+export interface StepTimeFit {
+  a: number;
+  b: number;
+  c: number;
+  /** The fastest of the smallest steps seen (minTokens tokens), ms. */
+  minMs: number;
+  minTokens: number;
+}
+
 export interface RawStats {
   waiting: number;
   running: number;
@@ -153,8 +166,8 @@ export interface RawStats {
   sampleMsTotal: number;
   /** Until a request submitted now would start its prefill, in ms; absent until the step-time model has seen enough steps (0 when idle). */
   predictedWaitMs?: number;
-  /** The fitted step time, ms ≈ a + b·tokens + c·attended positions; absent until fitted. */
-  stepTime?: { a: number; b: number; c: number };
+  /** The fitted step time; absent until fitted. */
+  stepTime?: StepTimeFit;
 }
 
 /** Called on the JS thread with every event of one scheduler iteration. */

@@ -3,6 +3,7 @@
  * RemoteBackend and a Router. A server or router takes an Engine and never
  * asks which kind it holds.
  */
+import type { StepTimeFit } from "./addon.js";
 import type { GenerationStream } from "./generation-stream.js";
 import type { ModelInfo } from "./model.js";
 import type { TextInput } from "./tokenizer/text-workers.js";
@@ -10,6 +11,14 @@ import type { GenerateRequest } from "./types.js";
 
 /** What every engine tells about itself; a Model's ModelInfo says much more. */
 export type EngineInfo = Pick<ModelInfo, "backend" | "device" | "source" | "maxContext" | "vocabSize">;
+
+export type { StepTimeFit };
+
+/** A prompt of n tokens alone in a step, by the fit. */
+export function predictPrefillMs(fit: StepTimeFit, n: number): number {
+  const linear = fit.a + fit.b * n + (fit.c * n * (n + 1)) / 2;
+  return Math.max(0, linear, n >= fit.minTokens ? fit.minMs : 0);
+}
 
 export interface EngineStats {
   /** Requests whose streams have not ended. */
@@ -22,8 +31,8 @@ export interface EngineStats {
   progress: number;
   /** Until a request submitted now would start, in ms, from the engine's live state (a Model's queue and step-time model); absent when it cannot tell. */
   predictedWaitMs?: number;
-  /** The engine's fitted step time, ms ≈ a + b·tokens + c·attended positions (a prompt's own prefill); absent when unknown. */
-  stepTime?: { a: number; b: number; c: number };
+  /** The engine's fitted step time (a prompt's own prefill); absent when unknown. */
+  stepTime?: StepTimeFit;
   /** false while it would refuse new work (a remote that is down, its circuit breaker open). */
   available?: boolean;
 }

@@ -135,7 +135,7 @@ describe("overload", () => {
     const sizes = [2, 400, 9, 250, 4, 500, 3, 120, 8, 320];
     const predicted = () => {
       const fit = model.stats().stepTime;
-      return fit ? 999 * Math.max(0, fit.a + fit.b + fit.c * 500) : 0; // 1,000 decodes alone
+      return fit ? 999 * Math.max(0, fit.a + fit.b + fit.c * 500, fit.minTokens <= 1 ? fit.minMs : 0) : 0; // 1,000 decodes alone
     };
     for (let i = 0; i < 60 && predicted() <= 8; i++) {
       const n = sizes[i % sizes.length]!;

@@ -243,6 +243,8 @@ Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {
     fit.Set("a", steps.a());
     fit.Set("b", steps.b());
     fit.Set("c", steps.c());
+    fit.Set("minMs", steps.floor_ms());
+    fit.Set("minTokens", steps.min_tokens());
     out.Set("stepTime", fit);
   }
   return out;

@@ -383,6 +383,24 @@ TEST("scheduler.step_time_model_fits_linear_costs") {
   CHECK_NEAR(m.b(), 0.01, 2e-3);
 }
 
+TEST("scheduler.step_time_model_never_predicts_a_step_below_the_fastest_small_one") {
+  // Costs that bend (fixed overhead, then cheaper per token at large steps):
+  // the line through them crosses zero below small steps, which took 0.3 ms.
+  StepTimeModel m;
+  for (int i = 0; i < 100; ++i)
+    for (double tokens : {1.0, 2.0, 256.0, 512.0}) m.observe(tokens, tokens, tokens <= 2 ? 0.3 + 0.01 * (i % 3) : 0.002 * tokens);
+  CHECK(m.a() + m.b() < 0.3);  // the fit alone under-prices a decode
+  CHECK_EQ(m.min_tokens(), 1.0);
+  CHECK_EQ(m.floor_ms(), 0.3);
+  CHECK(m.predict(1, 1) >= 0.3);
+  CHECK(m.predict(2, 2) >= 0.3);
+  CHECK_NEAR(m.predict(512, 512), m.a() + m.b() * 512 + m.c() * 512, 1e-12);  // above the floor: the fit
+  // Fewer tokens than any step seen: no floor applies.
+  StepTimeModel big;
+  for (int i = 0; i < 20; ++i) big.observe(100 + i, 0, 1.0 + i);
+  CHECK(big.predict(1, 0) < big.floor_ms());
+}
+
 // Runs steps of different sizes until the step-time model is fitted (at most 20 rounds); returns the requests that finished.
 size_t fit_step_times(Scheduler& sched, Collector& sink) {
   size_t done = 0;

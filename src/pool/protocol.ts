@@ -1,4 +1,5 @@
 /** Messages between a pool and its worker processes (one worker per slice). */
+import type { StepTimeFit } from "../addon.js";
 import type { WireError } from "../errors.js";
 import type { LoadOptions, ModelInfo } from "../model.js";
 import type { GenerateRequest, GenerateResult, Token } from "../types.js";
@@ -27,7 +28,7 @@ export type FromWorker =
 export interface SliceLoad {
   tokensPerSecond: number;
   predictedWaitMs?: number;
-  stepTime?: { a: number; b: number; c: number };
+  stepTime?: StepTimeFit;
 }
 
 /** PoolOptions.flushIntervalMs unless set. */

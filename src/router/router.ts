@@ -7,7 +7,7 @@
  * may be shared by several routers; their owner disposes them.
  */
 import { createHash } from "node:crypto";
-import type { Engine, EngineInfo, EngineStats } from "../engine.js";
+import { type Engine, type EngineInfo, type EngineStats, predictPrefillMs } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, NeoserveError, ProviderUnavailableError, QueueFullError } from "../errors.js";
 import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
@@ -244,9 +244,7 @@ export class Router implements Engine {
   // The engine's own prediction (queue wait + this prompt's prefill) when it has one, else what this router saw lately.
   private predictTtft(name: string, stats: EngineStats, promptTokens: number): number {
     if (stats.predictedWaitMs === undefined) return this.ttftEwma.get(name) ?? 0;
-    const s = stats.stepTime;
-    const prefill = s ? Math.max(0, s.a + s.b * promptTokens + (s.c * promptTokens * (promptTokens + 1)) / 2) : 0;
-    return stats.predictedWaitMs + prefill;
+    return stats.predictedWaitMs + (stats.stepTime ? predictPrefillMs(stats.stepTime, promptTokens) : 0);
   }
 
   private observeTtft(name: string, ms: number): void {

@@ -543,7 +543,9 @@ void Scheduler::update(const StepPlan& plan, const StepOutputs& outputs, EventBa
                                        static_cast<uint64_t>(d.seq->generated));
     }
   };
-  if (draws_.size() > 1) provider_->parallel_for(static_cast<int64_t>(draws_.size()), draw);
+  // A few rows cost less than waking the threads.
+  constexpr size_t kParallelDraws = 8;
+  if (draws_.size() >= kParallelDraws) provider_->parallel_for(static_cast<int64_t>(draws_.size()), draw);
   else draw(0, static_cast<int64_t>(draws_.size()));
   const uint64_t generated = draws_.size();
   for (const Draw& d : draws_) {

@@ -38,6 +38,11 @@ void StepTimeModel::observe(double tokens, double attended, double ms) {
   for (int i = 0; i < 3; ++i)
     for (int j = i + 1; j < 3; ++j) p_[i][j] = p_[j][i] = 0.5 * (p_[i][j] + p_[j][i]);
 
+  if (n_ == 0 || tokens < min_tokens_) {
+    floor_ms_ = ms;
+  } else if (tokens == min_tokens_) {
+    floor_ms_ = std::min(floor_ms_, ms);
+  }
   if (n_ == 0) {
     min_tokens_ = max_tokens_ = tokens;
   } else {
@@ -48,7 +53,8 @@ void StepTimeModel::observe(double tokens, double attended, double ms) {
 }
 
 double StepTimeModel::predict(double tokens, double attended) const {
-  return theta_[0] + theta_[1] * (tokens / kTokenScale) + theta_[2] * (attended / kAttendScale);
+  const double fit = theta_[0] + theta_[1] * (tokens / kTokenScale) + theta_[2] * (attended / kAttendScale);
+  return n_ > 0 && tokens >= min_tokens_ ? std::max(fit, floor_ms_) : fit;
 }
 
 bool StepTimeModel::ready() const {

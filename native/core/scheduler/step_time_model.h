@@ -23,6 +23,9 @@ class StepTimeModel {
   StepTimeModel();
 
   void observe(double tokens, double attended, double ms);
+  // The fit, and never below the fastest of the smallest steps seen when the
+  // step is at least that large: the linear fit's intercept, pulled by big
+  // prefills and noise, can fall below what a decode step really costs.
   double predict(double tokens, double attended) const;
   bool ready() const;
 
@@ -32,6 +35,9 @@ class StepTimeModel {
   double c() const { return theta_[2] / kAttendScale; }
   // Running mean absolute prediction error (a priori, ms) over recent steps.
   double error_ms() const { return err_; }
+  // The fastest step seen among those of the fewest tokens (min_tokens()), ms.
+  double floor_ms() const { return floor_ms_; }
+  double min_tokens() const { return min_tokens_; }
   uint64_t observations() const { return n_; }
 
   // Attended positions of a chunk of `n` tokens starting at position `pos`.
@@ -56,6 +62,7 @@ class StepTimeModel {
   double err_ = 0;
   uint64_t n_ = 0;
   double min_tokens_ = 0, max_tokens_ = 0;
+  double floor_ms_ = 0;
 };
 
 }  // namespace neoserve
