@@ -21,7 +21,8 @@ namespace {
 std::vector<const KernelSet*> all_sets() {
   std::vector<const KernelSet*> v{&kernels_portable()};
   if (kernels_avx2()) v.push_back(kernels_avx2());
-  if (kernels_avx512()) v.push_back(kernels_avx512());
+  if (kernels_avx512(false)) v.push_back(kernels_avx512(false));
+  if (kernels_avx512(true)) v.push_back(kernels_avx512(true));
   return v;
 }
 
@@ -125,13 +126,21 @@ TEST("kernels.float_formats_match_double_reference") {
           const std::vector<float> x = random_floats(T * K, 7 + T);
           std::vector<float> out(T * N, -1.0f);
           ks->matmul_float(m.w, x.data(), T, 0, N, out.data(), N);
-          std::vector<double> ref, mag;
-          reference(m, std::vector<double>(x.begin(), x.end()), T, ref, mag);
+          // bf16 dot products take the activations rounded to bf16: so does their reference.
+          const bool bf16_dots = f == WFormat::BF16 && std::string(ks->isa) == "avx512-bf16";
+          std::vector<double> xr(x.begin(), x.end());
+          if (bf16_dots)
+            for (double& v : xr) v = bf16_to_f32(f32_to_bf16(static_cast<float>(v)));
+          std::vector<double> ref, mag, ref_f, mag_f;
+          reference(m, xr, T, ref, mag);
+          reference(m, std::vector<double>(x.begin(), x.end()), T, ref_f, mag_f);
           for (int64_t i = 0; i < T * N; ++i) {
-            // fp32 accumulation of K products: error well under K * 2^-24 * sum|w x|
+            // fp32 accumulation of K products: error well under K * 2^-24 * sum|w x|;
+            // against the unrounded activations, bf16's half step (2^-8 of a value) more.
             const double tol = 1e-6 * static_cast<double>(K) * mag[i] + 1e-30;
-            if (std::fabs(out[i] - ref[i]) > tol) {
+            if (std::fabs(out[i] - ref[i]) > tol || std::fabs(out[i] - ref_f[i]) > tol + 0x1p-8 * mag_f[i]) {
               CHECK_NEAR(out[i], ref[i], tol);
+              CHECK_NEAR(out[i], ref_f[i], tol + 0x1p-8 * mag_f[i]);
               std::fprintf(stderr, "  isa %s format %s K=%lld T=%lld\n", ks->isa, wformat_name(f), (long long)K, (long long)T);
               return;
             }

@@ -261,16 +261,18 @@ const KernelSet& kernels_portable() {
 
 // The ISA files only hand out their table; CPUID is checked here, in code
 // compiled for plain x86-64, before anything of theirs runs.
-const KernelSet* kernels_avx512_table();
+const KernelSet* kernels_avx512_table(bool bf16);
 const KernelSet* kernels_avx2_table();
 
-const KernelSet* kernels_avx512() {
+const KernelSet* kernels_avx512(bool bf16) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c"))
-    return kernels_avx512_table();
+      __builtin_cpu_supports("f16c")) {
+    if (!bf16) return kernels_avx512_table(false);
+    if (__builtin_cpu_supports("avx512bf16")) return kernels_avx512_table(true);
+  }
 #endif
   return nullptr;
 }
@@ -289,7 +291,8 @@ const KernelSet& best_kernels() {
     const char* env = std::getenv("NEOSERVE_CPU_ISA");
     const std::string want = env ? env : "";
     if (want == "portable") return &kernels_portable();
-    const KernelSet* k = want == "avx2" ? nullptr : kernels_avx512();
+    const KernelSet* k = want == "avx2" ? nullptr : want == "avx512-vnni" ? kernels_avx512(false) : kernels_avx512(true);
+    if (!k && want != "avx2") k = kernels_avx512(false);
     if (!k) k = kernels_avx2();
     return k ? k : &kernels_portable();
   }();

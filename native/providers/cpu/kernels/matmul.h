@@ -71,7 +71,7 @@ struct QActs {
 // One instruction set's kernels. Each computes rows [r0, r1) of W for tokens
 // [0, T): out[t * ldo + n]. x is T x cols, row-major (stride cols).
 struct KernelSet {
-  const char* isa;  // "avx512-vnni", "avx2", "portable"
+  const char* isa;  // "avx512-bf16", "avx512-vnni", "avx2", "portable"
   WFormat int8_layout;  // what weights quantized or repacked to int8 at load become for this set (I8 or I8P16)
   void (*matmul_float)(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
   void (*matmul_int8)(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
@@ -92,8 +92,10 @@ struct KernelSet {
 
 const KernelSet& kernels_portable();
 const KernelSet* kernels_avx2();    // nullptr if this CPU lacks AVX2/FMA/F16C
-const KernelSet* kernels_avx512();  // nullptr if this CPU lacks AVX-512 F/BW/VL/DQ/VNNI
-// The widest set this CPU runs; NEOSERVE_CPU_ISA=avx2|portable narrows it.
+// nullptr if this CPU lacks AVX-512 F/BW/VL/DQ/VNNI (and, when `bf16`,
+// AVX512_BF16: then bf16 weights run as bf16 dot products, activations rounded to bf16).
+const KernelSet* kernels_avx512(bool bf16);
+// The widest set this CPU runs; NEOSERVE_CPU_ISA=avx512-vnni|avx2|portable narrows it.
 const KernelSet& best_kernels();
 
 // One input, several weight matrices (q/k/v, or gate/up): their rows are split

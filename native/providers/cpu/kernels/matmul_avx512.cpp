@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "matmul.h"
 #include "core/model/half.h"
@@ -137,6 +138,102 @@ void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t 
     case WFormat::BF16: matmul_float_t<LoadBF16>(w, x, T, r0, r1, out, ldo); break;
     default: break;
   }
+}
+
+// --- bf16 weights by bf16 dot products (CPUs with AVX512_BF16) ----------------------
+//
+// As llama.cpp and PyTorch run bf16 weights: the activations rounded to bf16
+// (RNE) and vdpbf16ps, 32 multiply-adds per instruction, twice the fp32 fma
+// rate that bounds prefill. The same R x C tiles as the float kernel; each
+// output's chain: vdpbf16ps over K in steps of 32 (masked tail), then
+// _mm512_reduce_add_ps — whatever R, C, T.
+
+// Tokens [t0, t1) of x as bf16, rows of kp (K rounded up to 32, zero-padded).
+void to_bf16(const float* x, int64_t K, int64_t kp, int64_t t0, int64_t t1, uint16_t* xb) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* src = x + t * K;
+    uint16_t* dst = xb + (t - t0) * kp;
+    for (int64_t k = 0; k < kp; k += 32) {
+      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(32, K - k));
+      const __mmask16 lo = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+      const __mmask16 hi = static_cast<__mmask16>(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+      const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, src + k + 16), _mm512_maskz_loadu_ps(lo, src + k));
+      _mm512_storeu_si512(dst + k, reinterpret_cast<const __m512i&>(v));
+    }
+  }
+}
+
+template <int R, int C, bool kTail>
+inline void bf16_step(const uint8_t* w, size_t wstride, const uint16_t* xb, int64_t kp, int64_t k, __mmask32 m, __m512 (&acc)[R][C]) {
+  __m512i wv[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    wv[r] = kTail ? _mm512_maskz_loadu_epi16(m, w + r * wstride + k * 2) : _mm512_loadu_si512(w + r * wstride + k * 2);
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) {
+    const __m512i xv = _mm512_loadu_si512(xb + c * kp + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+      acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<const __m512bh&>(wv[r]), reinterpret_cast<const __m512bh&>(xv));
+  }
+}
+
+template <int R, int C>
+inline void tile_bf16(const uint8_t* w, size_t wstride, const uint16_t* xb, int64_t kp, int64_t K, float* out, int64_t ldo) {
+  __m512 acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) bf16_step<R, C, false>(w, wstride, xb, kp, k, 0, acc);
+  // Weights past K belong to the next row: masked to zero (the activations' padding is zero too).
+  if (k < K) bf16_step<R, C, true>(w, wstride, xb, kp, k, static_cast<__mmask32>((1u << (K - k)) - 1), acc);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+template <int R>
+inline void tile_bf16_c(int c, const uint8_t* w, size_t ws, const uint16_t* xb, int64_t kp, int64_t K, float* out, int64_t ldo) {
+  switch (c) {
+    case 6: tile_bf16<R, 6>(w, ws, xb, kp, K, out, ldo); break;
+    case 5: tile_bf16<R, 5>(w, ws, xb, kp, K, out, ldo); break;
+    case 4: tile_bf16<R, 4>(w, ws, xb, kp, K, out, ldo); break;
+    case 3: tile_bf16<R, 3>(w, ws, xb, kp, K, out, ldo); break;
+    case 2: tile_bf16<R, 2>(w, ws, xb, kp, K, out, ldo); break;
+    default: tile_bf16<R, 1>(w, ws, xb, kp, K, out, ldo); break;
+  }
+}
+
+void matmul_bf16_dot(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const int64_t K = w.cols, kp = (K + 31) / 32 * 32;
+  const size_t ws = w.row_bytes();
+  const int64_t tb = std::max<int64_t>(kFC, (128 * 1024 / (kp * 2)) / kFC * kFC);
+  thread_local std::vector<uint16_t> xb;
+  xb.resize(static_cast<size_t>(tb * kp));
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t t1 = std::min(T, t0 + tb);
+    to_bf16(x, K, kp, t0, t1, xb.data());
+    for (int64_t r = r0; r < r1; r += kFR) {
+      const int64_t nr = std::min<int64_t>(kFR, r1 - r);
+      for (int64_t t = t0; t < t1; t += kFC) {
+        const int c = static_cast<int>(std::min<int64_t>(kFC, t1 - t));
+        const uint16_t* xt = xb.data() + (t - t0) * kp;
+        float* o = out + t * ldo + r;
+        const uint8_t* wr = w.data + r * ws;
+        if (nr == kFR) tile_bf16_c<kFR>(c, wr, ws, xt, kp, K, o, ldo);
+        else
+          for (int64_t i = 0; i < nr; ++i) tile_bf16_c<1>(c, wr + i * ws, ws, xt, kp, K, o + i, ldo);
+      }
+    }
+  }
+}
+
+void matmul_float_bf16(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  if (w.format == WFormat::BF16) matmul_bf16_dot(w, x, T, r0, r1, out, ldo);
+  else matmul_float(w, x, T, r0, r1, out, ldo);
 }
 
 // --- int8 panels ---------------------------------------------------------------------
@@ -388,9 +485,10 @@ void silu_mul(float* g, const float* u, int64_t n) {
 }
 
 const KernelSet kSet{"avx512-vnni", WFormat::I8P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
+const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
 
 }  // namespace
 
-const KernelSet* kernels_avx512_table() { return &kSet; }
+const KernelSet* kernels_avx512_table(bool bf16) { return bf16 ? &kSetBf16 : &kSet; }
 
 }  // namespace neoserve::cpu
