@@ -27,6 +27,12 @@ export interface RawLoadOptions {
   /** Bytes of KV cache. Default 0 = the provider's own (CPU: 8 full-context sequences, at most 1 GiB; TensorRT: 60% of free device memory). */
   kvMemoryBytes?: number;
   /**
+   * The CPU engine's KV-cache element: "f16" halves the cache's memory (keys and
+   * values rounded to fp16; attention still computes in fp32). Default "f32".
+   * A TensorRT engine keeps the KV type it was built with.
+   */
+  kvCacheDtype?: "f32" | "f16";
+  /**
    * Host memory the engine may plan for: resident weights, KV cache and scratch
    * for steps of maxBatchTokens, checked at load (OutOfMemoryError naming the
    * parts). Default 0 = the machine's memory, or its cgroup's limit if lower.

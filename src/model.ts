@@ -17,7 +17,17 @@ import type { FinishReason, GenerateRequest } from "./types.js";
 /** The scheduler's knobs (defaults, ranges and meanings: RawLoadOptions, from native/core/options.h). */
 export type SchedulerOptions = Pick<
   RawLoadOptions,
-  "maxBatchSize" | "maxBatchTokens" | "kvBlockSize" | "kvMemoryBytes" | "maxQueueSize" | "maxQueueDelayMs" | "itlCapMs" | "batchWindowMs" | "policy" | "kvPolicy"
+  | "maxBatchSize"
+  | "maxBatchTokens"
+  | "kvBlockSize"
+  | "kvMemoryBytes"
+  | "kvCacheDtype"
+  | "maxQueueSize"
+  | "maxQueueDelayMs"
+  | "itlCapMs"
+  | "batchWindowMs"
+  | "policy"
+  | "kvPolicy"
 >;
 
 export interface LoadOptions {

@@ -94,6 +94,24 @@ describe("working memory is planned and checked at load, before it is allocated"
     expect(scratchBytes).toBeLessThan(weightsBytes); // one step of 512 tokens on a tiny model
   });
 
+  it("an fp16 KV cache holds twice the positions in the same bytes, and generates", async () => {
+    const kv = { kvMemoryBytes: 4 << 20 };
+    const f32 = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: kv });
+    const f16 = await loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: { ...kv, kvCacheDtype: "f16" } });
+    try {
+      expect(f16.info.kv.bytesPerBlock * 2).toBe(f32.info.kv.bytesPerBlock);
+      expect(f16.info.kv.numBlocks).toBe(2 * f32.info.kv.numBlocks);
+      const request = { tokens: [5, 6, 7, 8], maxTokens: 12, ignoreEos: true };
+      const [a, b] = [await f32.generate(request).result, await f16.generate(request).result];
+      expect(b.tokens).toHaveLength(12);
+      expect(b.tokens.slice(0, 4)).toEqual(a.tokens.slice(0, 4)); // greedy: fp16 keys and values barely move the logits
+    } finally {
+      await f32.dispose();
+      await f16.dispose();
+    }
+    await expect(loadModel(hfDir("tiny"), { scheduler: { kvCacheDtype: "bf16" as never } })).rejects.toThrow(/kvCacheDtype/);
+  });
+
   it.each([
     ["weights larger than the limit", 1 << 20, {}, /weights \d+.*memoryLimitBytes allows 1048576 bytes/],
     ["a KV cache larger than the limit", 60 << 20, { kvMemoryBytes: 64 << 20 }, /KV cache 6\d{7} from kvMemoryBytes/],

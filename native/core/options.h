@@ -26,6 +26,7 @@ struct ProviderOptions {
   std::string device;              // accelerators: "" (the first), an index, "GPU-<uuid>", "MIG-<uuid>"
   int32_t kv_block_size = kDefaultKvBlockSize;
   size_t kv_memory_bytes = 0;      // 0 = the provider's default
+  std::string kv_cache_dtype = "f32";  // "f32", "f16" (the CPU provider; a TensorRT engine's KV type is its own)
   size_t memory_limit_bytes = 0;   // 0 = the machine's memory (its cgroup's limit, if lower)
 };
 
@@ -61,6 +62,8 @@ void visit_load_options(Options& o, Visitor&& v) {
   v.text("device", p.device, "an accelerator: a CUDA index, GPU-<uuid> or MIG-<uuid>; empty = the first");
   v.integer("kvBlockSize", p.kv_block_size, Range{1, 1024}, "positions per KV-cache block");
   v.bytes("kvMemoryBytes", p.kv_memory_bytes, Range{0, 9007199254740991.0}, "bytes of KV cache; 0 = the provider's default");
+  v.choice("kvCacheDtype", p.kv_cache_dtype, Choices<std::string>{{"f32", "f32"}, {"f16", "f16"}},
+           "the CPU engine's KV-cache element: f16 halves its memory (keys and values rounded to fp16); a TensorRT engine keeps its own");
   v.bytes("memoryLimitBytes", p.memory_limit_bytes, Range{0, 9007199254740991.0},
           "host memory the engine may plan for (weights, KV cache, step scratch); 0 = the machine's, or its cgroup's limit");
   v.integer("maxBatchSize", s.max_batch_size, Range{1, 16384}, "sequences in one step");

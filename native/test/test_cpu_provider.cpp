@@ -360,13 +360,14 @@ TEST("cpu.chunked_prefill_equals_one_chunk_and_token_by_token") {
 }
 
 TEST("cpu.batch_invariance_alone_vs_mixed_batch_vs_threads") {
-  for (const char* precision : {"auto", "int8"}) {
+  for (const auto& [precision, kv_dtype] : {std::pair{"auto", "f32"}, {"int8", "f32"}, {"auto", "f16"}}) {
     RandomModelSpec spec;
     spec.vocab = 101;
     auto model = make_random_model(spec);
     auto run = [&](int threads, bool mixed) {
       CpuProviderOptions opt;
       opt.precision = precision;
+      opt.kv_cache_dtype = kv_dtype;
       opt.threads = threads;
       CpuProvider p(model, opt);
       // Sequence A: prompt of 21, then 3 decode tokens. In mixed mode four
@@ -408,6 +409,40 @@ TEST("cpu.batch_invariance_alone_vs_mixed_batch_vs_threads") {
     CHECK(alone1 == run(2, false));
     CHECK(alone1 == run(1, true));
     CHECK(alone1 == run(2, true));
+  }
+}
+
+// An fp16 KV cache: half the bytes per block, and logits within fp16's rounding
+// of the keys and values (2^-11 relative) of the fp32 cache's, over a prompt
+// long enough for several attention chunks.
+TEST("cpu.fp16_kv_cache_halves_memory_and_stays_near_fp32") {
+  RandomModelSpec spec;
+  spec.max_pos = 1024;
+  auto model = make_random_model(spec);
+  const std::vector<int32_t> toks = prompt(600, spec.vocab, 9);
+  std::vector<std::vector<std::vector<float>>> got;
+  size_t bytes[2];
+  for (const char* dtype : {"f32", "f16"}) {
+    CpuProviderOptions opt;
+    opt.threads = 2;
+    opt.kv_block_size = 16;
+    opt.kv_cache_dtype = dtype;
+    CpuProvider p(model, opt);
+    bytes[got.size()] = p.kv().bytes_per_block;
+    CHECK_EQ(p.info().memory.kv_bytes, size_t(p.kv().num_blocks) * p.kv().bytes_per_block);
+    got.push_back(feed(p, toks, blocks_for(0, 1, 600 / 16 + 1), {300, 290, 9, 1}));
+  }
+  CHECK_EQ(bytes[1] * 2, bytes[0]);
+  for (size_t i = 0; i < got[0].size(); ++i) {
+    double err2 = 0, ref2 = 0;
+    for (size_t n = 0; n < got[0][i].size(); ++n) {
+      err2 += (got[1][i][n] - got[0][i][n]) * (got[1][i][n] - got[0][i][n]);
+      ref2 += got[0][i][n] * got[0][i][n];
+    }
+    const double rms = std::sqrt(err2 / ref2);
+    if (!(rms < 2e-3 && rms > 0)) std::fprintf(stderr, "  row %zu: rms %g of the fp32 cache's logits\n", i, rms);
+    CHECK(rms < 2e-3);
+    CHECK(rms > 0);  // the keys and values really were rounded
   }
 }
 
@@ -465,6 +500,9 @@ TEST("cpu.options_info_and_geometry") {
   bad.threads = -1;
   CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "threads");
   bad.threads = 0;
+  bad.kv_cache_dtype = "bf16";
+  CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "kvCacheDtype");
+  bad.kv_cache_dtype = "f32";
   bad.kv_memory_bytes = 100;
   CHECK_THROWS(CpuProvider(model, bad), ErrorCode::InvalidRequest, "smaller than one KV block");
 

@@ -295,6 +295,27 @@ TEST("kernels.attention_rows_match_reference") {
         }
 }
 
+TEST("kernels.widen_f16_is_exact") {
+  std::vector<uint16_t> h(37);
+  for (size_t i = 0; i < h.size(); ++i) {
+    h[i] = static_cast<uint16_t>(i * 1777 + 1);  // normals, subnormals, both signs
+    if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;  // no NaN: its payload's bits are not the point
+  }
+  h[3] = 0x7c00;  // +inf
+  h[4] = 0x8000;  // -0
+  for (const KernelSet* ks : all_sets())
+    for (int64_t n : {1, 8, 16, 37}) {
+      std::vector<float> f(n, -1.0f);
+      ks->widen_f16(h.data(), f.data(), n);
+      bool same = true;
+      for (int64_t i = 0; i < n; ++i) {
+        const float want = fp16_to_f32(h[i]);
+        same &= std::memcmp(&f[i], &want, 4) == 0;
+      }
+      CHECK(same);
+    }
+}
+
 TEST("kernels.exp_and_silu_match_reference") {
   for (const KernelSet* ks : all_sets())
     for (int64_t n : {1, 15, 16, 33}) {

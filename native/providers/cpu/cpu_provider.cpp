@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/model/half.h"
 
 namespace neoserve::cpu {
 
@@ -40,22 +41,23 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
 
   // The KV cache's size, then the whole working memory, checked before anything is allocated.
   block_size_ = options.kv_block_size;
-  floats_per_block_ = static_cast<size_t>(cfg_.num_hidden_layers) * 2 * kv_dim_ * block_size_;
-  const size_t bytes_per_block = floats_per_block_ * sizeof(float);
+  kv_format_ = options.kv_cache_dtype == "f16" ? WFormat::F16 : WFormat::F32;
+  elements_per_block_ = static_cast<size_t>(cfg_.num_hidden_layers) * 2 * kv_dim_ * block_size_;
+  bytes_per_block_ = elements_per_block_ * (kv_format_ == WFormat::F16 ? 2 : 4);
   size_t budget = options.kv_memory_bytes;
   if (budget == 0) {
     const size_t blocks_per_seq = (cfg_.max_position_embeddings + block_size_ - 1) / block_size_;
-    budget = std::min<size_t>(size_t{1} << 30, 8 * blocks_per_seq * bytes_per_block);
+    budget = std::min<size_t>(size_t{1} << 30, 8 * blocks_per_seq * bytes_per_block_);
   }
-  num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block, INT32_MAX));
-  if (num_blocks_ < 1) throw_invalid("kvMemoryBytes is smaller than one KV block (" + std::to_string(bytes_per_block) + " bytes)");
+  num_blocks_ = static_cast<int32_t>(std::min<size_t>(budget / bytes_per_block_, INT32_MAX));
+  if (num_blocks_ < 1) throw_invalid("kvMemoryBytes is smaller than one KV block (" + std::to_string(bytes_per_block_) + " bytes)");
   memory_ = plan_memory(options);
   // A mapping or calloc only reserves address space: a model larger than the machine would load, then fail page by page.
   check_working_memory(memory_, 1, 1);
 
   w_ = prepare_weights(*weights_, options.precision, kernels_.int8_layout, pool_);
   // calloc'd: untouched blocks cost no memory.
-  kv_ = {static_cast<float*>(std::calloc(static_cast<size_t>(num_blocks_) * floats_per_block_, sizeof(float))), std::free};
+  kv_ = {static_cast<uint8_t*>(std::calloc(static_cast<size_t>(num_blocks_), bytes_per_block_)), std::free};
   if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(memory_.kv_bytes) + " bytes of KV cache");
 }
 
@@ -67,9 +69,10 @@ WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const 
   const size_t group = static_cast<size_t>(n_heads_ / n_kv_heads_);
   WorkingMemory m;
   m.weights_bytes = planned_weight_bytes(*weights_, options.precision, kernels_.int8_layout);
-  m.kv_bytes = static_cast<size_t>(num_blocks_) * floats_per_block_ * sizeof(float);
+  m.kv_bytes = static_cast<size_t>(num_blocks_) * bytes_per_block_;
   m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
-                          pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float);  // attention, per thread
+                          pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float) +  // attention, per thread
+                          (kv_format_ == WFormat::F16 ? pool_.size() * static_cast<size_t>(block_size_) * head_dim_ * sizeof(float) : 0);  // widened values
   // x, xn, proj, q, att, k, v, gate, up, and the int8 activations (a byte and a block scale per value).
   m.scratch_bytes_per_token = (3 * H + 2 * static_cast<size_t>(q_dim_) + 2 * static_cast<size_t>(kv_dim_) + 2 * F) * sizeof(float) +
                               widest + widest / kQuantBlock * sizeof(float);
@@ -92,12 +95,23 @@ ProviderInfo CpuProvider::info() const {
   return i;
 }
 
-KvGeometry CpuProvider::kv() const { return {block_size_, floats_per_block_ * sizeof(float), num_blocks_}; }
+KvGeometry CpuProvider::kv() const { return {block_size_, bytes_per_block_, num_blocks_}; }
 
-float* CpuProvider::kv_head(int32_t block, int layer, KvPart part, int kvh) const {
-  const size_t head_floats = static_cast<size_t>(block_size_) * head_dim_;
+uint8_t* CpuProvider::kv_head(int32_t block, int layer, KvPart part, int kvh) const {
+  const size_t head_bytes = bytes_per_block_ / elements_per_block_ * static_cast<size_t>(block_size_) * head_dim_;
   const size_t half = static_cast<size_t>(layer) * 2 + static_cast<size_t>(part);
-  return kv_.get() + block * floats_per_block_ + (half * n_kv_heads_ + kvh) * head_floats;
+  return kv_.get() + block * bytes_per_block_ + (half * n_kv_heads_ + kvh) * head_bytes;
+}
+
+void CpuProvider::store_kv(const float* src, uint8_t* dst) const {
+  if (kv_format_ == WFormat::F32) {
+    std::memcpy(dst, src, static_cast<size_t>(head_dim_) * 4);
+    return;
+  }
+  for (int32_t i = 0; i < head_dim_; ++i) {
+    const uint16_t h = f32_to_fp16(src[i]);
+    std::memcpy(dst + 2 * i, &h, 2);
+  }
 }
 
 // --- one step ------------------------------------------------------------------------
@@ -239,9 +253,10 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
       rotate(k_.data() + t * kv_dim_, n_kv_heads_);
       const int32_t block = batch[ref.seq].kv_blocks[ref.pos / block_size_];
       const int32_t slot = ref.pos % block_size_;
+      const size_t row_bytes = kv_format_ == WFormat::F16 ? 2 * head_dim_ : 4 * head_dim_;
       for (int h = 0; h < n_kv_heads_; ++h) {
-        std::memcpy(kv_head(block, layer, KvPart::Key, h) + slot * head_dim_, k_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
-        std::memcpy(kv_head(block, layer, KvPart::Value, h) + slot * head_dim_, v_.data() + t * kv_dim_ + h * head_dim_, head_dim_ * 4);
+        store_kv(k_.data() + t * kv_dim_ + h * head_dim_, kv_head(block, layer, KvPart::Key, h) + slot * row_bytes);
+        store_kv(v_.data() + t * kv_dim_ + h * head_dim_, kv_head(block, layer, KvPart::Value, h) + slot * row_bytes);
       }
     }
   });
@@ -290,8 +305,7 @@ void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep>
     const int32_t len = std::min(chunk, n - c0);
     for (int32_t j0 = c0; j0 < c0 + len; j0 += block_size_) {
       const int32_t rows = std::min(block_size_, c0 + len - j0);
-      const float* k = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Key, kvh);
-      const WMat kb{WFormat::F32, rows, head_dim_, reinterpret_cast<const uint8_t*>(k), nullptr};
+      const WMat kb{kv_format_, rows, head_dim_, kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Key, kvh), nullptr};
       kernels_.matmul_float(kb, q, group, 0, rows, scores + (j0 - c0), len);  // scores[h * len + j]
     }
     for (int h = 0; h < group; ++h) {
@@ -310,8 +324,15 @@ void CpuProvider::attend(int64_t t, int kvh, int layer, std::span<const SeqStep>
       running_sum[h] += sum;
     }
     for (int32_t j0 = c0; j0 < c0 + len; j0 += block_size_) {
-      const float* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Value, kvh);
-      kernels_.axpy_rows(out, scores + (j0 - c0), len, group, v, std::min(block_size_, c0 + len - j0), head_dim_);
+      const int32_t rows = std::min(block_size_, c0 + len - j0);
+      const uint8_t* v = kv_head(seq.kv_blocks[j0 / block_size_], layer, KvPart::Value, kvh);
+      if (kv_format_ == WFormat::F16) {  // the block's fp16 rows widened once for the whole group
+        thread_local std::vector<float> wide;
+        wide.resize(static_cast<size_t>(rows) * head_dim_);
+        kernels_.widen_f16(reinterpret_cast<const uint16_t*>(v), wide.data(), static_cast<int64_t>(rows) * head_dim_);
+        v = reinterpret_cast<const uint8_t*>(wide.data());
+      }
+      kernels_.axpy_rows(out, scores + (j0 - c0), len, group, reinterpret_cast<const float*>(v), rows, head_dim_);
     }
   }
   for (int h = 0; h < group; ++h) {

@@ -52,7 +52,9 @@ class CpuProvider : public Provider {
   static constexpr int32_t kAttentionChunk = 256;
   int32_t attention_chunk() const;
   enum class KvPart : int { Key = 0, Value = 1 };  // the halves of a layer's slice of a KV block
-  float* kv_head(int32_t block, int layer, KvPart part, int kvh) const;
+  // The block's rows of one KV head: block_size_ x head_dim_ elements of kv_format_.
+  uint8_t* kv_head(int32_t block, int layer, KvPart part, int kvh) const;
+  void store_kv(const float* src, uint8_t* dst) const;  // one position's head_dim_ values, as kv_format_
 
   std::shared_ptr<const ModelWeights> weights_;  // held: w_ may view its mapped tensors
   LlamaConfig cfg_;
@@ -61,11 +63,12 @@ class CpuProvider : public Provider {
   const KernelSet& kernels_;
   std::unique_ptr<CpuWeights> w_;
 
-  // Paged KV cache, fp32: [block][layer][K|V][kv_head][position in block][head_dim].
+  // Paged KV cache, fp32 or fp16 (kvCacheDtype): [block][layer][K|V][kv_head][position in block][head_dim].
   int32_t block_size_;
   int32_t num_blocks_;
-  size_t floats_per_block_;
-  std::unique_ptr<float, void (*)(void*)> kv_{nullptr, nullptr};
+  WFormat kv_format_ = WFormat::F32;
+  size_t elements_per_block_, bytes_per_block_;
+  std::unique_ptr<uint8_t, void (*)(void*)> kv_{nullptr, nullptr};
   WorkingMemory memory_;
 
   std::vector<float> inv_freq_, rope_cos_, rope_sin_;  // [position][head_dim/2]

@@ -185,6 +185,10 @@ static float exp_shift_sum_portable(float* x, int64_t n, float shift) {
   return sum;
 }
 
+static void widen_f16_portable(const uint16_t* h, float* f, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) f[i] = fp16_to_f32(h[i]);
+}
+
 static void silu_mul_portable(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
@@ -255,7 +259,7 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
 
 const KernelSet& kernels_portable() {
   static const KernelSet k{"portable", WFormat::I8, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
-                           axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable};
+                           axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable, widen_f16_portable};
   return k;
 }
 

@@ -88,6 +88,8 @@ struct KernelSet {
   float (*exp_shift_sum)(float* x, int64_t n, float shift);
   // SwiGLU: g[i] = silu(g[i]) * u[i].
   void (*silu_mul)(float* g, const float* u, int64_t n);
+  // n fp16 values to fp32 (exact): an fp16 KV cache's value rows, before axpy_rows.
+  void (*widen_f16)(const uint16_t* h, float* f, int64_t n);
 };
 
 const KernelSet& kernels_portable();

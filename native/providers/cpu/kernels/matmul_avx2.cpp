@@ -215,7 +215,13 @@ void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) { kernels_p
 float exp_shift_sum(float* x, int64_t n, float shift) { return kernels_portable().exp_shift_sum(x, n, shift); }
 void silu_mul(float* g, const float* u, int64_t n) { kernels_portable().silu_mul(g, u, n); }
 
-const KernelSet kSet{"avx2", WFormat::I8, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
+void widen_f16(const uint16_t* h, float* f, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(f + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  kernels_portable().widen_f16(h + i, f + i, n - i);
+}
+
+const KernelSet kSet{"avx2", WFormat::I8, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
 
 }  // namespace
 

@@ -484,8 +484,15 @@ void silu_mul(float* g, const float* u, int64_t n) {
   }
 }
 
-const KernelSet kSet{"avx512-vnni", WFormat::I8P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
-const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul};
+void widen_f16(const uint16_t* h, float* f, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(f + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h + i)));
+  }
+}
+
+const KernelSet kSet{"avx512-vnni", WFormat::I8P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
 
 }  // namespace
 
