@@ -15,6 +15,7 @@ export interface EngineBenchOptions {
   decodeTokens?: number;
   decodePromptTokens?: number;
   prefillRepeats?: number;
+  kvCacheDtype?: "f32" | "f16";
 }
 
 export interface EngineBenchResult {
@@ -36,7 +37,7 @@ export async function neoserveBench(modelPath: string, opts: EngineBenchOptions 
     backend: "cpu",
     precision: opts.precision ?? "auto",
     threads: opts.threads ?? 2,
-    scheduler: { maxBatchTokens: Math.max(512, promptTokens), maxBatchSize: 1 },
+    scheduler: { maxBatchTokens: Math.max(512, promptTokens), maxBatchSize: 1, ...(opts.kvCacheDtype ? { kvCacheDtype: opts.kvCacheDtype } : {}) },
   });
   try {
     const prompt = benchTokens(promptTokens, 1);
