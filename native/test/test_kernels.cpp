@@ -257,6 +257,19 @@ TEST("kernels.int8_panels_match_the_portable_chain_bit_for_bit") {
             std::fprintf(stderr, "  isa %s K=%lld N=%lld T=%lld\n", ks->isa, (long long)K, (long long)N, (long long)T);
             return;
           }
+          // A range that starts and ends inside panels writes its rows and no others.
+          const int64_t r0 = std::min<int64_t>(3, N - 1), r1 = std::max(r0 + 1, N - 2);
+          std::vector<float> part(T * N, -7.0f);
+          ks->matmul_int8(m.w, xq, r0, r1, part.data(), N);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t n = 0; n < N; ++n) {
+              const float want = n >= r0 && n < r1 ? ref[t * N + n] : -7.0f;
+              if (std::memcmp(&part[t * N + n], &want, 4) != 0) {
+                CHECK_EQ(part[t * N + n], want);
+                std::fprintf(stderr, "  isa %s rows [%lld, %lld) of %lld: row %lld\n", ks->isa, (long long)r0, (long long)r1, (long long)N, (long long)n);
+                return;
+              }
+            }
         }
 }
 

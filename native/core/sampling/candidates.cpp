@@ -1,6 +1,7 @@
 #include "candidates.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 #include "rng.h"
@@ -14,9 +15,17 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 }  // namespace
 
 size_t Candidates::gather(float t, bool keep_negligible) {
-  // Two passes: the max first (it vectorises), so the second can weigh each token as it goes.
+  // Two passes: the max first, so the second can weigh each token as it goes.
+  // Lane-wise maxima, which vectorise (a single running max does not: its order matters to NaN).
+  constexpr size_t kRun = 16;
+  float lanes[kRun];
+  std::fill(std::begin(lanes), std::end(lanes), kNegInf);
+  size_t i = 0;
+  for (; i + kRun <= vocab_; i += kRun)
+    for (size_t j = 0; j < kRun; ++j) lanes[j] = logits_[i + j] > lanes[j] ? logits_[i + j] : lanes[j];  // false for NaN
   float max = kNegInf;
-  for (size_t i = 0; i < vocab_; ++i) max = logits_[i] > max ? logits_[i] : max;
+  for (float v : lanes) max = v > max ? v : max;
+  for (; i < vocab_; ++i) max = logits_[i] > max ? logits_[i] : max;
   max_logit_ = max;
   inf_max_ = std::isinf(max_logit_);
   inv_t_ = 1.0 / static_cast<double>(t);
@@ -25,11 +34,20 @@ size_t Candidates::gather(float t, bool keep_negligible) {
   n_ = 0;
   // A float bound a temperature below the exact one (rounding), so the loop's
   // test is a float compare that is almost always false.
-  const float floor = keep_negligible || inf_max_ ? kNegInf : static_cast<float>(static_cast<double>(max) - 61.0 * t);
-  for (size_t i = 0; i < vocab_; ++i) {
+  const double bound = static_cast<double>(max) - 61.0 * t;  // below float's range for a huge t: then no bound
+  const float floor = keep_negligible || inf_max_ || bound < -std::numeric_limits<float>::max() ? kNegInf : static_cast<float>(bound);
+  auto take = [&](size_t i) {
     const float l = logits_[i];
     if (l > kNegInf && l >= floor && (keep_negligible || !negligible(l))) ids_[n_++] = static_cast<int32_t>(i);
+  };
+  // Runs of 16 with none at the floor are skipped by one test that vectorises: most of a vocabulary.
+  for (i = 0; i + kRun <= vocab_; i += kRun) {
+    int hits = 0;
+    for (size_t j = 0; j < kRun; ++j) hits += logits_[i + j] >= floor;
+    if (hits > 0)
+      for (size_t j = 0; j < kRun; ++j) take(i + j);
   }
+  for (; i < vocab_; ++i) take(i);
   return n_;
 }
 

@@ -78,48 +78,53 @@ bool Sampler::is_stop(int32_t token) const {
          params_.stop_token_ids.end();
 }
 
-void Sampler::apply_penalties(std::span<const int32_t> context, int32_t num_prompt) {
-  const size_t vocab = scratch_.size();
+Sampler::Scratch& Sampler::scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+void Sampler::apply_penalties(std::span<const int32_t> context, int32_t num_prompt, Scratch& s) const {
+  const size_t vocab = s.row.size();
   auto valid = [vocab](int32_t t) { return t >= 0 && static_cast<size_t>(t) < vocab; };
 
   const float r = params_.repetition_penalty;
   if (r != 1.0f) {
-    seen_.resize(vocab, 0);  // all zero between calls: only touched entries are reset below
+    s.seen.resize(vocab, 0);  // all zero between calls: only touched entries are reset below
     for (int32_t t : context) {
-      if (!valid(t) || seen_[t]) continue;
-      seen_[t] = 1;
-      float& l = scratch_[t];
+      if (!valid(t) || s.seen[t]) continue;
+      s.seen[t] = 1;
+      float& l = s.row[t];
       l = l > 0.0f ? l / r : l * r;
     }
     for (int32_t t : context)
-      if (valid(t)) seen_[t] = 0;
+      if (valid(t)) s.seen[t] = 0;
   }
 
   const double f = params_.frequency_penalty, p = params_.presence_penalty;
   if (f != 0.0 || p != 0.0) {
     const size_t np = std::clamp<int64_t>(num_prompt, 0, static_cast<int64_t>(context.size()));
     const std::span<const int32_t> generated = context.subspan(np);
-    counts_.resize(vocab, 0);
+    s.counts.resize(vocab, 0);
     for (int32_t t : generated)
-      if (valid(t)) ++counts_[t];
+      if (valid(t)) ++s.counts[t];
     for (int32_t t : generated) {
-      if (!valid(t) || counts_[t] == 0) continue;
-      float& l = scratch_[t];
-      l = static_cast<float>(static_cast<double>(l) - f * counts_[t] - p);
+      if (!valid(t) || s.counts[t] == 0) continue;
+      float& l = s.row[t];
+      l = static_cast<float>(static_cast<double>(l) - f * s.counts[t] - p);
       if (std::isnan(l)) l = kNegInf;
-      counts_[t] = 0;  // once per distinct token; also leaves counts_ all zero for the next call
+      s.counts[t] = 0;  // once per distinct token; also leaves counts all zero for the next call
     }
   }
 }
 
-void Sampler::load(std::span<const float> logits) {
+void Sampler::load(std::span<const float> logits, Scratch& s) const {
   // resize() keeps capacity: after the first call of a given vocab nothing allocates.
-  scratch_.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) scratch_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  s.row.resize(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) s.row[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
 }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> context, int32_t num_prompt,
-                        uint64_t step) {
+                        uint64_t step) const {
   const size_t vocab = logits.size();
   if (vocab == 0) throw Error(ErrorCode::Internal, "sampler: empty logits row");
   if (vocab > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
@@ -129,17 +134,18 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   if (params_.temperature == 0.0f && !penalized()) return argmax(logits);
 
   // The stages read the row in place unless penalties change it (they skip NaN as they skip -inf).
+  Scratch& s = scratch();
   std::span<const float> row = logits;
   if (penalized()) {
-    load(logits);
-    apply_penalties(context, num_prompt);
-    if (params_.temperature == 0.0f) return argmax(scratch_);
-    row = scratch_;
+    load(logits, s);
+    apply_penalties(context, num_prompt, s);
+    if (params_.temperature == 0.0f) return argmax(s.row);
+    row = s.row;
   }
 
-  order_.resize(vocab);
-  probs_.resize(vocab);
-  Candidates c(row, order_, probs_);
+  s.order.resize(vocab);
+  s.probs.resize(vocab);
+  Candidates c(row, s.order, s.probs);
   if (c.gather(params_.temperature, params_.top_k > 0) == 0) return argmax(logits);  // no token has a chance: the raw row's
   c.top_k(params_.top_k);
   c.sort_nucleus(params_.top_p);

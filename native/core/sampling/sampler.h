@@ -31,21 +31,27 @@ class Sampler {
   // `context` = prompt + generated so far; `num_prompt` of them are the prompt.
   // `step` is the index of the token being drawn (0 for the first generated token).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> context, int32_t num_prompt,
-                 uint64_t step);
+                 uint64_t step) const;
   bool is_stop(int32_t token) const;
   const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
-  // Reused across calls: no per-token allocation.
-  std::vector<float> scratch_;     // the row being sampled: NaN as -inf, penalties applied
-  std::vector<int32_t> order_;     // candidate ids
-  std::vector<double> probs_;      // unnormalised probabilities, indexed like order_
-  std::vector<int32_t> counts_;    // generated-token counts, all zero between calls
-  std::vector<uint8_t> seen_;      // distinct-token marks for the repetition penalty, all zero between calls
 
-  void load(std::span<const float> logits);
-  void apply_penalties(std::span<const int32_t> context, int32_t num_prompt);
+  // Vocabulary-sized buffers, one set per thread that samples (the scheduler's
+  // and the provider's): reused across calls and requests, so neither a token
+  // nor a new request allocates and zeroes them.
+  struct Scratch {
+    std::vector<float> row;       // the row being sampled: NaN as -inf, penalties applied
+    std::vector<int32_t> order;   // candidate ids
+    std::vector<double> probs;    // unnormalised probabilities, indexed like order
+    std::vector<int32_t> counts;  // generated-token counts, all zero between calls
+    std::vector<uint8_t> seen;    // distinct-token marks for the repetition penalty, all zero between calls
+  };
+  static Scratch& scratch();
+
+  void load(std::span<const float> logits, Scratch& s) const;
+  void apply_penalties(std::span<const int32_t> context, int32_t num_prompt, Scratch& s) const;
   bool penalized() const {
     return params_.repetition_penalty != 1.0f || params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f;
   }

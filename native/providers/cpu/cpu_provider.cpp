@@ -72,10 +72,11 @@ WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const 
   m.kv_bytes = static_cast<size_t>(num_blocks_) * bytes_per_block_;
   m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
                           pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float) +  // attention, per thread
-                          (kv_format_ == WFormat::F16 ? pool_.size() * static_cast<size_t>(block_size_) * head_dim_ * sizeof(float) : 0);  // widened values
-  // x, xn, proj, q, att, k, v, gate, up, and the int8 activations (a byte and a block scale per value).
+                          (kv_format_ == WFormat::F16 ? pool_.size() * static_cast<size_t>(block_size_) * head_dim_ * sizeof(float) : 0) +  // widened values
+                          (std::string(kernels_.isa) == "avx512-bf16" ? pool_.size() * bf16_activation_bytes(static_cast<int64_t>(widest)) : 0);
+  // x, xn, proj, q, att, k, v, gate, up, and the int8 activations (a byte, a block scale and a block sum per value).
   m.scratch_bytes_per_token = (3 * H + 2 * static_cast<size_t>(q_dim_) + 2 * static_cast<size_t>(kv_dim_) + 2 * F) * sizeof(float) +
-                              widest + widest / kQuantBlock * sizeof(float);
+                              widest + widest / kQuantBlock * (sizeof(float) + sizeof(int32_t));
   m.scratch_bytes_per_logits_row = (static_cast<size_t>(cfg_.vocab_size) + H) * sizeof(float);
   m.limit_bytes = options.memory_limit_bytes;
   return m;
@@ -108,8 +109,9 @@ void CpuProvider::store_kv(const float* src, uint8_t* dst) const {
     std::memcpy(dst, src, static_cast<size_t>(head_dim_) * 4);
     return;
   }
+  // Saturated to fp16's largest finite value: an overflow to inf would turn scores into NaN.
   for (int32_t i = 0; i < head_dim_; ++i) {
-    const uint16_t h = f32_to_fp16(src[i]);
+    const uint16_t h = f32_to_fp16(std::clamp(src[i], -65504.0f, 65504.0f));
     std::memcpy(dst + 2 * i, &h, 2);
   }
 }

@@ -19,13 +19,13 @@ WFormat format_of(const Tensor& t, const std::string& source) {
   throw_load_error(source, "tensor " + t.name + " has a dtype the CPU provider does not run");
 }
 
-enum class Conversion { None, ToF32, ToI8, RepackQ8_0 };
+enum class Conversion { None, ToF32, ToInt8 };
 
-// What the requested precision makes of a matrix stored as `w`.
+// What the requested precision makes of a matrix stored as `w` (GGUF Q8_0
+// always runs as our int8: the same values in the kernels' layout).
 Conversion conversion_for(const WMat& w, const std::string& precision) {
   if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
-  if (precision == "int8" && !w.integer()) return Conversion::ToI8;
-  if (w.format == WFormat::Q8_0) return Conversion::RepackQ8_0;
+  if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0) return Conversion::ToInt8;
   return Conversion::None;
 }
 
@@ -34,8 +34,7 @@ size_t prepared_bytes(const WMat& w, Conversion c, WFormat int8_layout) {
   const size_t rows = static_cast<size_t>(int8_layout == WFormat::I8P16 ? panels_of(w.rows) * kPanelRows : w.rows);
   switch (c) {
     case Conversion::ToF32: return static_cast<size_t>(w.rows * w.cols) * 4;
-    case Conversion::ToI8:
-    case Conversion::RepackQ8_0: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
+    case Conversion::ToInt8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
     case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
   return 0;
@@ -58,8 +57,7 @@ class Preparer {
     WMat converted;
     switch (conversion_for(w, precision_)) {
       case Conversion::ToF32: converted = to_f32(w); break;
-      case Conversion::ToI8: converted = in_int8_layout(to_i8(w)); break;
-      case Conversion::RepackQ8_0: converted = in_int8_layout(repack_q8_0(w)); break;
+      case Conversion::ToInt8: converted = to_int8(w); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
     m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
@@ -94,57 +92,55 @@ class Preparer {
     return out;
   }
 
-  WMat to_i8(const WMat& w) {
-    const int64_t kpad = w.kpad();
-    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
-    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * (kpad / kQuantBlock)));
-    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
-      std::vector<float> row(w.cols);
-      for (int64_t r = b; r < e; ++r) {
-        dequantize_row(w, r, row.data());
-        quantize_rows_i8(row.data(), 1, w.cols, reinterpret_cast<int8_t*>(q.get()) + r * kpad, d.get() + r * (kpad / kQuantBlock));
+  // Row r of w as int8 blocks in the I8 row layout (kpad values, kpad/32
+  // scales): GGUF Q8_0 keeps its values and scales (fp16 -> fp32 is exact; its
+  // 34-byte blocks straddle cache lines and would cost ~2x in decode), float
+  // formats are quantized. `row` is scratch of w.cols floats.
+  static void int8_row(const WMat& w, int64_t r, std::vector<float>& row, int8_t* q, float* d) {
+    if (w.format == WFormat::Q8_0) {
+      for (int64_t k = 0; k < w.cols / kQuantBlock; ++k) {
+        const uint8_t* blk = w.data + r * w.row_bytes() + k * kQ8_0BlockBytes;
+        uint16_t h;
+        std::memcpy(&h, blk, kQ8_0ScaleBytes);
+        d[k] = fp16_to_f32(h);
+        std::memcpy(q + k * kQuantBlock, blk + kQ8_0ScaleBytes, kQuantBlock);
       }
-    });
-    WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
-    out_.owned.push_back(std::move(q));
-    out_.owned_scales.push_back(std::move(d));
-    return out;
+      return;
+    }
+    dequantize_row(w, r, row.data());
+    quantize_rows_i8(row.data(), 1, w.cols, q, d);
   }
 
-  // GGUF Q8_0 runs as Q8_0 — the same int8 values and scales — but in the I8
-  // layout (q rows contiguous, scales beside, fp16 -> fp32 is exact): the
-  // 34-byte blocks straddle cache lines and cost ~2x in decode.
-  WMat repack_q8_0(const WMat& w) {
-    const int64_t nb = w.cols / kQuantBlock;
-    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * w.cols));
-    auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * nb));
-    const size_t rb = w.row_bytes();
-    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r)
-        for (int64_t k = 0; k < nb; ++k) {
-          const uint8_t* blk = w.data + r * rb + k * kQ8_0BlockBytes;
-          uint16_t h;
-          std::memcpy(&h, blk, kQ8_0ScaleBytes);
-          d[r * nb + k] = fp16_to_f32(h);
-          std::memcpy(q.get() + (r * nb + k) * kQuantBlock, blk + kQ8_0ScaleBytes, kQuantBlock);
+  // Int8 in the kernels' layout (int8_layout_): rows, or 16-row panels packed
+  // one at a time from a panel's worth of rows (no I8 copy of the whole matrix).
+  WMat to_int8(const WMat& w) {
+    const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
+    const bool panels = int8_layout_ == WFormat::I8P16;
+    const int64_t rows = panels ? panels_of(w.rows) * kPanelRows : w.rows;
+    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * kpad));
+    auto d = std::make_unique<float[]>(static_cast<size_t>(rows * nb));
+    int8_t* qs = reinterpret_cast<int8_t*>(q.get());
+    if (!panels) {
+      pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+        std::vector<float> row(w.cols);
+        for (int64_t r = b; r < e; ++r) int8_row(w, r, row, qs + r * kpad, d.get() + r * nb);
+      });
+    } else {
+      pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+        std::vector<float> row(w.cols);
+        std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));
+        std::vector<float> d16(static_cast<size_t>(kPanelRows * nb));
+        for (int64_t p = b; p < e; ++p) {
+          std::fill(q16.begin(), q16.end(), 0);
+          std::fill(d16.begin(), d16.end(), 0.0f);
+          for (int64_t lane = 0; lane < kPanelRows && p * kPanelRows + lane < w.rows; ++lane)
+            int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb);
+          const WMat panel{WFormat::I8, kPanelRows, w.cols, reinterpret_cast<const uint8_t*>(q16.data()), d16.data()};
+          pack_panels(panel, 0, 1, qs + p * nb * kPanelBlockBytes, d.get() + p * nb * kPanelRows);
         }
-    });
-    WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
-    out_.owned.push_back(std::move(q));
-    out_.owned_scales.push_back(std::move(d));
-    return out;
-  }
-
-  // An I8 matrix in the kernels' layout; the I8 copy is freed once packed.
-  WMat in_int8_layout(const WMat& i8) {
-    if (int8_layout_ != WFormat::I8P16) return i8;
-    const int64_t panels = panels_of(i8.rows), nb = i8.kpad() / kQuantBlock;
-    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * i8.kpad()));
-    auto d = std::make_unique<float[]>(static_cast<size_t>(panels * kPanelRows * nb));
-    pool_.parallel_for(panels, [&](int64_t b, int64_t e) { pack_panels(i8, b, e, reinterpret_cast<int8_t*>(q.get()), d.get()); });
-    WMat out{WFormat::I8P16, i8.rows, i8.cols, q.get(), d.get()};
-    out_.owned.pop_back();  // the I8 copy, pushed last
-    out_.owned_scales.pop_back();
+      });
+    }
+    WMat out{panels ? WFormat::I8P16 : WFormat::I8, w.rows, w.cols, q.get(), d.get()};
     out_.owned.push_back(std::move(q));
     out_.owned_scales.push_back(std::move(d));
     return out;

@@ -7,6 +7,7 @@
 // computed together, never how one is computed — so out[t][n] has the same
 // bits for T=1 and T=512 and for any thread count.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -97,6 +98,13 @@ const KernelSet* kernels_avx2();    // nullptr if this CPU lacks AVX2/FMA/F16C
 // nullptr if this CPU lacks AVX-512 F/BW/VL/DQ/VNNI (and, when `bf16`,
 // AVX512_BF16: then bf16 weights run as bf16 dot products, activations rounded to bf16).
 const KernelSet* kernels_avx512(bool bf16);
+// What the bf16 dot-product kernel holds per thread (thread_local) for rows of
+// `cols` activations: a block of tokens rounded to bf16.
+inline constexpr size_t kBf16ActivationBlockBytes = 128 * 1024;
+inline size_t bf16_activation_bytes(int64_t cols) {
+  const size_t kp = static_cast<size_t>((cols + 31) / 32 * 32);
+  return std::max(kBf16ActivationBlockBytes, 12 * kp);  // at least one tile of 6 tokens
+}
 // The widest set this CPU runs; NEOSERVE_CPU_ISA=avx512-vnni|avx2|portable narrows it.
 const KernelSet& best_kernels();
 

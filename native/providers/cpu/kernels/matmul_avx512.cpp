@@ -210,8 +210,8 @@ inline void tile_bf16_c(int c, const uint8_t* w, size_t ws, const uint16_t* xb, 
 void matmul_bf16_dot(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   const int64_t K = w.cols, kp = (K + 31) / 32 * 32;
   const size_t ws = w.row_bytes();
-  const int64_t tb = std::max<int64_t>(kFC, (128 * 1024 / (kp * 2)) / kFC * kFC);
-  thread_local std::vector<uint16_t> xb;
+  const int64_t tb = std::max<int64_t>(kFC, (static_cast<int64_t>(kBf16ActivationBlockBytes) / (kp * 2)) / kFC * kFC);
+  thread_local std::vector<uint16_t> xb;  // within bf16_activation_bytes(K), which the provider plans
   xb.resize(static_cast<size_t>(tb * kp));
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t t1 = std::min(T, t0 + tb);
@@ -312,7 +312,8 @@ inline void panel_tile_c(int c, const int8_t* q, const float* d, int64_t nb, con
   }
 }
 
-// Rows [r0, r1): r0 is a panel's first row (matmul() splits in units of kPanelRows).
+// Rows [r0, r1): whole panels are computed, only the range's rows stored
+// (matmul() splits in units of kPanelRows, so its ranges are whole panels).
 template <int R, int C>
 void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   static_assert(R <= 2 || C <= 3, "panel_tile_c has no wider tiles: 32 zmm registers");
@@ -320,8 +321,8 @@ void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, flo
   const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
   const int64_t p0 = r0 / kPanelRows, p1 = panels_of(r1);
   auto keep = [&](int64_t p) {
-    const int64_t n = std::min<int64_t>(kPanelRows, r1 - p * kPanelRows);
-    return static_cast<__mmask16>((1u << n) - 1);
+    const int64_t lo = std::max<int64_t>(0, r0 - p * kPanelRows), hi = std::min<int64_t>(kPanelRows, r1 - p * kPanelRows);
+    return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
   };
   // Tokens in blocks whose activations stay in L2 while the panels pass over them.
   const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
