@@ -40,6 +40,15 @@ struct TestMat {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
   TestMat(WFormat f, int64_t n, int64_t k, uint64_t seed) {
+    if (f == WFormat::F32P16) {  // the F32 matrix, packed
+      const TestMat rows(WFormat::F32, n, k, seed);
+      bytes.resize(panels_of(n) * kPanelRows * k * 4);
+      for (int64_t p = 0; p < panels_of(n); ++p)
+        pack_f32_panel(reinterpret_cast<const float*>(rows.bytes.data()) + p * kPanelRows * k, std::min(kPanelRows, n - p * kPanelRows), k,
+                       reinterpret_cast<float*>(bytes.data()) + p * kPanelRows * k);
+      w = WMat{f, n, k, bytes.data(), nullptr};
+      return;
+    }
     if (f == WFormat::I8P16) {  // the I8 matrix, packed
       const TestMat rows(WFormat::I8, n, k, seed);
       const int64_t panels = panels_of(n);
@@ -84,7 +93,8 @@ struct TestMat {
             bytes[b * 34 + 2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::nearbyint(v[b * 32 + i] / d)));
         }
         break;
-      case WFormat::I8P16: break;  // above
+      case WFormat::I8P16:
+      case WFormat::F32P16: break;  // above
     }
     w.data = bytes.data();
   }
@@ -118,7 +128,7 @@ const int64_t kShapesT[] = {1, 2, 5, 7, 13};
 
 TEST("kernels.float_formats_match_double_reference") {
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16})
+    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::F32P16})
       for (int64_t K : kShapesK)
         for (int64_t T : kShapesT) {
           const int64_t N = 37;
@@ -191,7 +201,7 @@ TEST("kernels.batch_invariance_tokens_rows_threads") {
   // token alone, rows computed in odd pieces, and matmul() on pools of 1 and 2.
   ThreadPool pool1(1), pool2(2);
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0, WFormat::I8P16})
+    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0, WFormat::I8P16, WFormat::F32P16})
       for (int64_t K : {int64_t{72}, int64_t{100}, int64_t{576}}) {
         if (f == WFormat::Q8_0 && K % 32 != 0) continue;
         const int64_t N = 53, T = 29;
@@ -270,6 +280,35 @@ TEST("kernels.int8_panels_match_the_portable_chain_bit_for_bit") {
                 return;
               }
             }
+        }
+}
+
+TEST("kernels.f32_panels_match_the_portable_chain_bit_for_bit") {
+  // One fma chain over k per output in every set: the portable reference's bits,
+  // for rows not a whole panel, every token-tile remainder, and a range that
+  // starts and ends inside panels (its rows written, no others).
+  for (const KernelSet* ks : all_sets())
+    for (int64_t K : {int64_t{1}, int64_t{17}, int64_t{576}})
+      for (int64_t N : {int64_t{5}, int64_t{16}, int64_t{53}, int64_t{150}})
+        for (int64_t T : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{7}, int64_t{13}}) {
+          const TestMat m(WFormat::F32P16, N, K, 41 + K + N);
+          const std::vector<float> x = random_floats(T * K, 19 + T);
+          std::vector<float> ref(T * N, -1.0f), out(T * N, -2.0f), part(T * N, -7.0f);
+          matmul_f32_panels_portable(m.w, x.data(), T, 0, N, ref.data(), N);
+          ks->matmul_float(m.w, x.data(), T, 0, N, out.data(), N);
+          const int64_t r0 = std::min<int64_t>(3, N - 1), r1 = std::max(r0 + 1, N - 2);
+          ks->matmul_float(m.w, x.data(), T, r0, r1, part.data(), N);
+          bool ok = std::memcmp(ref.data(), out.data(), ref.size() * 4) == 0;
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t n = 0; n < N; ++n) {
+              const float want = n >= r0 && n < r1 ? ref[t * N + n] : -7.0f;
+              ok &= std::memcmp(&part[t * N + n], &want, 4) == 0;
+            }
+          if (!ok) {
+            CHECK(ok);
+            std::fprintf(stderr, "  isa %s K=%lld N=%lld T=%lld\n", ks->isa, (long long)K, (long long)N, (long long)T);
+            return;
+          }
         }
 }
 

@@ -55,7 +55,7 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   // A mapping or calloc only reserves address space: a model larger than the machine would load, then fail page by page.
   check_working_memory(memory_, 1, 1);
 
-  w_ = prepare_weights(*weights_, options.precision, kernels_.int8_layout, pool_);
+  w_ = prepare_weights(*weights_, options.precision, kernels_, pool_);
   // calloc'd: untouched blocks cost no memory.
   kv_ = {static_cast<uint8_t*>(std::calloc(static_cast<size_t>(num_blocks_), bytes_per_block_)), std::free};
   if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(memory_.kv_bytes) + " bytes of KV cache");
@@ -68,7 +68,7 @@ WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const 
   const size_t positions = std::min<size_t>(cfg_.max_position_embeddings, static_cast<size_t>(num_blocks_) * block_size_);
   const size_t group = static_cast<size_t>(n_heads_ / n_kv_heads_);
   WorkingMemory m;
-  m.weights_bytes = planned_weight_bytes(*weights_, options.precision, kernels_.int8_layout);
+  m.weights_bytes = planned_weight_bytes(*weights_, options.precision, kernels_);
   m.kv_bytes = static_cast<size_t>(num_blocks_) * bytes_per_block_;
   m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
                           pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float) +  // attention, per thread

@@ -21,19 +21,25 @@ WFormat format_of(const Tensor& t, const std::string& source) {
 
 enum class Conversion { None, ToF32, ToInt8 };
 
-// What the requested precision makes of a matrix stored as `w` (GGUF Q8_0
-// always runs as our int8: the same values in the kernels' layout).
-Conversion conversion_for(const WMat& w, const std::string& precision) {
+// What the requested precision makes of a matrix stored as `w` for kernels `k`
+// (GGUF Q8_0 always runs as our int8, the same values; fp32 is repacked when
+// the kernels run it in panels).
+Conversion conversion_for(const WMat& w, const std::string& precision, const KernelSet& k) {
   if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
   if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0) return Conversion::ToInt8;
+  if (w.format == WFormat::F32 && k.f32_layout == WFormat::F32P16) return Conversion::ToF32;
   return Conversion::None;
 }
 
+size_t padded_rows(int64_t rows, WFormat layout) {
+  return static_cast<size_t>(layout == WFormat::I8P16 || layout == WFormat::F32P16 ? panels_of(rows) * kPanelRows : rows);
+}
+
 // Bytes a matrix holds once prepared: its copy, or its mapped pages.
-size_t prepared_bytes(const WMat& w, Conversion c, WFormat int8_layout) {
-  const size_t rows = static_cast<size_t>(int8_layout == WFormat::I8P16 ? panels_of(w.rows) * kPanelRows : w.rows);
+size_t prepared_bytes(const WMat& w, Conversion c, const KernelSet& k) {
+  const size_t rows = padded_rows(w.rows, k.int8_layout);
   switch (c) {
-    case Conversion::ToF32: return static_cast<size_t>(w.rows * w.cols) * 4;
+    case Conversion::ToF32: return padded_rows(w.rows, k.f32_layout) * static_cast<size_t>(w.cols) * 4;
     case Conversion::ToInt8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
     case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
@@ -42,8 +48,8 @@ size_t prepared_bytes(const WMat& w, Conversion c, WFormat int8_layout) {
 
 class Preparer {
  public:
-  Preparer(const ModelWeights& m, const std::string& precision, WFormat int8_layout, ThreadPool& pool, CpuWeights& out)
-      : m_(m), precision_(precision), int8_layout_(int8_layout), pool_(pool), out_(out) {}
+  Preparer(const ModelWeights& m, const std::string& precision, const KernelSet& kernels, ThreadPool& pool, CpuWeights& out)
+      : m_(m), precision_(precision), kernels_(kernels), pool_(pool), out_(out) {}
 
   // A 2-D weight of the expected shape, converted to the requested precision.
   WMat matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -55,7 +61,7 @@ class Preparer {
     if (w.format == WFormat::Q8_0 && cols % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     WMat converted;
-    switch (conversion_for(w, precision_)) {
+    switch (conversion_for(w, precision_, kernels_)) {
       case Conversion::ToF32: converted = to_f32(w); break;
       case Conversion::ToInt8: converted = to_int8(w); break;
       case Conversion::None: return w;  // computed in place from the mapping
@@ -81,13 +87,27 @@ class Preparer {
     return s + "]";
   }
 
+  // fp32 in the kernels' layout: rows, or 16-row panels packed one at a time.
   WMat to_f32(const WMat& w) {
-    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * w.cols) * 4);
+    const bool panels = kernels_.f32_layout == WFormat::F32P16;
+    const int64_t rows = static_cast<int64_t>(padded_rows(w.rows, kernels_.f32_layout));
+    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * w.cols) * 4);
     float* dst = reinterpret_cast<float*>(buf.get());
-    pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) dequantize_row(w, r, dst + r * w.cols);
-    });
-    WMat out{WFormat::F32, w.rows, w.cols, buf.get(), nullptr};
+    if (!panels) {
+      pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) dequantize_row(w, r, dst + r * w.cols);
+      });
+    } else {
+      pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+        std::vector<float> rows16(static_cast<size_t>(kPanelRows * w.cols));
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t n = std::min(kPanelRows, w.rows - p * kPanelRows);
+          for (int64_t i = 0; i < n; ++i) dequantize_row(w, p * kPanelRows + i, rows16.data() + i * w.cols);
+          pack_f32_panel(rows16.data(), n, w.cols, dst + p * kPanelRows * w.cols);
+        }
+      });
+    }
+    WMat out{panels ? WFormat::F32P16 : WFormat::F32, w.rows, w.cols, buf.get(), nullptr};
     out_.owned.push_back(std::move(buf));
     return out;
   }
@@ -115,8 +135,8 @@ class Preparer {
   // one at a time from a panel's worth of rows (no I8 copy of the whole matrix).
   WMat to_int8(const WMat& w) {
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
-    const bool panels = int8_layout_ == WFormat::I8P16;
-    const int64_t rows = panels ? panels_of(w.rows) * kPanelRows : w.rows;
+    const bool panels = kernels_.int8_layout == WFormat::I8P16;
+    const int64_t rows = static_cast<int64_t>(padded_rows(w.rows, kernels_.int8_layout));
     auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * kpad));
     auto d = std::make_unique<float[]>(static_cast<size_t>(rows * nb));
     int8_t* qs = reinterpret_cast<int8_t*>(q.get());
@@ -148,14 +168,14 @@ class Preparer {
 
   const ModelWeights& m_;
   const std::string& precision_;
-  WFormat int8_layout_;
+  const KernelSet& kernels_;
   ThreadPool& pool_;
   CpuWeights& out_;
 };
 
 }  // namespace
 
-size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision, WFormat int8_layout) {
+size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision, const KernelSet& kernels) {
   size_t total = 0;
   for (const auto& [name, t] : model.tensors) {
     if (t.shape.size() != 2) {
@@ -163,13 +183,13 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
       continue;
     }
     const WMat w{format_of(t, model.source), t.shape[0], t.shape[1], t.data, nullptr};
-    total += prepared_bytes(w, conversion_for(w, precision), int8_layout);
+    total += prepared_bytes(w, conversion_for(w, precision, kernels), kernels);
   }
   return total;
 }
 
 // `precision` was checked with the other load options (core/options.h).
-std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, WFormat int8_layout,
+std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
                                             ThreadPool& pool) {
   const LlamaConfig& c = model.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
@@ -177,7 +197,7 @@ std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std
   const int64_t kvdim = static_cast<int64_t>(c.num_key_value_heads) * c.head_dim;
 
   auto w = std::make_unique<CpuWeights>();
-  Preparer p(model, precision, int8_layout, pool, *w);
+  Preparer p(model, precision, kernels, pool, *w);
   w->embed = p.matrix("model.embed_tokens.weight", V, H);
   const Tensor* head = model.find("lm_head.weight");
   w->lm_head = (head && !c.tie_word_embeddings) ? p.matrix("lm_head.weight", V, H) : w->embed;

@@ -33,12 +33,13 @@ struct CpuWeights {
 
 // The bytes prepare_weights' result will hold resident for this precision,
 // known before anything is converted.
-size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision, WFormat int8_layout);
+size_t planned_weight_bytes(const ModelWeights& model, const std::string& precision, const KernelSet& kernels);
 
 // precision: "auto" | "f32" | "int8". Int8 matrices (quantized here, or GGUF
-// Q8_0) are laid out as `int8_layout` (the kernel set's: I8 or I8P16).
-// Throws ModelLoadFailed for a tensor of the wrong shape or an unsupported dtype.
-std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, WFormat int8_layout,
+// Q8_0) and fp32 ones are laid out as the kernel set runs them
+// (KernelSet::int8_layout, f32_layout). Throws ModelLoadFailed for a tensor of
+// the wrong shape or an unsupported dtype.
+std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
                                             ThreadPool& pool);
 
 }  // namespace neoserve::cpu

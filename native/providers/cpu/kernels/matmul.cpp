@@ -22,13 +22,15 @@ const char* wformat_name(WFormat f) {
     case WFormat::I8: return "int8";
     case WFormat::Q8_0: return "q8_0";
     case WFormat::I8P16: return "int8-panels";
+    case WFormat::F32P16: return "f32-panels";
   }
   return "?";
 }
 
 size_t WMat::row_bytes() const {
   switch (format) {
-    case WFormat::F32: return static_cast<size_t>(cols) * 4;
+    case WFormat::F32:
+    case WFormat::F32P16: return static_cast<size_t>(cols) * 4;
     case WFormat::F16:
     case WFormat::BF16: return static_cast<size_t>(cols) * 2;
     case WFormat::I8:
@@ -90,6 +92,11 @@ void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d) {
     }
 }
 
+void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel) {
+  for (int64_t k = 0; k < cols; ++k)
+    for (int64_t lane = 0; lane < kPanelRows; ++lane) panel[k * kPanelRows + lane] = lane < n ? rows[lane * cols + k] : 0.0f;
+}
+
 void QActs::resize(int64_t t, int64_t c) {
   tokens = t;
   cols = c;
@@ -138,6 +145,11 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       const int8_t* q = reinterpret_cast<const int8_t*>(row);
       const float* d = w.scales + r * (w.kpad() / kQuantBlock);
       for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / kQuantBlock] * q[k];
+      break;
+    }
+    case WFormat::F32P16: {
+      const float* f = reinterpret_cast<const float*>(w.data) + (r / kPanelRows) * w.cols * kPanelRows + r % kPanelRows;
+      for (int64_t k = 0; k < w.cols; ++k) dst[k] = f[k * kPanelRows];
       break;
     }
     case WFormat::I8P16: {
@@ -193,8 +205,21 @@ static void silu_mul_portable(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void matmul_f32_panels_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const float* f = reinterpret_cast<const float*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* wr = f + (r / kPanelRows) * w.cols * kPanelRows + r % kPanelRows;
+    for (int64_t t = 0; t < T; ++t) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < w.cols; ++k) acc = std::fma(wr[k * kPanelRows], x[t * w.cols + k], acc);
+      out[t * ldo + r] = acc;
+    }
+  }
+}
+
 static void matmul_float_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out,
                                   int64_t ldo) {
+  if (w.format == WFormat::F32P16) return matmul_f32_panels_portable(w, x, T, r0, r1, out, ldo);
   thread_local std::vector<float> row;
   row.resize(w.cols);
   for (int64_t r = r0; r < r1; ++r) {
@@ -258,7 +283,7 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
 }
 
 const KernelSet& kernels_portable() {
-  static const KernelSet k{"portable", WFormat::I8, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
+  static const KernelSet k{"portable", WFormat::I8, WFormat::F32, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
                            axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable, widen_f16_portable};
   return k;
 }

@@ -29,6 +29,7 @@ enum class WFormat : uint8_t {
   I8,     // our load-time quantization: int8 q[rows][kpad], fp32 scale per 32 block
   Q8_0,   // GGUF blocks {fp16 d; int8 q[32]} straight from the file
   I8P16,  // I8's values and scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
+  F32P16, // fp32 in panels of 16 rows, [panel][k][16 rows]: what the AVX-512 float kernel runs for fp32 weights
 };
 
 // Int8 panels. Rows in groups of kPanelRows (the last zero-padded); within a
@@ -52,7 +53,7 @@ struct WMat {
 
   bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16; }
   int64_t kpad() const { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }  // I8 rows are zero-padded to whole blocks
-  size_t row_bytes() const;  // I8P16: kpad, the bytes a row holds inside its panel
+  size_t row_bytes() const;  // panels: the bytes a row holds inside its panel
 };
 
 // Activations quantized for the integer kernels: per token, per 32-block,
@@ -74,6 +75,7 @@ struct QActs {
 struct KernelSet {
   const char* isa;  // "avx512-bf16", "avx512-vnni", "avx2", "portable"
   WFormat int8_layout;  // what weights quantized or repacked to int8 at load become for this set (I8 or I8P16)
+  WFormat f32_layout;   // what fp32 weights (stored, or widened at load) become for this set (F32 or F32P16)
   void (*matmul_float)(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
   void (*matmul_int8)(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
   float (*dot)(const float* a, const float* b, int64_t n);          // fixed-order dot product
@@ -124,6 +126,10 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
 void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d);
 // The portable int8 kernel on panels: the reference the SIMD one matches bit for bit.
 void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
+// One F32P16 panel (cols x 16 floats) from n <= 16 rows of cols floats (the rest zero).
+void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel);
+// The portable float kernel on F32P16: each output one fma chain over k in order, as the SIMD one.
+void matmul_f32_panels_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // Row `r` of any format as fp32 (embedding lookup, conversions).
 void dequantize_row(const WMat& w, int64_t r, float* dst);
 

@@ -131,8 +131,94 @@ void matmul_float_t(const WMat& w, const float* x, int64_t T, int64_t r0, int64_
   }
 }
 
+// --- fp32 weights in 16-row panels --------------------------------------------------
+//
+// R panels x C tokens: per k, one load of the 16 rows' weights per panel and
+// one broadcast of each token's x[k], R x C fmas into one lane per row: no
+// horizontal sums. Each output's chain: fma over k in order from 0, whatever
+// R, C, T — matmul_f32_panels_portable's, bit for bit.
+
+template <int R, int C>
+inline void f32_panel_tile(const float* w, int64_t K, const float* x, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
+  const int64_t pstride = K * kPanelRows;
+  __m512 acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_ps(w + r * pstride + k * kPanelRows);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m512 xb = _mm512_set1_ps(x[c * K + k]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xb, acc[r][c]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + c * ldo + r * kPanelRows, keep[r], acc[r][c]);
+}
+
+template <int R>
+inline void f32_panel_tile_c(int c, const float* w, int64_t K, const float* x, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
+  switch (c) {
+    case 6: if constexpr (R <= 4) { f32_panel_tile<R, 6>(w, K, x, out, ldo, keep); break; } [[fallthrough]];
+    case 5: if constexpr (R <= 4) { f32_panel_tile<R, 5>(w, K, x, out, ldo, keep); break; } [[fallthrough]];
+    case 4: if constexpr (R <= 4) { f32_panel_tile<R, 4>(w, K, x, out, ldo, keep); break; } [[fallthrough]];
+    case 3: if constexpr (R <= 4) { f32_panel_tile<R, 3>(w, K, x, out, ldo, keep); break; } [[fallthrough]];
+    case 2: f32_panel_tile<R, 2>(w, K, x, out, ldo, keep); break;
+    default: f32_panel_tile<R, 1>(w, K, x, out, ldo, keep); break;
+  }
+}
+
+// The 16-row store masks of panel p for rows [r0, r1).
+inline __mmask16 panel_keep(int64_t p, int64_t r0, int64_t r1) {
+  const int64_t lo = std::max<int64_t>(0, r0 - p * kPanelRows), hi = std::min<int64_t>(kPanelRows, r1 - p * kPanelRows);
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+template <int R, int C>
+void matmul_f32_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  static_assert(R <= 4 || C <= 2, "f32_panel_tile_c has no wider tiles: 32 zmm registers");
+  const int64_t K = w.cols, p0 = r0 / kPanelRows, p1 = panels_of(r1);
+  const float* f = reinterpret_cast<const float*>(w.data);
+  // Tokens in blocks whose activations stay in L2 while the panels pass over them.
+  const int64_t tb = std::max<int64_t>(C, (128 * 1024 / (K * 4)) / C * C);
+  for (int64_t t0 = 0; t0 < T; t0 += tb) {
+    const int64_t t1 = std::min(T, t0 + tb);
+    for (int64_t p = p0; p < p1; p += R) {
+      const float* wp = f + p * K * kPanelRows;
+      float* op = out + p * kPanelRows;
+      for (int64_t t = t0; t < t1; t += C) {
+        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
+        if (p + R <= p1) {
+          __mmask16 k[R];
+          for (int r = 0; r < R; ++r) k[r] = panel_keep(p + r, r0, r1);
+          f32_panel_tile_c<R>(c, wp, K, x + t * K, op + t * ldo, ldo, k);
+        } else {
+          for (int64_t i = p; i < p1; ++i) {
+            const __mmask16 k[1] = {panel_keep(i, r0, r1)};
+            f32_panel_tile_c<1>(c, wp + (i - p) * K * kPanelRows, K, x + t * K, op + t * ldo + (i - p) * kPanelRows, ldo, k);
+          }
+        }
+      }
+    }
+  }
+}
+
+void matmul_f32_panels(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  // Few tokens: more panels per tile (more loads in flight); many: more tokens per loaded weight.
+  if (T <= 2) matmul_f32_panels_rc<8, 2>(w, x, T, r0, r1, out, ldo);
+  else matmul_f32_panels_rc<4, 6>(w, x, T, r0, r1, out, ldo);
+}
+
 void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   switch (w.format) {
+    case WFormat::F32P16: matmul_f32_panels(w, x, T, r0, r1, out, ldo); break;
     case WFormat::F32: matmul_float_t<LoadF32>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::F16: matmul_float_t<LoadF16>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::BF16: matmul_float_t<LoadBF16>(w, x, T, r0, r1, out, ldo); break;
@@ -320,10 +406,7 @@ void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, flo
   const int64_t nb = x.kpad / 32, T = x.tokens;
   const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
   const int64_t p0 = r0 / kPanelRows, p1 = panels_of(r1);
-  auto keep = [&](int64_t p) {
-    const int64_t lo = std::max<int64_t>(0, r0 - p * kPanelRows), hi = std::min<int64_t>(kPanelRows, r1 - p * kPanelRows);
-    return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
-  };
+  auto keep = [&](int64_t p) { return panel_keep(p, r0, r1); };
   // Tokens in blocks whose activations stay in L2 while the panels pass over them.
   const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
@@ -492,8 +575,8 @@ void widen_f16(const uint16_t* h, float* f, int64_t n) {
   }
 }
 
-const KernelSet kSet{"avx512-vnni", WFormat::I8P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
-const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSet{"avx512-vnni", WFormat::I8P16, WFormat::F32P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, WFormat::F32P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
 
 }  // namespace
 
