@@ -49,6 +49,15 @@ struct TestMat {
       w = WMat{f, n, k, bytes.data(), nullptr};
       return;
     }
+    if (f == WFormat::BF16P16) {  // the BF16 matrix, packed
+      const TestMat rows(WFormat::BF16, n, k, seed);
+      bytes.resize(panels_of(n) * kPanelRows * even(k) * 2);
+      for (int64_t p = 0; p < panels_of(n); ++p)
+        pack_bf16_panel(rows.bytes.data() + p * kPanelRows * k * 2, static_cast<size_t>(k) * 2, std::min(kPanelRows, n - p * kPanelRows), k,
+                        reinterpret_cast<uint16_t*>(bytes.data()) + p * kPanelRows * even(k));
+      w = WMat{f, n, k, bytes.data(), nullptr};
+      return;
+    }
     if (f == WFormat::I8P16) {  // the I8 matrix, packed
       const TestMat rows(WFormat::I8, n, k, seed);
       const int64_t panels = panels_of(n);
@@ -94,7 +103,8 @@ struct TestMat {
         }
         break;
       case WFormat::I8P16:
-      case WFormat::F32P16: break;  // above
+      case WFormat::F32P16:
+      case WFormat::BF16P16: break;  // above
     }
     w.data = bytes.data();
   }
@@ -128,7 +138,7 @@ const int64_t kShapesT[] = {1, 2, 5, 7, 13};
 
 TEST("kernels.float_formats_match_double_reference") {
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::F32P16})
+    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::F32P16, WFormat::BF16P16})
       for (int64_t K : kShapesK)
         for (int64_t T : kShapesT) {
           const int64_t N = 37;
@@ -136,8 +146,8 @@ TEST("kernels.float_formats_match_double_reference") {
           const std::vector<float> x = random_floats(T * K, 7 + T);
           std::vector<float> out(T * N, -1.0f);
           ks->matmul_float(m.w, x.data(), T, 0, N, out.data(), N);
-          // bf16 dot products take the activations rounded to bf16: so does their reference.
-          const bool bf16_dots = f == WFormat::BF16 && std::string(ks->isa) == "avx512-bf16";
+          // bf16 panels are bf16 dot products, activations rounded to bf16: so is their reference.
+          const bool bf16_dots = f == WFormat::BF16P16;
           std::vector<double> xr(x.begin(), x.end());
           if (bf16_dots)
             for (double& v : xr) v = bf16_to_f32(f32_to_bf16(static_cast<float>(v)));
@@ -201,7 +211,7 @@ TEST("kernels.batch_invariance_tokens_rows_threads") {
   // token alone, rows computed in odd pieces, and matmul() on pools of 1 and 2.
   ThreadPool pool1(1), pool2(2);
   for (const KernelSet* ks : all_sets())
-    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0, WFormat::I8P16, WFormat::F32P16})
+    for (WFormat f : {WFormat::F32, WFormat::F16, WFormat::BF16, WFormat::I8, WFormat::Q8_0, WFormat::I8P16, WFormat::F32P16, WFormat::BF16P16})
       for (int64_t K : {int64_t{72}, int64_t{100}, int64_t{576}}) {
         if (f == WFormat::Q8_0 && K % 32 != 0) continue;
         const int64_t N = 53, T = 29;

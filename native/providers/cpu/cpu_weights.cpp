@@ -19,7 +19,7 @@ WFormat format_of(const Tensor& t, const std::string& source) {
   throw_load_error(source, "tensor " + t.name + " has a dtype the CPU provider does not run");
 }
 
-enum class Conversion { None, ToF32, ToInt8 };
+enum class Conversion { None, ToF32, ToInt8, ToBf16Panels };
 
 // What the requested precision makes of a matrix stored as `w` for kernels `k`
 // (GGUF Q8_0 always runs as our int8, the same values; fp32 is repacked when
@@ -28,11 +28,14 @@ Conversion conversion_for(const WMat& w, const std::string& precision, const Ker
   if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
   if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0) return Conversion::ToInt8;
   if (w.format == WFormat::F32 && k.f32_layout == WFormat::F32P16) return Conversion::ToF32;
+  if (w.format == WFormat::BF16 && k.bf16_layout == WFormat::BF16P16) return Conversion::ToBf16Panels;
   return Conversion::None;
 }
 
 size_t padded_rows(int64_t rows, WFormat layout) {
-  return static_cast<size_t>(layout == WFormat::I8P16 || layout == WFormat::F32P16 ? panels_of(rows) * kPanelRows : rows);
+  return static_cast<size_t>(layout == WFormat::I8P16 || layout == WFormat::F32P16 || layout == WFormat::BF16P16
+                                 ? panels_of(rows) * kPanelRows
+                                 : rows);
 }
 
 // Bytes a matrix holds once prepared: its copy, or its mapped pages.
@@ -40,6 +43,7 @@ size_t prepared_bytes(const WMat& w, Conversion c, const KernelSet& k) {
   const size_t rows = padded_rows(w.rows, k.int8_layout);
   switch (c) {
     case Conversion::ToF32: return padded_rows(w.rows, k.f32_layout) * static_cast<size_t>(w.cols) * 4;
+    case Conversion::ToBf16Panels: return padded_rows(w.rows, WFormat::BF16P16) * static_cast<size_t>(even(w.cols)) * 2;
     case Conversion::ToInt8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
     case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
@@ -64,6 +68,7 @@ class Preparer {
     switch (conversion_for(w, precision_, kernels_)) {
       case Conversion::ToF32: converted = to_f32(w); break;
       case Conversion::ToInt8: converted = to_int8(w); break;
+      case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
     m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
@@ -108,6 +113,20 @@ class Preparer {
       });
     }
     WMat out{panels ? WFormat::F32P16 : WFormat::F32, w.rows, w.cols, buf.get(), nullptr};
+    out_.owned.push_back(std::move(buf));
+    return out;
+  }
+
+  WMat to_bf16_panels(const WMat& w) {
+    const int64_t ke = even(w.cols), panels = panels_of(w.rows);
+    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * ke) * 2);
+    uint16_t* dst = reinterpret_cast<uint16_t*>(buf.get());
+    pool_.parallel_for(panels, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p)
+        pack_bf16_panel(w.data + p * kPanelRows * w.row_bytes(), w.row_bytes(), std::min(kPanelRows, w.rows - p * kPanelRows), w.cols,
+                        dst + p * kPanelRows * ke);
+    });
+    WMat out{WFormat::BF16P16, w.rows, w.cols, buf.get(), nullptr};
     out_.owned.push_back(std::move(buf));
     return out;
   }

@@ -23,6 +23,7 @@ const char* wformat_name(WFormat f) {
     case WFormat::Q8_0: return "q8_0";
     case WFormat::I8P16: return "int8-panels";
     case WFormat::F32P16: return "f32-panels";
+    case WFormat::BF16P16: return "bf16-panels";
   }
   return "?";
 }
@@ -33,6 +34,7 @@ size_t WMat::row_bytes() const {
     case WFormat::F32P16: return static_cast<size_t>(cols) * 4;
     case WFormat::F16:
     case WFormat::BF16: return static_cast<size_t>(cols) * 2;
+    case WFormat::BF16P16: return static_cast<size_t>(even(cols)) * 2;
     case WFormat::I8:
     case WFormat::I8P16: return static_cast<size_t>(kpad());
     case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
@@ -97,6 +99,15 @@ void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel) {
     for (int64_t lane = 0; lane < kPanelRows; ++lane) panel[k * kPanelRows + lane] = lane < n ? rows[lane * cols + k] : 0.0f;
 }
 
+void pack_bf16_panel(const uint8_t* rows, size_t row_bytes, int64_t n, int64_t cols, uint16_t* panel) {
+  for (int64_t k = 0; k < even(cols); ++k)
+    for (int64_t lane = 0; lane < kPanelRows; ++lane) {
+      uint16_t h = 0;
+      if (lane < n && k < cols) std::memcpy(&h, rows + lane * row_bytes + 2 * k, 2);
+      panel[(k / 2) * 2 * kPanelRows + lane * 2 + k % 2] = h;
+    }
+}
+
 void QActs::resize(int64_t t, int64_t c) {
   tokens = t;
   cols = c;
@@ -145,6 +156,11 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       const int8_t* q = reinterpret_cast<const int8_t*>(row);
       const float* d = w.scales + r * (w.kpad() / kQuantBlock);
       for (int64_t k = 0; k < w.cols; ++k) dst[k] = d[k / kQuantBlock] * q[k];
+      break;
+    }
+    case WFormat::BF16P16: {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(w.data) + (r / kPanelRows) * even(w.cols) * kPanelRows + (r % kPanelRows) * 2;
+      for (int64_t k = 0; k < w.cols; ++k) dst[k] = bf16_to_f32(h[(k / 2) * 2 * kPanelRows + k % 2]);
       break;
     }
     case WFormat::F32P16: {
@@ -217,9 +233,26 @@ void matmul_f32_panels_portable(const WMat& w, const float* x, int64_t T, int64_
   }
 }
 
+void matmul_bf16_panels_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(w.data);
+  const int64_t ke = even(w.cols);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* wr = h + (r / kPanelRows) * ke * kPanelRows + (r % kPanelRows) * 2;
+    for (int64_t t = 0; t < T; ++t) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const float xk = bf16_to_f32(f32_to_bf16(x[t * w.cols + k]));
+        acc = std::fma(bf16_to_f32(wr[(k / 2) * 2 * kPanelRows + k % 2]), xk, acc);
+      }
+      out[t * ldo + r] = acc;
+    }
+  }
+}
+
 static void matmul_float_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out,
                                   int64_t ldo) {
   if (w.format == WFormat::F32P16) return matmul_f32_panels_portable(w, x, T, r0, r1, out, ldo);
+  if (w.format == WFormat::BF16P16) return matmul_bf16_panels_portable(w, x, T, r0, r1, out, ldo);
   thread_local std::vector<float> row;
   row.resize(w.cols);
   for (int64_t r = r0; r < r1; ++r) {
@@ -283,7 +316,7 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
 }
 
 const KernelSet& kernels_portable() {
-  static const KernelSet k{"portable", WFormat::I8, WFormat::F32, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
+  static const KernelSet k{"portable", WFormat::I8, WFormat::F32, WFormat::BF16, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
                            axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable, widen_f16_portable};
   return k;
 }

@@ -30,6 +30,7 @@ enum class WFormat : uint8_t {
   Q8_0,   // GGUF blocks {fp16 d; int8 q[32]} straight from the file
   I8P16,  // I8's values and scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
   F32P16, // fp32 in panels of 16 rows, [panel][k][16 rows]: what the AVX-512 float kernel runs for fp32 weights
+  BF16P16,  // bf16 in panels of 16 rows, [panel][k/2][16 rows][2] (K padded to even): bf16 dot products
 };
 
 // Int8 panels. Rows in groups of kPanelRows (the last zero-padded); within a
@@ -76,6 +77,7 @@ struct KernelSet {
   const char* isa;  // "avx512-bf16", "avx512-vnni", "avx2", "portable"
   WFormat int8_layout;  // what weights quantized or repacked to int8 at load become for this set (I8 or I8P16)
   WFormat f32_layout;   // what fp32 weights (stored, or widened at load) become for this set (F32 or F32P16)
+  WFormat bf16_layout;  // what bf16 weights become for this set (BF16, run in place, or BF16P16)
   void (*matmul_float)(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
   void (*matmul_int8)(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
   float (*dot)(const float* a, const float* b, int64_t n);          // fixed-order dot product
@@ -128,6 +130,13 @@ void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d);
 void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // One F32P16 panel (cols x 16 floats) from n <= 16 rows of cols floats (the rest zero).
 void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel);
+// One BF16P16 panel (even(cols) x 16 values) from n <= 16 rows of cols bf16
+// values, row_bytes apart at any alignment (the rest zero).
+inline int64_t even(int64_t cols) { return (cols + 1) / 2 * 2; }
+void pack_bf16_panel(const uint8_t* rows, size_t row_bytes, int64_t n, int64_t cols, uint16_t* panel);
+// BF16P16 on any CPU: activations rounded to bf16, each pair's products added
+// into an fp32 chain (the AVX512_BF16 kernel's arithmetic up to its rounding).
+void matmul_bf16_panels_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // The portable float kernel on F32P16: each output one fma chain over k in order, as the SIMD one.
 void matmul_f32_panels_portable(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // Row `r` of any format as fp32 (embedding lookup, conversions).

@@ -102,7 +102,8 @@ void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t 
     case WFormat::F32: matmul_float_t<LoadF32>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::F16: matmul_float_t<LoadF16>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::BF16: matmul_float_t<LoadBF16>(w, x, T, r0, r1, out, ldo); break;
-    case WFormat::F32P16: matmul_f32_panels_portable(w, x, T, r0, r1, out, ldo); break;  // not this set's layout: correct, not fast
+    case WFormat::F32P16: matmul_f32_panels_portable(w, x, T, r0, r1, out, ldo); break;  // not this set's layouts: correct, not fast
+    case WFormat::BF16P16: matmul_bf16_panels_portable(w, x, T, r0, r1, out, ldo); break;
     default: break;
   }
 }
@@ -222,7 +223,7 @@ void widen_f16(const uint16_t* h, float* f, int64_t n) {
   kernels_portable().widen_f16(h + i, f + i, n - i);
 }
 
-const KernelSet kSet{"avx2", WFormat::I8, WFormat::F32, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSet{"avx2", WFormat::I8, WFormat::F32, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
 
 }  // namespace
 

@@ -219,6 +219,7 @@ void matmul_f32_panels(const WMat& w, const float* x, int64_t T, int64_t r0, int
 void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   switch (w.format) {
     case WFormat::F32P16: matmul_f32_panels(w, x, T, r0, r1, out, ldo); break;
+    case WFormat::BF16P16: matmul_bf16_panels_portable(w, x, T, r0, r1, out, ldo); break;  // needs AVX512_BF16: correct, not fast
     case WFormat::F32: matmul_float_t<LoadF32>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::F16: matmul_float_t<LoadF16>(w, x, T, r0, r1, out, ldo); break;
     case WFormat::BF16: matmul_float_t<LoadBF16>(w, x, T, r0, r1, out, ldo); break;
@@ -226,13 +227,14 @@ void matmul_float(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t 
   }
 }
 
-// --- bf16 weights by bf16 dot products (CPUs with AVX512_BF16) ----------------------
+// --- bf16 weights in 16-row panels (CPUs with AVX512_BF16) -----------------------------
 //
 // As llama.cpp and PyTorch run bf16 weights: the activations rounded to bf16
 // (RNE) and vdpbf16ps, 32 multiply-adds per instruction, twice the fp32 fma
-// rate that bounds prefill. The same R x C tiles as the float kernel; each
-// output's chain: vdpbf16ps over K in steps of 32 (masked tail), then
-// _mm512_reduce_add_ps — whatever R, C, T.
+// rate that bounds prefill. As the fp32 panels, with pairs: a 512-bit load
+// holds 2 K of 16 rows, and one vdpbf16ps with the token's bf16 pair broadcast
+// adds both into the 16 rows' lanes. Each output's chain: vdpbf16ps over the
+// pairs in order, no horizontal sums — whatever R, C, T.
 
 // Tokens [t0, t1) of x as bf16, rows of kp (K rounded up to 32, zero-padded).
 void to_bf16(const float* x, int64_t K, int64_t kp, int64_t t0, int64_t t1, uint16_t* xb) {
@@ -249,77 +251,87 @@ void to_bf16(const float* x, int64_t K, int64_t kp, int64_t t0, int64_t t1, uint
   }
 }
 
-template <int R, int C, bool kTail>
-inline void bf16_step(const uint8_t* w, size_t wstride, const uint16_t* xb, int64_t kp, int64_t k, __mmask32 m, __m512 (&acc)[R][C]) {
-  __m512i wv[R];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-    wv[r] = kTail ? _mm512_maskz_loadu_epi16(m, w + r * wstride + k * 2) : _mm512_loadu_si512(w + r * wstride + k * 2);
-#pragma GCC unroll 8
-  for (int c = 0; c < C; ++c) {
-    const __m512i xv = _mm512_loadu_si512(xb + c * kp + k);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-      acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<const __m512bh&>(wv[r]), reinterpret_cast<const __m512bh&>(xv));
-  }
-}
-
 template <int R, int C>
-inline void tile_bf16(const uint8_t* w, size_t wstride, const uint16_t* xb, int64_t kp, int64_t K, float* out, int64_t ldo) {
+inline void bf16_panel_tile(const uint16_t* w, int64_t ke, const uint16_t* xb, int64_t kp, float* out, int64_t ldo,
+                            const __mmask16 (&keep)[R]) {
+  const int64_t pstride = ke * kPanelRows;
   __m512 acc[R][C];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
-  int64_t k = 0;
-  for (; k + 32 <= K; k += 32) bf16_step<R, C, false>(w, wstride, xb, kp, k, 0, acc);
-  // Weights past K belong to the next row: masked to zero (the activations' padding is zero too).
-  if (k < K) bf16_step<R, C, true>(w, wstride, xb, kp, k, static_cast<__mmask32>((1u << (K - k)) - 1), acc);
+  for (int64_t k = 0; k < ke; k += 2) {
+    __m512i wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = _mm512_loadu_si512(w + r * pstride + k * kPanelRows);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      int32_t pair;
+      std::memcpy(&pair, xb + c * kp + k, 4);
+      const __m512i xv = _mm512_set1_epi32(pair);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+        acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<const __m512bh&>(wv[r]), reinterpret_cast<const __m512bh&>(xv));
+    }
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) out[c * ldo + r] = _mm512_reduce_add_ps(acc[r][c]);
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + c * ldo + r * kPanelRows, keep[r], acc[r][c]);
 }
 
 template <int R>
-inline void tile_bf16_c(int c, const uint8_t* w, size_t ws, const uint16_t* xb, int64_t kp, int64_t K, float* out, int64_t ldo) {
+inline void bf16_panel_tile_c(int c, const uint16_t* w, int64_t ke, const uint16_t* xb, int64_t kp, float* out, int64_t ldo,
+                              const __mmask16 (&keep)[R]) {
   switch (c) {
-    case 6: tile_bf16<R, 6>(w, ws, xb, kp, K, out, ldo); break;
-    case 5: tile_bf16<R, 5>(w, ws, xb, kp, K, out, ldo); break;
-    case 4: tile_bf16<R, 4>(w, ws, xb, kp, K, out, ldo); break;
-    case 3: tile_bf16<R, 3>(w, ws, xb, kp, K, out, ldo); break;
-    case 2: tile_bf16<R, 2>(w, ws, xb, kp, K, out, ldo); break;
-    default: tile_bf16<R, 1>(w, ws, xb, kp, K, out, ldo); break;
+    case 6: if constexpr (R <= 4) { bf16_panel_tile<R, 6>(w, ke, xb, kp, out, ldo, keep); break; } [[fallthrough]];
+    case 5: if constexpr (R <= 4) { bf16_panel_tile<R, 5>(w, ke, xb, kp, out, ldo, keep); break; } [[fallthrough]];
+    case 4: if constexpr (R <= 4) { bf16_panel_tile<R, 4>(w, ke, xb, kp, out, ldo, keep); break; } [[fallthrough]];
+    case 3: if constexpr (R <= 4) { bf16_panel_tile<R, 3>(w, ke, xb, kp, out, ldo, keep); break; } [[fallthrough]];
+    case 2: bf16_panel_tile<R, 2>(w, ke, xb, kp, out, ldo, keep); break;
+    default: bf16_panel_tile<R, 1>(w, ke, xb, kp, out, ldo, keep); break;
   }
 }
 
-void matmul_bf16_dot(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  const int64_t K = w.cols, kp = (K + 31) / 32 * 32;
-  const size_t ws = w.row_bytes();
-  const int64_t tb = std::max<int64_t>(kFC, (static_cast<int64_t>(kBf16ActivationBlockBytes) / (kp * 2)) / kFC * kFC);
+template <int R, int C>
+void matmul_bf16_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  static_assert(R <= 4 || C <= 2, "bf16_panel_tile_c has no wider tiles: 32 zmm registers");
+  const int64_t K = w.cols, ke = even(K), kp = (K + 31) / 32 * 32, p0 = r0 / kPanelRows, p1 = panels_of(r1);
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(w.data);
+  const int64_t tb = std::max<int64_t>(C, (static_cast<int64_t>(kBf16ActivationBlockBytes) / (kp * 2)) / C * C);
   thread_local std::vector<uint16_t> xb;  // within bf16_activation_bytes(K), which the provider plans
   xb.resize(static_cast<size_t>(tb * kp));
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t t1 = std::min(T, t0 + tb);
     to_bf16(x, K, kp, t0, t1, xb.data());
-    for (int64_t r = r0; r < r1; r += kFR) {
-      const int64_t nr = std::min<int64_t>(kFR, r1 - r);
-      for (int64_t t = t0; t < t1; t += kFC) {
-        const int c = static_cast<int>(std::min<int64_t>(kFC, t1 - t));
+    for (int64_t p = p0; p < p1; p += R) {
+      const uint16_t* wp = h + p * ke * kPanelRows;
+      float* op = out + p * kPanelRows;
+      for (int64_t t = t0; t < t1; t += C) {
+        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
         const uint16_t* xt = xb.data() + (t - t0) * kp;
-        float* o = out + t * ldo + r;
-        const uint8_t* wr = w.data + r * ws;
-        if (nr == kFR) tile_bf16_c<kFR>(c, wr, ws, xt, kp, K, o, ldo);
-        else
-          for (int64_t i = 0; i < nr; ++i) tile_bf16_c<1>(c, wr + i * ws, ws, xt, kp, K, o + i, ldo);
+        if (p + R <= p1) {
+          __mmask16 k[R];
+          for (int r = 0; r < R; ++r) k[r] = panel_keep(p + r, r0, r1);
+          bf16_panel_tile_c<R>(c, wp, ke, xt, kp, op + t * ldo, ldo, k);
+        } else {
+          for (int64_t i = p; i < p1; ++i) {
+            const __mmask16 k[1] = {panel_keep(i, r0, r1)};
+            bf16_panel_tile_c<1>(c, wp + (i - p) * ke * kPanelRows, ke, xt, kp, op + t * ldo + (i - p) * kPanelRows, ldo, k);
+          }
+        }
       }
     }
   }
 }
 
 void matmul_float_bf16(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  if (w.format == WFormat::BF16) matmul_bf16_dot(w, x, T, r0, r1, out, ldo);
-  else matmul_float(w, x, T, r0, r1, out, ldo);
+  if (w.format == WFormat::BF16P16) {
+    if (T <= 2) matmul_bf16_panels_rc<8, 2>(w, x, T, r0, r1, out, ldo);
+    else matmul_bf16_panels_rc<4, 6>(w, x, T, r0, r1, out, ldo);
+  } else {
+    matmul_float(w, x, T, r0, r1, out, ldo);
+  }
 }
 
 // --- int8 panels ---------------------------------------------------------------------
@@ -575,8 +587,8 @@ void widen_f16(const uint16_t* h, float* f, int64_t n) {
   }
 }
 
-const KernelSet kSet{"avx512-vnni", WFormat::I8P16, WFormat::F32P16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
-const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, WFormat::F32P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSet{"avx512-vnni", WFormat::I8P16, WFormat::F32P16, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, WFormat::F32P16, WFormat::BF16P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
 
 }  // namespace
 
