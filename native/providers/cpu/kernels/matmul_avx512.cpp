@@ -29,6 +29,23 @@ const KernelSet* kernels_avx2_table();
 static_assert(kQuantBlock == 32);
 namespace {
 
+template <int R, int C>
+inline void zero_tile(__m512 (&acc)[R][C]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+}
+
+// A panel tile's outputs: token c's 16 rows of panel r at out + c*ldo + 16r, only the rows `keep` marks.
+template <int R, int C>
+inline void store_panel_tile(const __m512 (&acc)[R][C], float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + c * ldo + r * kPanelRows, keep[r], acc[r][c]);
+}
+
 // --- float-family weights -------------------------------------------------------
 
 struct LoadF32 {
@@ -51,10 +68,7 @@ struct LoadBF16 {
 template <class L, int R, int C>
 inline void tile_float(const uint8_t* w, size_t wstride, const float* x, int64_t K, float* out, int64_t ldo) {
   __m512 acc[R][C];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero_tile(acc);
   // The next row tile lies right after this one (rows are contiguous): stream
   // it into cache while this one computes, so decode keeps more misses in flight.
   const uint8_t* next = w + R * wstride;
@@ -142,10 +156,7 @@ template <int R, int C>
 inline void f32_panel_tile(const float* w, int64_t K, const float* x, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
   const int64_t pstride = K * kPanelRows;
   __m512 acc[R][C];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero_tile(acc);
   for (int64_t k = 0; k < K; ++k) {
     __m512 wv[R];
 #pragma GCC unroll 8
@@ -157,10 +168,7 @@ inline void f32_panel_tile(const float* w, int64_t K, const float* x, float* out
       for (int r = 0; r < R; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], xb, acc[r][c]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + c * ldo + r * kPanelRows, keep[r], acc[r][c]);
+  store_panel_tile(acc, out, ldo, keep);
 }
 
 template <int R>
@@ -181,33 +189,39 @@ inline __mmask16 panel_keep(int64_t p, int64_t r0, int64_t r1) {
   return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-template <int R, int C>
-void matmul_f32_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
-  static_assert(R <= 4 || C <= 2, "f32_panel_tile_c has no wider tiles: 32 zmm registers");
-  const int64_t K = w.cols, p0 = r0 / kPanelRows, p1 = panels_of(r1);
-  const float* f = reinterpret_cast<const float*>(w.data);
-  // Tokens in blocks whose activations stay in L2 while the panels pass over them.
-  const int64_t tb = std::max<int64_t>(C, (128 * 1024 / (K * 4)) / C * C);
-  for (int64_t t0 = 0; t0 < T; t0 += tb) {
-    const int64_t t1 = std::min(T, t0 + tb);
-    for (int64_t p = p0; p < p1; p += R) {
-      const float* wp = f + p * K * kPanelRows;
-      float* op = out + p * kPanelRows;
-      for (int64_t t = t0; t < t1; t += C) {
-        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
-        if (p + R <= p1) {
-          __mmask16 k[R];
-          for (int r = 0; r < R; ++r) k[r] = panel_keep(p + r, r0, r1);
-          f32_panel_tile_c<R>(c, wp, K, x + t * K, op + t * ldo, ldo, k);
-        } else {
-          for (int64_t i = p; i < p1; ++i) {
-            const __mmask16 k[1] = {panel_keep(i, r0, r1)};
-            f32_panel_tile_c<1>(c, wp + (i - p) * K * kPanelRows, K, x + t * K, op + t * ldo + (i - p) * kPanelRows, ldo, k);
-          }
+// Rows [r0, r1) in groups of R panels (the last ones alone) by tokens [t0, t1)
+// in tiles of C: tile.template operator()<RR>(p, t, c, keep) computes panels
+// [p, p + RR) for tokens [t, t + c), storing only the range's rows.
+template <int R, int C, class Tile>
+inline void for_panel_tiles(int64_t r0, int64_t r1, int64_t t0, int64_t t1, Tile&& tile) {
+  const int64_t p0 = r0 / kPanelRows, p1 = panels_of(r1);
+  for (int64_t p = p0; p < p1; p += R)
+    for (int64_t t = t0; t < t1; t += C) {
+      const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
+      if (p + R <= p1) {
+        __mmask16 keep[R];
+        for (int r = 0; r < R; ++r) keep[r] = panel_keep(p + r, r0, r1);
+        tile.template operator()<R>(p, t, c, keep);
+      } else {
+        for (int64_t i = p; i < p1; ++i) {
+          const __mmask16 keep[1] = {panel_keep(i, r0, r1)};
+          tile.template operator()<1>(i, t, c, keep);
         }
       }
     }
-  }
+}
+
+template <int R, int C>
+void matmul_f32_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  static_assert(R <= 4 || C <= 2, "f32_panel_tile_c has no wider tiles: 32 zmm registers");
+  const int64_t K = w.cols;
+  const float* f = reinterpret_cast<const float*>(w.data);
+  // Tokens in blocks whose activations stay in L2 while the panels pass over them.
+  const int64_t tb = std::max<int64_t>(C, (128 * 1024 / (K * 4)) / C * C);
+  for (int64_t t0 = 0; t0 < T; t0 += tb)
+    for_panel_tiles<R, C>(r0, r1, t0, std::min(T, t0 + tb), [&]<int RR>(int64_t p, int64_t t, int c, const __mmask16 (&keep)[RR]) {
+      f32_panel_tile_c<RR>(c, f + p * K * kPanelRows, K, x + t * K, out + t * ldo + p * kPanelRows, ldo, keep);
+    });
 }
 
 void matmul_f32_panels(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
@@ -256,10 +270,7 @@ inline void bf16_panel_tile(const uint16_t* w, int64_t ke, const uint16_t* xb, i
                             const __mmask16 (&keep)[R]) {
   const int64_t pstride = ke * kPanelRows;
   __m512 acc[R][C];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero_tile(acc);
   for (int64_t k = 0; k < ke; k += 2) {
     __m512i wv[R];
 #pragma GCC unroll 8
@@ -274,10 +285,7 @@ inline void bf16_panel_tile(const uint16_t* w, int64_t ke, const uint16_t* xb, i
         acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<const __m512bh&>(wv[r]), reinterpret_cast<const __m512bh&>(xv));
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + c * ldo + r * kPanelRows, keep[r], acc[r][c]);
+  store_panel_tile(acc, out, ldo, keep);
 }
 
 template <int R>
@@ -296,7 +304,7 @@ inline void bf16_panel_tile_c(int c, const uint16_t* w, int64_t ke, const uint16
 template <int R, int C>
 void matmul_bf16_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   static_assert(R <= 4 || C <= 2, "bf16_panel_tile_c has no wider tiles: 32 zmm registers");
-  const int64_t K = w.cols, ke = even(K), kp = (K + 31) / 32 * 32, p0 = r0 / kPanelRows, p1 = panels_of(r1);
+  const int64_t K = w.cols, ke = even(K), kp = (K + 31) / 32 * 32;
   const uint16_t* h = reinterpret_cast<const uint16_t*>(w.data);
   const int64_t tb = std::max<int64_t>(C, (static_cast<int64_t>(kBf16ActivationBlockBytes) / (kp * 2)) / C * C);
   thread_local std::vector<uint16_t> xb;  // within bf16_activation_bytes(K), which the provider plans
@@ -304,24 +312,9 @@ void matmul_bf16_panels_rc(const WMat& w, const float* x, int64_t T, int64_t r0,
   for (int64_t t0 = 0; t0 < T; t0 += tb) {
     const int64_t t1 = std::min(T, t0 + tb);
     to_bf16(x, K, kp, t0, t1, xb.data());
-    for (int64_t p = p0; p < p1; p += R) {
-      const uint16_t* wp = h + p * ke * kPanelRows;
-      float* op = out + p * kPanelRows;
-      for (int64_t t = t0; t < t1; t += C) {
-        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
-        const uint16_t* xt = xb.data() + (t - t0) * kp;
-        if (p + R <= p1) {
-          __mmask16 k[R];
-          for (int r = 0; r < R; ++r) k[r] = panel_keep(p + r, r0, r1);
-          bf16_panel_tile_c<R>(c, wp, ke, xt, kp, op + t * ldo, ldo, k);
-        } else {
-          for (int64_t i = p; i < p1; ++i) {
-            const __mmask16 k[1] = {panel_keep(i, r0, r1)};
-            bf16_panel_tile_c<1>(c, wp + (i - p) * ke * kPanelRows, ke, xt, kp, op + t * ldo + (i - p) * kPanelRows, ldo, k);
-          }
-        }
-      }
-    }
+    for_panel_tiles<R, C>(r0, r1, t0, t1, [&]<int RR>(int64_t p, int64_t t, int c, const __mmask16 (&keep)[RR]) {
+      bf16_panel_tile_c<RR>(c, h + p * ke * kPanelRows, ke, xb.data() + (t - t0) * kp, kp, out + t * ldo + p * kPanelRows, ldo, keep);
+    });
   }
 }
 
@@ -356,10 +349,7 @@ inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs&
   }
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R][C];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+  zero_tile(acc);
   for (int64_t b = 0; b < nb; ++b) {
     __m512i dot[R][C];
 #pragma GCC unroll 8
@@ -391,10 +381,7 @@ inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs&
         acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[c][b])), acc[r][c]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) _mm512_mask_storeu_ps(out + (t + c) * ldo + r * kPanelRows, keep[r], acc[r][c]);
+  store_panel_tile(acc, out + t * ldo, ldo, keep);
 }
 
 template <int R>
@@ -410,38 +397,17 @@ inline void panel_tile_c(int c, const int8_t* q, const float* d, int64_t nb, con
   }
 }
 
-// Rows [r0, r1): whole panels are computed, only the range's rows stored
-// (matmul() splits in units of kPanelRows, so its ranges are whole panels).
 template <int R, int C>
 void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   static_assert(R <= 2 || C <= 3, "panel_tile_c has no wider tiles: 32 zmm registers");
   const int64_t nb = x.kpad / 32, T = x.tokens;
   const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
-  const int64_t p0 = r0 / kPanelRows, p1 = panels_of(r1);
-  auto keep = [&](int64_t p) { return panel_keep(p, r0, r1); };
   // Tokens in blocks whose activations stay in L2 while the panels pass over them.
   const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
-  for (int64_t t0 = 0; t0 < T; t0 += tb) {
-    const int64_t t1 = std::min(T, t0 + tb);
-    for (int64_t p = p0; p < p1; p += R) {
-      const int8_t* qp = q + p * nb * kPanelBlockBytes;
-      const float* dp = w.scales + p * nb * kPanelRows;
-      float* op = out + p * kPanelRows;
-      for (int64_t t = t0; t < t1; t += C) {
-        const int c = static_cast<int>(std::min<int64_t>(C, t1 - t));
-        if (p + R <= p1) {
-          __mmask16 k[R];
-          for (int r = 0; r < R; ++r) k[r] = keep(p + r);
-          panel_tile_c<R>(c, qp, dp, nb, x, t, op, ldo, k);
-        } else {
-          for (int64_t i = p; i < p1; ++i) {
-            const __mmask16 k[1] = {keep(i)};
-            panel_tile_c<1>(c, qp + (i - p) * nb * kPanelBlockBytes, dp + (i - p) * nb * kPanelRows, nb, x, t, op + (i - p) * kPanelRows, ldo, k);
-          }
-        }
-      }
-    }
-  }
+  for (int64_t t0 = 0; t0 < T; t0 += tb)
+    for_panel_tiles<R, C>(r0, r1, t0, std::min(T, t0 + tb), [&]<int RR>(int64_t p, int64_t t, int c, const __mmask16 (&keep)[RR]) {
+      panel_tile_c<RR>(c, q + p * nb * kPanelBlockBytes, w.scales + p * nb * kPanelRows, nb, x, t, out + p * kPanelRows, ldo, keep);
+    });
 }
 
 void matmul_panels(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
