@@ -60,11 +60,9 @@ struct TestMat {
     }
     if (f == WFormat::I8P16) {  // the I8 matrix, packed
       const TestMat rows(WFormat::I8, n, k, seed);
-      const int64_t panels = panels_of(n);
-      bytes.resize(panels * kPanelRows * rows.w.kpad());
-      scales.resize(panels * kPanelRows * rows.w.kpad() / 32);
-      pack_panels(rows.w, 0, panels, reinterpret_cast<int8_t*>(bytes.data()), scales.data());
-      w = WMat{f, n, k, bytes.data(), scales.data()};
+      bytes.resize(panels_of(n) * rows.w.kpad() / 32 * kPanelBlockBytes);
+      pack_panels(rows.w, 0, panels_of(n), bytes.data());
+      w = WMat{f, n, k, bytes.data(), nullptr};
       return;
     }
     const std::vector<float> v = random_floats(n * k, seed);

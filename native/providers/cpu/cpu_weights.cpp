@@ -44,7 +44,8 @@ size_t prepared_bytes(const WMat& w, Conversion c, const KernelSet& k) {
   switch (c) {
     case Conversion::ToF32: return padded_rows(w.rows, k.f32_layout) * static_cast<size_t>(w.cols) * 4;
     case Conversion::ToBf16Panels: return padded_rows(w.rows, WFormat::BF16P16) * static_cast<size_t>(even(w.cols)) * 2;
-    case Conversion::ToInt8: return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * 4;
+    case Conversion::ToInt8:  // values, and a scale per block: fp32 beside rows, fp16 inside panels
+      return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * (k.int8_layout == WFormat::I8P16 ? 2 : 4);
     case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
   return 0;
@@ -154,17 +155,21 @@ class Preparer {
   // one at a time from a panel's worth of rows (no I8 copy of the whole matrix).
   WMat to_int8(const WMat& w) {
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
-    const bool panels = kernels_.int8_layout == WFormat::I8P16;
-    const int64_t rows = static_cast<int64_t>(padded_rows(w.rows, kernels_.int8_layout));
-    auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * kpad));
-    auto d = std::make_unique<float[]>(static_cast<size_t>(rows * nb));
-    int8_t* qs = reinterpret_cast<int8_t*>(q.get());
-    if (!panels) {
+    if (kernels_.int8_layout != WFormat::I8P16) {
+      auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
+      auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * nb));
+      int8_t* qs = reinterpret_cast<int8_t*>(q.get());
       pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
         std::vector<float> row(w.cols);
         for (int64_t r = b; r < e; ++r) int8_row(w, r, row, qs + r * kpad, d.get() + r * nb);
       });
-    } else {
+      WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
+      out_.owned.push_back(std::move(q));
+      out_.owned_scales.push_back(std::move(d));
+      return out;
+    }
+    auto panels = std::make_unique<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
+    {
       pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
         std::vector<float> row(w.cols);
         std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));
@@ -175,13 +180,12 @@ class Preparer {
           for (int64_t lane = 0; lane < kPanelRows && p * kPanelRows + lane < w.rows; ++lane)
             int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb);
           const WMat panel{WFormat::I8, kPanelRows, w.cols, reinterpret_cast<const uint8_t*>(q16.data()), d16.data()};
-          pack_panels(panel, 0, 1, qs + p * nb * kPanelBlockBytes, d.get() + p * nb * kPanelRows);
+          pack_panels(panel, 0, 1, panels.get() + p * nb * kPanelBlockBytes);
         }
       });
     }
-    WMat out{panels ? WFormat::I8P16 : WFormat::I8, w.rows, w.cols, q.get(), d.get()};
-    out_.owned.push_back(std::move(q));
-    out_.owned_scales.push_back(std::move(d));
+    WMat out{WFormat::I8P16, w.rows, w.cols, panels.get(), nullptr};
+    out_.owned.push_back(std::move(panels));
     return out;
   }
 

@@ -42,10 +42,9 @@ static Matrix make_i8(int64_t n, int64_t k) {
 static Matrix to_panels(const Matrix& i8) {
   Matrix m;
   const int64_t panels = panels_of(i8.w.rows);
-  m.q.resize(static_cast<size_t>(panels * kPanelRows * i8.w.kpad()));
-  m.d.resize(static_cast<size_t>(panels * kPanelRows * i8.w.kpad() / kQuantBlock));
-  pack_panels(i8.w, 0, panels, m.q.data(), m.d.data());
-  m.w = WMat{WFormat::I8P16, i8.w.rows, i8.w.cols, reinterpret_cast<const uint8_t*>(m.q.data()), m.d.data()};
+  m.q.resize(static_cast<size_t>(panels * i8.w.kpad() / kQuantBlock * kPanelBlockBytes));
+  pack_panels(i8.w, 0, panels, reinterpret_cast<uint8_t*>(m.q.data()));
+  m.w = WMat{WFormat::I8P16, i8.w.rows, i8.w.cols, reinterpret_cast<const uint8_t*>(m.q.data()), nullptr};
   return m;
 }
 
@@ -80,9 +79,10 @@ int main(int argc, char** argv) {
       std::vector<float> out(static_cast<size_t>(T * n));
       const int reps = T >= 64 ? 5 : 20;
       const double a = time_matmul(pool, ks, rows.w, xq, out, reps), b = time_matmul(pool, ks, panels.w, xq, out, reps);
-      const double macs = static_cast<double>(n) * k * T, bytes = static_cast<double>(n) * (k + k / 32 * 4);
+      // Bytes of the weights each layout reads: values, and fp32 (rows) or fp16 (panels) block scales.
+      const double macs = static_cast<double>(n) * k * T, bytes = static_cast<double>(n) * (k + k / 32 * 4), pbytes = static_cast<double>(n) * (k + k / 32 * 2);
       std::printf("%6lldx%-9lld %6lld %12.1f %12.1f %8.2f %14.1f %14.1f\n", (long long)n, (long long)k, (long long)T, macs / a * 1e-9,
-                  macs / b * 1e-9, a / b, bytes / a * 1e-9, bytes / b * 1e-9);
+                  macs / b * 1e-9, a / b, bytes / a * 1e-9, pbytes / b * 1e-9);
     }
   }
   return 0;

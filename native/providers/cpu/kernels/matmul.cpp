@@ -42,12 +42,12 @@ size_t WMat::row_bytes() const {
   return 0;
 }
 
-// Symmetric int8 of one 32-block of weights: d = max|x| / 127, q = round(x / d),
-// with the fp32 scale kept exactly.
+// Symmetric int8 of one 32-block of weights, as GGUF Q8_0 stores it: d =
+// fp16(max|x| / 127), q = round(x / d) (at most 127: d rounds by 2^-11).
 static void quantize_weight_block(const float* x, int n, int8_t* q, float* d) {
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float scale = amax / 127.0f;
+  const float scale = fp16_round(amax / 127.0f);
   const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
   for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
   for (int i = n; i < kQuantBlock; ++i) q[i] = 0;
@@ -78,19 +78,30 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
                             q + r * kpad + b * kQuantBlock, scales + r * (kpad / kQuantBlock) + b);
 }
 
-// Panel p's block b: 8 groups of 4 K, each 16 rows x 4 bytes; lane = row within the panel.
+// Panel p's block b: 8 groups of 4 K, each 16 rows x 4 bytes (lane = row within the panel), then 16 fp16 scales.
 static size_t panel_offset(int64_t p, int64_t nb, int64_t lane, int64_t k) {
-  return static_cast<size_t>(((p * nb + k / kQuantBlock) * 8 + (k % kQuantBlock) / 4) * 64 + lane * 4 + k % 4);
+  return static_cast<size_t>((p * nb + k / kQuantBlock) * kPanelBlockBytes + (k % kQuantBlock) / 4 * 64 + lane * 4 + k % 4);
+}
+static size_t panel_scale_offset(int64_t p, int64_t nb, int64_t lane, int64_t b) {
+  return static_cast<size_t>((p * nb + b) * kPanelBlockBytes + kPanelValueBytes + lane * 2);
+}
+static float panel_scale(const uint8_t* panels, int64_t p, int64_t nb, int64_t lane, int64_t b) {
+  uint16_t h;
+  std::memcpy(&h, panels + panel_scale_offset(p, nb, lane, b), 2);
+  return fp16_to_f32(h);
 }
 
-void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d) {
+void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst) {
   const int64_t kpad = i8.kpad(), nb = kpad / kQuantBlock;
   const int8_t* src = reinterpret_cast<const int8_t*>(i8.data);
   for (int64_t p = p0; p < p1; ++p)
     for (int64_t lane = 0; lane < kPanelRows; ++lane) {
       const int64_t r = p * kPanelRows + lane;
-      for (int64_t k = 0; k < kpad; ++k) q[panel_offset(p, nb, lane, k)] = r < i8.rows ? src[r * kpad + k] : 0;
-      for (int64_t b = 0; b < nb; ++b) d[(p * nb + b) * kPanelRows + lane] = r < i8.rows ? i8.scales[r * nb + b] : 0.0f;
+      for (int64_t k = 0; k < kpad; ++k) dst[panel_offset(p, nb, lane, k)] = static_cast<uint8_t>(r < i8.rows ? src[r * kpad + k] : 0);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint16_t h = f32_to_fp16(r < i8.rows ? i8.scales[r * nb + b] : 0.0f);
+        std::memcpy(dst + panel_scale_offset(p, nb, lane, b), &h, 2);
+      }
     }
 }
 
@@ -169,10 +180,9 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       break;
     }
     case WFormat::I8P16: {
-      const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
       const int64_t nb = w.kpad() / kQuantBlock, p = r / kPanelRows, lane = r % kPanelRows;
       for (int64_t k = 0; k < w.cols; ++k)
-        dst[k] = w.scales[(p * nb + k / kQuantBlock) * kPanelRows + lane] * q[panel_offset(p, nb, lane, k)];
+        dst[k] = panel_scale(w.data, p, nb, lane, k / kQuantBlock) * static_cast<int8_t>(w.data[panel_offset(p, nb, lane, k)]);
       break;
     }
     case WFormat::Q8_0:
@@ -278,7 +288,7 @@ void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r
       for (int64_t b = 0; b < nb; ++b) {
         int32_t s = 0;
         for (int64_t i = 0; i < kQuantBlock; ++i) s += q[panel_offset(p, nb, lane, b * kQuantBlock + i)] * xq[b * kQuantBlock + i];
-        acc = std::fma(static_cast<float>(s), w.scales[(p * nb + b) * kPanelRows + lane] * xd[b], acc);
+        acc = std::fma(static_cast<float>(s), panel_scale(w.data, p, nb, lane, b) * xd[b], acc);
       }
       out[t * ldo + r] = acc;
     }

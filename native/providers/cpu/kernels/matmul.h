@@ -28,7 +28,7 @@ enum class WFormat : uint8_t {
   BF16,
   I8,     // our load-time quantization: int8 q[rows][kpad], fp32 scale per 32 block
   Q8_0,   // GGUF blocks {fp16 d; int8 q[32]} straight from the file
-  I8P16,  // I8's values and scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
+  I8P16,  // int8 values and fp16 scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
   F32P16, // fp32 in panels of 16 rows, [panel][k][16 rows]: what the AVX-512 float kernel runs for fp32 weights
   BF16P16,  // bf16 in panels of 16 rows, [panel][k/2][16 rows][2] (K padded to even): bf16 dot products
 };
@@ -37,9 +37,12 @@ enum class WFormat : uint8_t {
 // panel, per 32-block, 8 groups of 4 consecutive K for all 16 rows: one
 // 512-bit load holds 4 K of 16 rows, so a vpdpbusd with one token's 4 bytes
 // broadcast adds into one lane per row (no horizontal sums, every lane useful
-// at any token count). Scales: [panel][block][16 rows] fp32.
+// at any token count). Each block's 16 fp16 scales follow its values, so a
+// panel is one stream of (32 + 2) x 16 bytes per block, as GGUF Q8_0's bytes.
+// The weights' scales are fp16 values (Q8_0's are; our quantizer rounds them).
 inline constexpr int64_t kPanelRows = 16;
-inline constexpr int64_t kPanelBlockBytes = kPanelRows * 32;  // one block of one panel
+inline constexpr int64_t kPanelValueBytes = kPanelRows * 32;                      // one block of one panel: values
+inline constexpr int64_t kPanelBlockBytes = kPanelValueBytes + kPanelRows * 2;  // ... then its fp16 scales
 inline int64_t panels_of(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
 const char* wformat_name(WFormat f);
@@ -49,7 +52,7 @@ struct WMat {
   WFormat format = WFormat::F32;
   int64_t rows = 0;  // N (output features)
   int64_t cols = 0;  // K (input features)
-  const uint8_t* data = nullptr;  // F32/F16/BF16: rows x cols; I8: rows x kpad int8; Q8_0: rows x cols/32 blocks
+  const uint8_t* data = nullptr;  // F32/F16/BF16: rows x cols; I8: rows x kpad int8; Q8_0: rows x cols/32 blocks; panels: above
   const float* scales = nullptr;  // I8 only: rows x kpad/32
 
   bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16; }
@@ -123,9 +126,9 @@ void matmul(ThreadPool& pool, const KernelSet& k, const float* x, const QActs* x
 
 // Load-time conversions (portable; run once).
 void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales);
-// Panels [p0, p1) of an I8 matrix into the I8P16 layout: q holds panels_of(rows) * kpad * 16 bytes,
-// d panels_of(rows) * kpad/32 * 16 scales (the whole matrix's buffers; threads pack disjoint panels).
-void pack_panels(const WMat& i8, int64_t p0, int64_t p1, int8_t* q, float* d);
+// Panels [p0, p1) of an I8 matrix (scales that are fp16 values) into the I8P16
+// layout of the whole matrix at `dst`: panels_of(rows) * kpad/32 * kPanelBlockBytes bytes.
+void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst);
 // The portable int8 kernel on panels: the reference the SIMD one matches bit for bit.
 void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // One F32P16 panel (cols x 16 floats) from n <= 16 rows of cols floats (the rest zero).

@@ -336,9 +336,8 @@ void matmul_float_bf16(const WMat& w, const float* x, int64_t T, int64_t r0, int
 // sum(w * x). Then one fma per (panel, token) into fp32: float(dot) * (w_d * x_d).
 
 template <int R, int C>
-inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
-                       const __mmask16 (&keep)[R]) {
-  const int64_t qstride = nb * kPanelBlockBytes, dstride = nb * kPanelRows;
+inline void panel_tile(const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
+  const int64_t qstride = nb * kPanelBlockBytes;
   const int8_t* xq[C];
   const float* xd[C];
   const int32_t* xs[C];
@@ -375,7 +374,7 @@ inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs&
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m512 ws = _mm512_loadu_ps(d + r * dstride + b * kPanelRows);
+      const __m512 ws = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + r * qstride + b * kPanelBlockBytes + kPanelValueBytes)));
 #pragma GCC unroll 8
       for (int c = 0; c < C; ++c)
         acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), _mm512_mul_ps(ws, _mm512_set1_ps(xd[c][b])), acc[r][c]);
@@ -385,15 +384,15 @@ inline void panel_tile(const int8_t* q, const float* d, int64_t nb, const QActs&
 }
 
 template <int R>
-inline void panel_tile_c(int c, const int8_t* q, const float* d, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
+inline void panel_tile_c(int c, const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
                          const __mmask16 (&keep)[R]) {
   switch (c) {
-    case 6: if constexpr (R <= 2) { panel_tile<R, 6>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
-    case 5: if constexpr (R <= 2) { panel_tile<R, 5>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
-    case 4: if constexpr (R <= 2) { panel_tile<R, 4>(q, d, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
-    case 3: panel_tile<R, 3>(q, d, nb, x, t, out, ldo, keep); break;
-    case 2: panel_tile<R, 2>(q, d, nb, x, t, out, ldo, keep); break;
-    default: panel_tile<R, 1>(q, d, nb, x, t, out, ldo, keep); break;
+    case 6: if constexpr (R <= 2) { panel_tile<R, 6>(q, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 5: if constexpr (R <= 2) { panel_tile<R, 5>(q, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 4: if constexpr (R <= 2) { panel_tile<R, 4>(q, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 3: panel_tile<R, 3>(q, nb, x, t, out, ldo, keep); break;
+    case 2: panel_tile<R, 2>(q, nb, x, t, out, ldo, keep); break;
+    default: panel_tile<R, 1>(q, nb, x, t, out, ldo, keep); break;
   }
 }
 
@@ -401,12 +400,11 @@ template <int R, int C>
 void matmul_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   static_assert(R <= 2 || C <= 3, "panel_tile_c has no wider tiles: 32 zmm registers");
   const int64_t nb = x.kpad / 32, T = x.tokens;
-  const int8_t* q = reinterpret_cast<const int8_t*>(w.data);
   // Tokens in blocks whose activations stay in L2 while the panels pass over them.
   const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
   for (int64_t t0 = 0; t0 < T; t0 += tb)
     for_panel_tiles<R, C>(r0, r1, t0, std::min(T, t0 + tb), [&]<int RR>(int64_t p, int64_t t, int c, const __mmask16 (&keep)[RR]) {
-      panel_tile_c<RR>(c, q + p * nb * kPanelBlockBytes, w.scales + p * nb * kPanelRows, nb, x, t, out + p * kPanelRows, ldo, keep);
+      panel_tile_c<RR>(c, w.data + p * nb * kPanelBlockBytes, nb, x, t, out + p * kPanelRows, ldo, keep);
     });
 }
 
