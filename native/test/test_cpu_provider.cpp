@@ -65,20 +65,18 @@ std::vector<double> ref_inv_freq(const LlamaConfig& c) {
   return f;
 }
 
-// Symmetric int8 per 32-block (d = fp16(max|x| / 127)), as the int8 path does
-// to weights at load and to activations before each matmul. Written with the
-// same fp32 steps (x * (1/d)), so that values exactly halfway between two
-// steps (common with bf16 weights: x = max/2 gives 63.5) round alike.
-// Activations (weights = false) follow ggml's Q8_0 quantizer: q = rne(x * 127/max),
-// with the block scale rounded to fp16 after.
-void quantize_blocks(double* x, int64_t n, bool weights = true) {
+// Symmetric int8 per 32-block, as the int8 path does to weights at load and
+// to activations before each matmul (ggml's Q8_0 quantizer): q = rne(x *
+// 127/max), the block scale max/127 rounded to fp16. Written with the same
+// fp32 steps, so that values exactly halfway between two steps (common with
+// bf16 weights: x = max/2 gives 63.5) round alike.
+void quantize_blocks(double* x, int64_t n) {
   for (int64_t b = 0; b < n; b += 32) {
     const int64_t e = std::min(n, b + 32);
     float amax = 0;
     for (int64_t i = b; i < e; ++i) amax = std::max(amax, std::fabs(static_cast<float>(x[i])));
-    float d = weights ? fp16_round(amax / 127.0f) : amax / 127.0f;
-    const float inv = weights ? (d > 0 ? 1.0f / d : 0.0f) : (amax > 0 ? 127.0f / amax : 0.0f);
-    if (!weights) d = fp16_round(d);
+    const float d = fp16_round(amax / 127.0f);
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     for (int64_t i = b; i < e; ++i) x[i] = double(d) * std::nearbyint(static_cast<float>(x[i]) * inv);
   }
 }
@@ -101,7 +99,7 @@ struct RefModel {
   // y[n] = sum_k W[n][k] x[k]
   std::vector<double> linear(const Mat& W, std::vector<double> x, int64_t rows) const {
     const int64_t cols = static_cast<int64_t>(x.size());
-    if (int8) quantize_blocks(x.data(), cols, /*weights=*/false);
+    if (int8) quantize_blocks(x.data(), cols);
     if (bf16_acts)
       for (double& v : x) v = bf16_to_f32(f32_to_bf16(static_cast<float>(v)));
     std::vector<double> y(rows, 0.0);

@@ -431,6 +431,26 @@ TEST("kernels.activation_quantization_round_trip") {
     }
 }
 
+TEST("kernels.weight_quantization_keeps_q_in_range_and_scales_finite") {
+  // Blocks whose scale is an fp16 subnormal (rounded by up to half), below
+  // fp16 (scale 0), and beyond it (saturated): q stays in [-127, 127] with the
+  // block's sign, and nothing dequantizes to inf or NaN.
+  for (float amax : {1e-3f, 9e-4f, 3e-5f, 1e-5f, 6e-6f, 1e-7f, 1.0f, 9e6f, 3e38f}) {
+    std::vector<float> x(32);
+    for (int i = 0; i < 32; ++i) x[i] = amax * (i % 2 ? -1.0f : 1.0f) * (1.0f - 0.03f * static_cast<float>(i) / 2.0f);
+    int8_t q[32];
+    float d;
+    quantize_rows_i8(x.data(), 1, 32, q, &d);
+    CHECK(std::isfinite(d) && d >= 0.0f);
+    for (int i = 0; i < 32; ++i) {
+      CHECK(q[i] >= -127 && q[i] <= 127);
+      if (q[i] != 0) CHECK((q[i] > 0) == (x[i] > 0));
+      CHECK(std::isfinite(d * q[i]));
+    }
+    CHECK_EQ(static_cast<int>(q[0]), 127);  // the block's max
+  }
+}
+
 TEST("kernels.thread_pool_covers_every_item_once") {
   for (int threads : {1, 2, 3}) {
     ThreadPool pool(threads);

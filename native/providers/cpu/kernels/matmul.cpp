@@ -35,47 +35,40 @@ size_t WMat::row_bytes() const {
     case WFormat::F16:
     case WFormat::BF16: return static_cast<size_t>(cols) * 2;
     case WFormat::BF16P16: return static_cast<size_t>(even(cols)) * 2;
-    case WFormat::I8:
-    case WFormat::I8P16: return static_cast<size_t>(kpad());
+    case WFormat::I8: return static_cast<size_t>(kpad());
+    case WFormat::I8P16: return static_cast<size_t>(kpad() + kpad() / kQuantBlock * 2);  // values and fp16 scales
     case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
   }
   return 0;
 }
 
-// Symmetric int8 of one 32-block of weights, as GGUF Q8_0 stores it: d =
-// fp16(max|x| / 127), q = round(x / d) (at most 127: d rounds by 2^-11).
-static void quantize_weight_block(const float* x, int n, int8_t* q, float* d) {
+// One 32-block (n values, the rest zero) to symmetric int8 exactly as ggml's
+// quantize_row_q8_0 does on x86: q = rne(x * 127/max|x|), so |q| <= 127
+// whatever happens to the scale, which is max|x|/127 rounded to fp16. A
+// weight's scale is also kept finite (a block beyond fp16's range saturates).
+static void quantize_block(const float* x, int n, int8_t* q, float* d, bool finite_scale) {
   float amax = 0.0f;
   for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  const float scale = fp16_round(amax / 127.0f);
-  const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+  const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
   for (int i = 0; i < n; ++i) q[i] = static_cast<int8_t>(std::nearbyint(x[i] * inv));
   for (int i = n; i < kQuantBlock; ++i) q[i] = 0;
-  *d = scale;
+  *d = fp16_round(finite_scale ? std::min(amax / 127.0f, 65504.0f) : amax / 127.0f);
 }
 
-// Activations are quantized exactly as ggml's quantize_row_q8_0 does on x86
-// (q = rne(x * 127/max|x|), the block scale rounded to fp16), so a Q8_0 GGUF
-// runs the same arithmetic here as in llama.cpp.
+// Activations: as llama.cpp quantizes them, so a Q8_0 GGUF runs the same arithmetic here as there.
 static void quantize_row(const float* x, int64_t cols, int8_t* q, float* d) {
-  for (int64_t b = 0; b * kQuantBlock < cols; ++b) {
-    const int n = static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock));
-    const float* xb = x + b * kQuantBlock;
-    float amax = 0.0f;
-    for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    for (int i = 0; i < n; ++i) q[b * kQuantBlock + i] = static_cast<int8_t>(std::nearbyint(xb[i] * inv));
-    for (int i = n; i < kQuantBlock; ++i) q[b * kQuantBlock + i] = 0;
-    d[b] = fp16_round(amax / 127.0f);
-  }
+  for (int64_t b = 0; b * kQuantBlock < cols; ++b)
+    quantize_block(x + b * kQuantBlock, static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock)), q + b * kQuantBlock,
+                   d + b, false);
 }
 
+// Weights: as GGUF Q8_0 stores them.
 void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, float* scales) {
   const int64_t kpad = (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b * kQuantBlock < cols; ++b)
-      quantize_weight_block(src + r * cols + b * kQuantBlock, static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock)),
-                            q + r * kpad + b * kQuantBlock, scales + r * (kpad / kQuantBlock) + b);
+      quantize_block(src + r * cols + b * kQuantBlock, static_cast<int>(std::min<int64_t>(kQuantBlock, cols - b * kQuantBlock)),
+                     q + r * kpad + b * kQuantBlock, scales + r * (kpad / kQuantBlock) + b, true);
 }
 
 // Panel p's block b: 8 groups of 4 K, each 16 rows x 4 bytes (lane = row within the panel), then 16 fp16 scales.
