@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -374,6 +375,26 @@ TEST("kernels.widen_f16_is_exact") {
       }
       CHECK(same);
     }
+}
+
+TEST("kernels.narrow_f16_rounds_saturates_and_keeps_nan_as_portable") {
+  std::vector<float> f = random_floats(37, 23, 70000.0f);  // some beyond fp16's range
+  f[0] = 1e-6f;          // subnormal in fp16
+  f[1] = -65520.0f;      // rounds to -inf unsaturated
+  f[2] = std::numeric_limits<float>::quiet_NaN();
+  f[3] = 0.1f;           // inexact: round to nearest even
+  for (const KernelSet* ks : all_sets())
+    for (int64_t n : {1, 8, 16, 37}) {
+      std::vector<uint16_t> want(n), got(n, 0xdead);
+      kernels_portable().narrow_f16(f.data(), want.data(), n);
+      ks->narrow_f16(f.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        if (i == 2) CHECK(std::isnan(fp16_to_f32(got[i])));
+        else CHECK_EQ(got[i], want[i]);
+        if (i != 2) CHECK(std::isfinite(fp16_to_f32(got[i])));
+      }
+    }
+  CHECK_EQ(fp16_to_f32([&] { uint16_t h; kernels_portable().narrow_f16(&f[1], &h, 1); return h; }()), -65504.0f);
 }
 
 TEST("kernels.exp_and_silu_match_reference") {

@@ -110,10 +110,8 @@ void CpuProvider::store_kv(const float* src, uint8_t* dst) const {
     return;
   }
   // Saturated to fp16's largest finite value: an overflow to inf would turn scores into NaN.
-  for (int32_t i = 0; i < head_dim_; ++i) {
-    const uint16_t h = f32_to_fp16(std::clamp(src[i], -65504.0f, 65504.0f));
-    std::memcpy(dst + 2 * i, &h, 2);
-  }
+  // (Rows start on 2-byte boundaries: blocks and rows are whole numbers of fp16 values.)
+  kernels_.narrow_f16(src, reinterpret_cast<uint16_t*>(dst), head_dim_);
 }
 
 // --- one step ------------------------------------------------------------------------

@@ -220,6 +220,10 @@ static void widen_f16_portable(const uint16_t* h, float* f, int64_t n) {
   for (int64_t i = 0; i < n; ++i) f[i] = fp16_to_f32(h[i]);
 }
 
+static void narrow_f16_portable(const float* f, uint16_t* h, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(std::clamp(f[i], -65504.0f, 65504.0f));  // NaN passes clamp unchanged
+}
+
 static void silu_mul_portable(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
@@ -320,7 +324,8 @@ static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int6
 
 const KernelSet& kernels_portable() {
   static const KernelSet k{"portable", WFormat::I8, WFormat::F32, WFormat::BF16, matmul_float_portable, matmul_int8_portable, dot_portable, axpy_portable,
-                           axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable, widen_f16_portable};
+                           axpy_rows_portable, quantize_row, exp_shift_sum_portable, silu_mul_portable, widen_f16_portable,
+                           narrow_f16_portable};
   return k;
 }
 

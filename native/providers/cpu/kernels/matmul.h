@@ -98,6 +98,8 @@ struct KernelSet {
   void (*silu_mul)(float* g, const float* u, int64_t n);
   // n fp16 values to fp32 (exact): an fp16 KV cache's value rows, before axpy_rows.
   void (*widen_f16)(const uint16_t* h, float* f, int64_t n);
+  // n fp32 values to fp16 (round to nearest even, saturated to +-65504, NaN kept): an fp16 KV cache's rows.
+  void (*narrow_f16)(const float* f, uint16_t* h, int64_t n);
 };
 
 const KernelSet& kernels_portable();

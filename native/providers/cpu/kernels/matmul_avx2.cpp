@@ -223,7 +223,18 @@ void widen_f16(const uint16_t* h, float* f, int64_t n) {
   kernels_portable().widen_f16(h + i, f + i, n - i);
 }
 
-const KernelSet kSet{"avx2", WFormat::I8, WFormat::F32, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+void narrow_f16(const float* f, uint16_t* h, int64_t n) {
+  // min/max with the limit first return the value itself when it is NaN.
+  const __m256 hi = _mm256_set1_ps(65504.0f), lo = _mm256_set1_ps(-65504.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_loadu_ps(f + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  kernels_portable().narrow_f16(f + i, h + i, n - i);
+}
+
+const KernelSet kSet{"avx2", WFormat::I8, WFormat::F32, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16, narrow_f16};
 
 }  // namespace
 

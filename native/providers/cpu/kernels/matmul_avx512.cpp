@@ -551,8 +551,18 @@ void widen_f16(const uint16_t* h, float* f, int64_t n) {
   }
 }
 
-const KernelSet kSet{"avx512-vnni", WFormat::I8P16, WFormat::F32P16, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
-const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, WFormat::F32P16, WFormat::BF16P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16};
+void narrow_f16(const float* f, uint16_t* h, int64_t n) {
+  // min/max with the limit first return the value itself when it is NaN.
+  const __m512 hi = _mm512_set1_ps(65504.0f), lo = _mm512_set1_ps(-65504.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = static_cast<__mmask16>(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+    const __m512 v = _mm512_max_ps(lo, _mm512_min_ps(hi, _mm512_maskz_loadu_ps(m, f + i)));
+    _mm256_mask_storeu_epi16(h + i, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
+const KernelSet kSet{"avx512-vnni", WFormat::I8P16, WFormat::F32P16, WFormat::BF16, matmul_float, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16, narrow_f16};
+const KernelSet kSetBf16{"avx512-bf16", WFormat::I8P16, WFormat::F32P16, WFormat::BF16P16, matmul_float_bf16, matmul_int8, dot, axpy, axpy_rows, quantize_row, exp_shift_sum, silu_mul, widen_f16, narrow_f16};
 
 }  // namespace
 
