@@ -1,6 +1,7 @@
 // Micro-benchmark of the int8 matmul on 1B-class shapes (Llama-3.2-1B: hidden
-// 2048, FFN 8192): the row layout (I8) against the panel layout (I8P16) of the
-// same weights, through matmul() on the provider's thread pool, at the token
+// 2048, FFN 8192): the row layout (I8: on an AVX-512 CPU, the AVX2 row kernel
+// runs it) against the panel layout (I8P16) of the same weights, through
+// matmul() on the provider's thread pool, at the token
 // counts of decode (1), batched decode (4..64) and prefill (256). Reports
 // GMAC/s, and for one token the weight bytes read per second. Built on request:
 //   cmake -S . -B build-bench -G Ninja -DNEOSERVE_BENCH=ON && cmake --build build-bench --target bench_matmul
