@@ -284,7 +284,7 @@ TEST("cpu.forward_matches_double_reference") {
     CpuProvider p(model, opt);
     const std::vector<int32_t> toks = prompt(23, var.spec.vocab, 3);
     // bf16 weights run as bf16 dot products where the CPU has them: the reference rounds activations alike.
-    const bool bf16_dots = var.spec.dtype == DType::BF16 && var.precision == "auto" && std::string(best_kernels().isa) == "avx512-bf16";
+    const bool bf16_dots = var.spec.dtype == DType::BF16 && var.precision == "auto" && best_kernels().bf16_layout == WFormat::BF16P16;
     const auto expect = RefModel(*model, var.emulate_int8, bf16_dots).run(toks);
     // A prefill chunk of 19, then 4 decode steps; block size 16 spans two blocks.
     const auto got = feed(p, toks, blocks_for(3, 1, 2), {19, 1, 1, 1, 1});

@@ -73,7 +73,7 @@ WorkingMemory CpuProvider::plan_memory(const CpuProviderOptions& options) const 
   m.fixed_scratch_bytes = positions * static_cast<size_t>(head_dim_) * sizeof(float) +  // RoPE cos and sin
                           pool_.size() * group * (static_cast<size_t>(attention_chunk()) + 2) * sizeof(float) +  // attention, per thread
                           (kv_format_ == WFormat::F16 ? pool_.size() * static_cast<size_t>(block_size_) * head_dim_ * sizeof(float) : 0) +  // widened values
-                          (std::string(kernels_.isa) == "avx512-bf16" ? pool_.size() * bf16_activation_bytes(static_cast<int64_t>(widest)) : 0);
+                          (kernels_.bf16_layout == WFormat::BF16P16 ? pool_.size() * bf16_activation_bytes(static_cast<int64_t>(widest)) : 0);
   // x, xn, proj, q, att, k, v, gate, up, and the int8 activations (a byte, a block scale and a block sum per value).
   m.scratch_bytes_per_token = (3 * H + 2 * static_cast<size_t>(q_dim_) + 2 * static_cast<size_t>(kv_dim_) + 2 * F) * sizeof(float) +
                               widest + widest / kQuantBlock * (sizeof(float) + sizeof(int32_t));

@@ -169,21 +169,19 @@ class Preparer {
       return out;
     }
     auto panels = std::make_unique<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
-    {
-      pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
-        std::vector<float> row(w.cols);
-        std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));
-        std::vector<float> d16(static_cast<size_t>(kPanelRows * nb));
-        for (int64_t p = b; p < e; ++p) {
-          std::fill(q16.begin(), q16.end(), 0);
-          std::fill(d16.begin(), d16.end(), 0.0f);
-          for (int64_t lane = 0; lane < kPanelRows && p * kPanelRows + lane < w.rows; ++lane)
-            int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb);
-          const WMat panel{WFormat::I8, kPanelRows, w.cols, reinterpret_cast<const uint8_t*>(q16.data()), d16.data()};
-          pack_panels(panel, 0, 1, panels.get() + p * nb * kPanelBlockBytes);
-        }
-      });
-    }
+    pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+      std::vector<float> row(w.cols);
+      std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));
+      std::vector<float> d16(static_cast<size_t>(kPanelRows * nb));
+      for (int64_t p = b; p < e; ++p) {
+        std::fill(q16.begin(), q16.end(), 0);
+        std::fill(d16.begin(), d16.end(), 0.0f);
+        for (int64_t lane = 0; lane < kPanelRows && p * kPanelRows + lane < w.rows; ++lane)
+          int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb);
+        const WMat panel{WFormat::I8, kPanelRows, w.cols, reinterpret_cast<const uint8_t*>(q16.data()), d16.data()};
+        pack_panels(panel, 0, 1, panels.get() + p * nb * kPanelBlockBytes);
+      }
+    });
     WMat out{WFormat::I8P16, w.rows, w.cols, panels.get(), nullptr};
     out_.owned.push_back(std::move(panels));
     return out;
