@@ -1,4 +1,4 @@
-// Deterministic random-weight Llama test models, in Hugging Face and GGUF form.
+// Deterministic random-weight Llama / Qwen2 / Qwen3 test models, in Hugging Face and GGUF form.
 //
 //   node dist/models/make-models.js [--preset NAME ...|--all] [--out DIR] [--hf-dtype f32|f16|bf16] [--gguf KIND,...] [--force]
 //
@@ -12,7 +12,11 @@
 // the tensor's HF name, so the same preset always gives the same bytes, and presets that share a seed and shapes
 // (tiny, tiny-sharded) share weights. GGUF conversion follows llama.cpp's convert_hf_to_gguf.py for llama: tensor
 // names, Q/K row permutation for its interleaved RoPE, F32 norms, Q8_0 for 2-D tensors (F16 fallback when a row
-// is not a multiple of 32), rope_freqs.weight for llama3 rope scaling.
+// is not a multiple of 32), rope_freqs.weight for llama3 rope scaling. For qwen2 / qwen3 it follows the
+// converter's Qwen2Model / Qwen3Model (plain TextModel): `qwen2.*` / `qwen3.*` keys, no llama-only vocab_size or
+// rope.dimension_count, and no Q/K permutation (llama.cpp runs NEOX-style RoPE on them, HF's rotate-half layout).
+// qwen2 adds q/k/v biases (blk.N.attn_{q,k,v}.bias, F32); qwen3 adds per-head RMSNorm weights on q and k
+// (blk.N.attn_{q,k}_norm.weight, F32) and writes head_dim (qwen3.attention.key_length / value_length).
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,8 +31,11 @@ import {
   gpt2TokenizerJson,
 } from "./gpt2-tokenizer.js";
 
-/** Bump when the bytes a preset produces change. */
+/** Bump when the bytes a preset produces change (QKV_BIAS_STD included). */
 export const GENERATOR_VERSION = 1;
+
+/** Model family: decides the HF config, the extra tensors and the GGUF keys / layout. */
+export type ModelArch = "llama" | "qwen2" | "qwen3";
 
 export interface Llama3RopeScaling {
   rope_type: "llama3";
@@ -52,10 +59,14 @@ export interface InitScales {
   normNoise: number;
   /** final norm weights: finalNormMean + normNoise * N(0,1) */
   finalNormMean: number;
+  /** qwen2's q/k/v biases: N(0, biasStd) (default QKV_BIAS_STD; optional so llama presets' stamps are unchanged) */
+  biasStd?: number;
 }
 
 export interface ModelPreset {
   name: string;
+  /** model family (default "llama"; left out of the stamp when "llama", so older stamps stay valid) */
+  arch: ModelArch;
   /** PRNG seed; presets with the same seed and shapes get the same weights */
   seed: number;
   hiddenSize: number;
@@ -78,6 +89,12 @@ export interface ModelPreset {
 /** Target standard deviation of a logits vector (see the note on init scales above tensorPlan). */
 export const TARGET_LOGIT_STD = 24;
 
+/**
+ * Default std of qwen2's q/k/v biases. The projections' outputs have std ~inGain (2) on RMS-normed input, so a bias
+ * of 0.5 shifts them visibly (a missing or misplaced bias changes the logits) without dominating attention.
+ */
+export const QKV_BIAS_STD = 0.5;
+
 export const DEFAULT_INIT: Omit<InitScales, "finalNormMean"> = {
   embedStd: 1.0,
   inGain: 2.0,
@@ -89,6 +106,7 @@ export const DEFAULT_INIT: Omit<InitScales, "finalNormMean"> = {
 function preset(p: Partial<ModelPreset> & Pick<ModelPreset, "name" | "hiddenSize" | "numLayers" | "numHeads">): ModelPreset {
   const numKvHeads = p.numKvHeads ?? p.numHeads;
   return {
+    arch: "llama",
     seed: 1,
     numKvHeads,
     headDim: p.hiddenSize / p.numHeads,
@@ -144,9 +162,29 @@ export const PRESETS: Readonly<Record<string, ModelPreset>> = {
     name: "llama1b", seed: 8, hiddenSize: 2048, numLayers: 16, numHeads: 32, numKvHeads: 8, intermediateSize: 8192,
     tieWordEmbeddings: true, ropeTheta: 500000, maxPositionEmbeddings: 4096,
   }),
+  // Qwen2: q/k/v biases, NEOX RoPE (no Q/K permutation in the GGUF), tied embeddings as in Qwen2.5-0.5B.
+  "tiny-qwen2": preset({
+    name: "tiny-qwen2", arch: "qwen2", seed: 9, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 160,
+    tieWordEmbeddings: true, rmsNormEps: 1e-6,
+  }),
+  // Qwen3: q/k RMSNorm per head, head_dim 32 so heads*head_dim (128) != hidden (64), untied as in Qwen3-8B.
+  "tiny-qwen3": preset({
+    name: "tiny-qwen3", arch: "qwen3", seed: 10, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 32,
+    intermediateSize: 160, ropeTheta: 1000000, rmsNormEps: 1e-6,
+  }),
+  // K-quant shapes: every 2-D tensor's row length (hidden 256, heads*head_dim 256, ffn 512) a multiple of 256.
+  "tiny-k": preset({
+    name: "tiny-k", seed: 11, hiddenSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 512,
+  }),
+  "tiny-qwen3-k": preset({
+    name: "tiny-qwen3-k", arch: "qwen3", seed: 12, hiddenSize: 256, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 64,
+    intermediateSize: 512, ropeTheta: 1000000, rmsNormEps: 1e-6,
+  }),
 };
 
-export const TEST_PRESETS = ["tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3", "tiny-sharded"] as const;
+export const TEST_PRESETS = [
+  "tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3", "tiny-sharded", "tiny-qwen2", "tiny-qwen3", "tiny-k",
+] as const;
 
 export type HfDtype = "f32" | "f16" | "bf16";
 export type GgufKind = "f32" | "f16" | "bf16" | "q8_0";
@@ -275,18 +313,37 @@ export function tensorPlan(p: ModelPreset): TensorSpec[] {
   const s = p.init;
   const lin = (gain: number, fanIn: number): { mean: number; std: number } => ({ mean: 0, std: gain / Math.sqrt(fanIn) });
   const norm = { mean: 1, std: s.normNoise };
+  const bias = { mean: 0, std: s.biasStd ?? QKV_BIAS_STD };
+  // llama.cpp's converter permutes Q/K rows (and biases) only for its llama architecture (LlamaModel.undo_permute);
+  // Qwen2Model / Qwen3Model are plain TextModels, and llama.cpp runs NEOX-style RoPE on HF's rotate-half layout.
+  const permute = p.arch === "llama";
   const specs: TensorSpec[] = [
     { hfName: "model.embed_tokens.weight", ggufName: "token_embd.weight", shape: [p.vocabSize, H], mean: 0, std: s.embedStd },
   ];
   for (let i = 0; i < p.numLayers; i++) {
     const hf = `model.layers.${i}`;
     const gg = `blk.${i}`;
+    const qProj: TensorSpec = { hfName: `${hf}.self_attn.q_proj.weight`, ggufName: `${gg}.attn_q.weight`, shape: [q, H], ...lin(s.inGain, H) };
+    const kProj: TensorSpec = { hfName: `${hf}.self_attn.k_proj.weight`, ggufName: `${gg}.attn_k.weight`, shape: [kv, H], ...lin(s.inGain, H) };
+    if (permute) {
+      qProj.permuteHeads = p.numHeads;
+      kProj.permuteHeads = p.numKvHeads;
+    }
     specs.push(
       { hfName: `${hf}.input_layernorm.weight`, ggufName: `${gg}.attn_norm.weight`, shape: [H], ...norm },
-      { hfName: `${hf}.self_attn.q_proj.weight`, ggufName: `${gg}.attn_q.weight`, shape: [q, H], ...lin(s.inGain, H), permuteHeads: p.numHeads },
-      { hfName: `${hf}.self_attn.k_proj.weight`, ggufName: `${gg}.attn_k.weight`, shape: [kv, H], ...lin(s.inGain, H), permuteHeads: p.numKvHeads },
+      qProj,
+      ...(p.arch === "qwen2" ? [{ hfName: `${hf}.self_attn.q_proj.bias`, ggufName: `${gg}.attn_q.bias`, shape: [q], ...bias }] : []),
+      kProj,
+      ...(p.arch === "qwen2" ? [{ hfName: `${hf}.self_attn.k_proj.bias`, ggufName: `${gg}.attn_k.bias`, shape: [kv], ...bias }] : []),
       { hfName: `${hf}.self_attn.v_proj.weight`, ggufName: `${gg}.attn_v.weight`, shape: [kv, H], ...lin(s.inGain, H) },
+      ...(p.arch === "qwen2" ? [{ hfName: `${hf}.self_attn.v_proj.bias`, ggufName: `${gg}.attn_v.bias`, shape: [kv], ...bias }] : []),
       { hfName: `${hf}.self_attn.o_proj.weight`, ggufName: `${gg}.attn_output.weight`, shape: [H, q], ...lin(s.outGain, q) },
+      ...(p.arch === "qwen3"
+        ? [
+            { hfName: `${hf}.self_attn.q_norm.weight`, ggufName: `${gg}.attn_q_norm.weight`, shape: [p.headDim], ...norm },
+            { hfName: `${hf}.self_attn.k_norm.weight`, ggufName: `${gg}.attn_k_norm.weight`, shape: [p.headDim], ...norm },
+          ]
+        : []),
       { hfName: `${hf}.post_attention_layernorm.weight`, ggufName: `${gg}.ffn_norm.weight`, shape: [H], ...norm },
       { hfName: `${hf}.mlp.gate_proj.weight`, ggufName: `${gg}.ffn_gate.weight`, shape: [F, H], ...lin(s.inGain, H) },
       { hfName: `${hf}.mlp.up_proj.weight`, ggufName: `${gg}.ffn_up.weight`, shape: [F, H], ...lin(s.inGain, H) },
@@ -348,6 +405,8 @@ export function llama3RopeFactors(headDim: number, ropeTheta: number, rs: Llama3
 // HF side files
 
 function hfConfig(p: ModelPreset, dtype: HfDtype): Record<string, unknown> {
+  if (p.arch === "qwen2") return qwen2Config(p, dtype);
+  if (p.arch === "qwen3") return qwen3Config(p, dtype);
   return {
     architectures: ["LlamaForCausalLM"],
     model_type: "llama",
@@ -377,6 +436,63 @@ function hfConfig(p: ModelPreset, dtype: HfDtype): Record<string, unknown> {
   };
 }
 
+function torchDtype(dtype: HfDtype): string {
+  return dtype === "f32" ? "float32" : dtype === "f16" ? "float16" : "bfloat16";
+}
+
+/** The fields Qwen2 and Qwen3 configs share (Qwen2.5's and Qwen3's config.json). */
+function qwenConfig(p: ModelPreset, dtype: HfDtype): Record<string, unknown> {
+  return {
+    attention_dropout: 0.0,
+    bos_token_id: GPT2_EOT_ID,
+    eos_token_id: [GPT2_EOT_ID, IM_END_ID],
+    hidden_act: "silu",
+    hidden_size: p.hiddenSize,
+    initializer_range: 0.02,
+    intermediate_size: p.intermediateSize,
+    max_position_embeddings: p.maxPositionEmbeddings,
+    max_window_layers: p.numLayers,
+    num_attention_heads: p.numHeads,
+    num_hidden_layers: p.numLayers,
+    num_key_value_heads: p.numKvHeads,
+    rms_norm_eps: p.rmsNormEps,
+    rope_scaling: null,
+    rope_theta: p.ropeTheta,
+    tie_word_embeddings: p.tieWordEmbeddings,
+    torch_dtype: torchDtype(dtype),
+    use_cache: true,
+    use_sliding_window: false,
+    vocab_size: p.vocabSize,
+  };
+}
+
+/**
+ * Qwen2ForCausalLM, with Qwen2.5's fields: no head_dim (Qwen2Config derives hidden/heads, and the converter then
+ * writes no key_length), no attention_bias field (q/k/v always have biases), sliding window present but off.
+ */
+function qwen2Config(p: ModelPreset, dtype: HfDtype): Record<string, unknown> {
+  return {
+    architectures: ["Qwen2ForCausalLM"],
+    model_type: "qwen2",
+    ...qwenConfig(p, dtype),
+    sliding_window: p.maxPositionEmbeddings,
+    transformers_version: "4.46.0",
+  };
+}
+
+/** Qwen3ForCausalLM, with Qwen3's fields: explicit head_dim, attention_bias false, no sliding window. */
+function qwen3Config(p: ModelPreset, dtype: HfDtype): Record<string, unknown> {
+  return {
+    architectures: ["Qwen3ForCausalLM"],
+    model_type: "qwen3",
+    ...qwenConfig(p, dtype),
+    attention_bias: false,
+    head_dim: p.headDim,
+    sliding_window: null,
+    transformers_version: "4.51.0",
+  };
+}
+
 function generationConfig(): Record<string, unknown> {
   return { bos_token_id: GPT2_EOT_ID, eos_token_id: [GPT2_EOT_ID, IM_END_ID], transformers_version: "4.46.0" };
 }
@@ -402,23 +518,31 @@ function ggufTensorType(kind: GgufKind, shape: readonly number[]): GgmlType {
 function ggufWriterFor(p: ModelPreset, kind: GgufKind, specs: TensorSpec[]): GgufWriter {
   const w = new GgufWriter();
   const tok = gpt2GgufTokenizer();
-  w.addString("general.architecture", "llama");
+  const a = p.arch; // llama.cpp's architecture name is the key prefix (llama, qwen2, qwen3)
+  w.addString("general.architecture", a);
   w.addString("general.type", "model");
   w.addString("general.name", `neoserve ${p.name}`);
-  w.addUint32("llama.block_count", p.numLayers);
-  w.addUint32("llama.context_length", p.maxPositionEmbeddings);
-  w.addUint32("llama.embedding_length", p.hiddenSize);
-  w.addUint32("llama.feed_forward_length", p.intermediateSize);
-  w.addUint32("llama.attention.head_count", p.numHeads);
-  w.addUint32("llama.attention.head_count_kv", p.numKvHeads);
-  w.addFloat32("llama.rope.freq_base", p.ropeTheta);
-  w.addFloat32("llama.attention.layer_norm_rms_epsilon", p.rmsNormEps);
-  // config.json carries head_dim, and the converter writes key/value_length whenever it does.
-  w.addUint32("llama.attention.key_length", p.headDim);
-  w.addUint32("llama.attention.value_length", p.headDim);
+  // TextModel.set_gguf_parameters(), in its order
+  w.addUint32(`${a}.block_count`, p.numLayers);
+  w.addUint32(`${a}.context_length`, p.maxPositionEmbeddings);
+  w.addUint32(`${a}.embedding_length`, p.hiddenSize);
+  w.addUint32(`${a}.feed_forward_length`, p.intermediateSize);
+  w.addUint32(`${a}.attention.head_count`, p.numHeads);
+  w.addUint32(`${a}.attention.head_count_kv`, p.numKvHeads);
+  w.addFloat32(`${a}.rope.freq_base`, p.ropeTheta);
+  w.addFloat32(`${a}.attention.layer_norm_rms_epsilon`, p.rmsNormEps);
+  // The converter writes key/value_length whenever config.json carries head_dim: llama's and qwen3's do, qwen2's
+  // (like Qwen2.5's) does not, and llama.cpp then takes head_dim = embedding_length / head_count.
+  if (a !== "qwen2") {
+    w.addUint32(`${a}.attention.key_length`, p.headDim);
+    w.addUint32(`${a}.attention.value_length`, p.headDim);
+  }
   w.addUint32("general.file_type", GGUF_TYPE[kind].file);
-  w.addUint32("llama.vocab_size", p.vocabSize);
-  w.addUint32("llama.rope.dimension_count", p.headDim);
+  if (a === "llama") {
+    // LlamaModel.set_gguf_parameters() only
+    w.addUint32("llama.vocab_size", p.vocabSize);
+    w.addUint32("llama.rope.dimension_count", p.headDim);
+  }
   w.addUint32("general.quantization_version", 2);
   w.addString("tokenizer.ggml.model", tok.model);
   w.addString("tokenizer.ggml.pre", tok.pre);
@@ -448,7 +572,10 @@ interface Stamp {
 }
 
 function stampOf(p: ModelPreset, hfDtype: HfDtype, gguf: readonly GgufKind[]): Stamp {
-  return { generatorVersion: GENERATOR_VERSION, preset: p, hfDtype, gguf: [...gguf].sort() };
+  // arch "llama" is left out, so stamps written before there was an arch field still match (same bytes).
+  const { arch, ...rest } = p;
+  const stamped = (arch === "llama" ? rest : p) as ModelPreset;
+  return { generatorVersion: GENERATOR_VERSION, preset: stamped, hfDtype, gguf: [...gguf].sort() };
 }
 
 function ggufPaths(dir: string, name: string, kinds: readonly GgufKind[]): Partial<Record<GgufKind, string>> {
@@ -527,6 +654,13 @@ function validatePreset(p: ModelPreset): void {
   if (p.headDim % 2 !== 0) bad("head_dim must be even");
   if (p.hiddenSize % 4 !== 0 || p.intermediateSize % 4 !== 0) bad("sizes must be multiples of 4 (8-byte aligned f16 tensors)");
   if (p.shards < 1) bad("shards must be >= 1");
+  if (!["llama", "qwen2", "qwen3"].includes(p.arch)) bad(`unknown arch "${String(p.arch)}"`);
+  if (p.arch !== "llama" && p.ropeScaling) bad("rope scaling is only written for llama");
+  // llama.cpp's qwen2 takes attn_output as {n_embd, n_embd}: its heads must tile the hidden size.
+  if (p.arch === "qwen2" && p.numHeads * p.headDim !== p.hiddenSize) bad("qwen2 needs num_heads * head_dim == hidden_size");
+  // the extra 1-D tensors (kv bias, q/k norms) must also keep f16 safetensors 8-byte aligned
+  if (p.arch === "qwen2" && (p.numKvHeads * p.headDim) % 4 !== 0) bad("qwen2 needs num_kv_heads * head_dim to be a multiple of 4");
+  if (p.arch === "qwen3" && p.headDim % 4 !== 0) bad("qwen3 needs head_dim to be a multiple of 4");
 }
 
 function writeModelFiles(p: ModelPreset, dir: string, hfDtype: HfDtype, kinds: readonly GgufKind[], verbose: boolean): void {

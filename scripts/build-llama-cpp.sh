@@ -3,7 +3,10 @@
 # from the source node-llama-cpp ships, into third_party/llama.cpp (git-ignored):
 # the native anchors the benchmarks compare against. No download: the source is
 # the git bundle in node_modules. On a CPU that advertises AMX the VM may trap
-# on, AMX is turned off and AVX-512 turned on explicitly.
+# on, AMX is turned off and AVX-512 turned on explicitly. Targets given as
+# arguments are built instead of those three, e.g.
+# `bash scripts/build-llama-cpp.sh llama-quantize` (the tests' quantizer, see
+# test/helpers/llama-quantize.ts).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 src="$root/third_party/llama.cpp"
@@ -14,5 +17,7 @@ if grep -q amx /proc/cpuinfo; then
   flags+=(-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF)
 fi
 cmake -S "$src" -B "$src/build" -G Ninja "${flags[@]}" > /dev/null
-cmake --build "$src/build" --target llama-server llama-bench llama-batched-bench -j "$(nproc)"
-echo "built: $src/build/bin/llama-server"
+targets=("$@")
+[ "${#targets[@]}" -gt 0 ] || targets=(llama-server llama-bench llama-batched-bench)
+cmake --build "$src/build" --target "${targets[@]}" -j "$(nproc)"
+for t in "${targets[@]}"; do echo "built: $src/build/bin/$t"; done

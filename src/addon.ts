@@ -128,6 +128,15 @@ export interface RawModelInfo {
 }
 
 /** The tokenizer.ggml.* metadata of a GGUF (see GgufTokenizerMetadata in src/tokenizer). */
+/** readGgufTensor's result. */
+export interface RawGgufTensor {
+  /** ggml's type name: "F32", "Q4_K", ... */
+  type: string;
+  /** outermost first (a Linear weight is [out_features, in_features]) */
+  shape: number[];
+  values: Float32Array;
+}
+
 export interface RawGgufTokenizer {
   model: string;
   pre: string;
@@ -260,6 +269,11 @@ export interface RawAddon {
   checkRequest(request: RawRequest, limits: RawRequestLimits): void;
   /** A GGUF file's tokenizer metadata (null: it has none); throws code "model_load_failed" naming the file. Synchronous. */
   readGgufTokenizer(path: string): RawGgufTokenizer | null;
+  /**
+   * One GGUF tensor by its name in the file ("blk.0.attn_q.weight"), dequantized to fp32 in the file's row
+   * order, bit-exact with ggml's reference decoders. Throws code "model_load_failed" naming the file. Synchronous.
+   */
+  readGgufTensor(path: string, name: string): RawGgufTensor;
   /** GenerationRequest's max_tokens when a request gives none (native/core/scheduler/request.h). */
   defaultMaxTokens: number;
   /** native ErrorCode names, indexed by value (native/core/error.h). */

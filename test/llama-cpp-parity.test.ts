@@ -21,7 +21,7 @@ const Q8_0_VS_LLAMA_REL_L2 = 0.03;
 /** INT8 / Q8_0 / F16 against our F32: relative L2 of the logits. */
 const QUANTIZED_VS_F32_REL_L2 = { int8: 0.1, q8_0: 0.1, f16: 0.01 } as const;
 
-const presets: TestPreset[] = ["tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3"];
+const presets: TestPreset[] = ["tiny", "tiny-mha", "tiny-tied", "tiny-odd", "tiny-llama3", "tiny-qwen2", "tiny-qwen3"];
 const STEPS = 12;
 
 // Prompts of many lengths: 1 token, short, and longer than one 16-position KV block and one prefill chunk.
@@ -107,6 +107,24 @@ describe("one checkpoint, every form", () => {
       } finally {
         await hf.dispose();
       }
+    }
+  });
+
+  // The Qwen checkpoints too: q/k/v biases (qwen2) and q/k norms with head_dim != hidden/heads (qwen3) read from
+  // config.json + safetensors mean exactly what the GGUF's metadata and tensors mean.
+  it.each(["tiny-qwen2", "tiny-qwen3"] as const)("%s: the HF directory and the f32 GGUF give identical logits", async (preset) => {
+    const gguf = await loadModel(ggufFile(preset), { backend: "cpu", threads: 2 });
+    const hf = await loadModel(hfDir(preset), { backend: "cpu", threads: 2 });
+    try {
+      for (const p of prompts(hf.info.vocabSize).slice(0, 3)) {
+        const a = await ours(gguf, p, 6);
+        const b = await ours(hf, p, 6);
+        expect(b.tokens).toEqual(a.tokens);
+        expect(maxAbsDiff(a.logits, b.logits)).toBe(0);
+      }
+    } finally {
+      await hf.dispose();
+      await gguf.dispose();
     }
   });
 

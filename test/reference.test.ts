@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GGUF_KINDS, TEST_PRESETS, makeModel, type MadeModel } from "../models/make-models.js";
+import { relativeL2 } from "./helpers/logits.js";
 import { testModelsDir } from "./helpers/paths.js";
 import { GPT2_VOCAB_SIZE } from "../models/gpt2-tokenizer.js";
 import { LlamaCppReference, argmax, topMargin } from "./reference/llama-cpp.js";
@@ -18,16 +19,6 @@ const STEPS = 2;
 
 const made = new Map<string, MadeModel>();
 const f32Logits = new Map<string, Float32Array[]>();
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += a[i]! ** 2;
-  }
-  return Math.sqrt(d / n);
-}
 
 function sha256(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -62,7 +53,7 @@ describe("generated models vs llama.cpp", () => {
             // q8_0 <= 0.066 relative L2 on these presets; llama.cpp also quantizes activations for Q8_0 dots).
             const base = f32Logits.get(preset)!;
             const tol = kind === "f16" ? 0.01 : kind === "bf16" ? 0.06 : 0.12;
-            expect(relL2(r.logits[0]!, base[0]!)).toBeLessThan(tol);
+            expect(relativeL2(r.logits[0]!, base[0]!)).toBeLessThan(tol);
           }
         } finally {
           await ref.dispose();
@@ -78,7 +69,7 @@ describe("generated models vs llama.cpp", () => {
     for (let i = 0; i < STEPS; i++) expect(Array.from(b[i]!)).toEqual(Array.from(a[i]!));
   });
 
-  for (const preset of ["tiny", "tiny-odd", "tiny-llama3"] as const) {
+  for (const preset of ["tiny", "tiny-odd", "tiny-llama3", "tiny-qwen2", "tiny-qwen3", "tiny-k"] as const) {
     it(`${preset}: the HF checkpoint (float64 JS forward) and the f32 GGUF (llama.cpp) are the same model`, async () => {
       const m = made.get(preset)!;
       const prompt = [...PROMPT, 13, 383, 2068, 7586];
@@ -86,14 +77,12 @@ describe("generated models vs llama.cpp", () => {
       const ref = await LlamaCppReference.load(m.gguf.f32!, { contextSize: 64 });
       try {
         const l = await ref.promptLogits(prompt);
-        let d = 0;
-        let n = 0;
-        for (let i = 0; i < l.length; i++) {
-          d += (l[i]! - hf[i]!) ** 2;
-          n += hf[i]! ** 2;
-        }
-        // measured ~1e-6 (f32 vs f64); a wrong Q/K permutation or RoPE gives O(1)
-        expect(Math.sqrt(d / n)).toBeLessThan(1e-4);
+        const err = relativeL2(l, hf);
+        // measured 3e-7..1.4e-6 (f32 vs f64); a wrong Q/K permutation or RoPE gives O(1), and on the qwen presets a
+        // dropped q/k/v bias, q/k norm not applied, applied after RoPE, over the whole q vector or with the other
+        // weight gives 0.05..0.9 (the forward also throws on a checkpoint tensor it leaves unused)
+        console.log(`${preset}: HF (f64) vs GGUF (llama.cpp) relative L2 ${err.toExponential(2)}`);
+        expect(err).toBeLessThan(1e-4);
         expect(argmax(l)).toBe(argmax(hf));
       } finally {
         await ref.dispose();

@@ -122,6 +122,26 @@ Napi::Value ReadGgufTokenizer(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// readGgufTensor(path, name) → { type, shape, values: Float32Array }: one GGUF
+// tensor dequantized to fp32 in the file's row order. Synchronous (a tool's read).
+Napi::Value ReadGgufTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    throw to_js_error(env, Error(ErrorCode::InvalidRequest, "readGgufTensor(path, name) needs a path and a tensor name"));
+  GgufTensorValues t = guarded(env, [&] {
+    return read_gguf_tensor(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value());
+  });
+  auto values = Napi::Float32Array::New(env, t.values.size());
+  std::copy(t.values.begin(), t.values.end(), values.Data());
+  auto shape = Napi::Array::New(env, t.shape.size());
+  for (size_t i = 0; i < t.shape.size(); ++i) shape.Set(i, Napi::Number::New(env, static_cast<double>(t.shape[i])));
+  auto out = Napi::Object::New(env);
+  out.Set("type", dtype_name(t.dtype));
+  out.Set("shape", shape);
+  out.Set("values", values);
+  return out;
+}
+
 // optionTable() → every load option: name, kind, default, range, choices, meaning (core/options.h).
 Napi::Value OptionTable(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -171,6 +191,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
   exports.Set("readGgufTokenizer", Napi::Function::New(env, ReadGgufTokenizer, "readGgufTokenizer"));
+  exports.Set("readGgufTensor", Napi::Function::New(env, ReadGgufTensor, "readGgufTensor"));
   exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
   exports.Set("errorCodes", error_code_names(env));
   exports.Set("defaultMaxTokens", kDefaultMaxTokens);

@@ -64,6 +64,26 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 8; ++i) { float f = 1.0f + i; uint32_t u; std::memcpy(&u, &f, 4); put_u32(factors, u); }
   w.tensor("rope_freqs.weight", kGgmlF32, {8}, factors);
   write_file(out + "/gguf/tiny_f16_extras.gguf", w.bytes());
+
+  // gguf: one 256-value row of every ggml block type, with random bytes, an
+  // fp16 NaN or inf where a block's first scale sits, for the decoders.
+  GgufWriter blocks;
+  blocks.kv_string("general.architecture", "llama");
+  const struct { const char* name; uint32_t type; size_t row_bytes; } kBlockRows[] = {
+      {"q4_0", 2, 8 * 18},    {"q4_1", 3, 8 * 20},  {"q5_0", 6, 8 * 22},  {"q5_1", 7, 8 * 24},  {"q8_0", 8, 8 * 34},
+      {"q2_k", 10, 84},       {"q3_k", 11, 110},    {"q4_k", 12, 144},    {"q5_k", 13, 176},    {"q6_k", 14, 210},
+  };
+  uint32_t state = 12345;
+  for (const auto& b : kBlockRows) {
+    Bytes row(b.row_bytes);
+    for (uint8_t& x : row) x = static_cast<uint8_t>((state = state * 1664525u + 1013904223u) >> 24);
+    blocks.tensor(std::string(b.name) + ".weight", b.type, {256}, row);
+    Bytes nan_row = row;
+    const size_t scale_at = b.type == 10 ? 80 : b.type == 11 ? 108 : b.type == 14 ? 208 : 0;
+    nan_row[scale_at] = 0x00, nan_row[scale_at + 1] = (b.type % 2) ? 0x7e : 0x7c;  // NaN or inf
+    blocks.tensor(std::string(b.name) + ".nonfinite", b.type, {256}, nan_row);
+  }
+  write_file(out + "/gguf/block_types.gguf", blocks.bytes());
   std::printf("seeds written under %s\n", out.c_str());
   return 0;
 }

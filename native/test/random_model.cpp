@@ -29,6 +29,7 @@ class Builder {
       case DType::F16:
       case DType::BF16: nbytes = n * 2; break;
       case DType::Q8_0: nbytes = n / 32 * 34; break;
+      default: throw std::logic_error("random_model: ggml block types other than Q8_0 come from llama-quantize");
     }
     auto buf = std::make_unique<uint8_t[]>(nbytes);
     uint8_t* p = buf.get();

@@ -41,6 +41,7 @@ Mat dequant(const Tensor& t) {
         out[i] = fp16_to_f32(h) * static_cast<int8_t>(blk[2 + i % 32]);
         break;
       }
+      default: throw std::logic_error("reference forward: F32, F16, BF16 and Q8_0 only");
     }
   }
   return out;

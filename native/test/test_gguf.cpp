@@ -264,8 +264,8 @@ TEST("gguf.metadata_errors") {
   with([&](GgufWriter& g) { g.kv_raw("x.weird", 13, {0, 0, 0, 0}); }, "unknown metadata value type 13");
   with([&](GgufWriter& g) { b.clear(); put_u32(b, 99); put_u64(b, 0); g.kv_raw("x.weird", kArray, b); }, "unknown metadata value type 99");
   with([&](GgufWriter& g) { g.kv_u32("llama.block_count", 1); }, "duplicate metadata key llama.block_count");
-  with([&](GgufWriter& g) { g.remove_kv("general.architecture"); g.kv_string("general.architecture", "qwen2"); },
-       "unsupported architecture qwen2 (supported: llama)");
+  with([&](GgufWriter& g) { g.remove_kv("general.architecture"); g.kv_string("general.architecture", "gemma"); },
+       "unsupported architecture gemma (supported: llama, qwen2, qwen3)");
   with([&](GgufWriter& g) { g.remove_kv("general.architecture"); }, "missing general.architecture");
   with([&](GgufWriter& g) { g.remove_kv("general.architecture"); g.kv_u32("general.architecture", 1); },
        "general.architecture is u32, expected a string");
@@ -305,9 +305,11 @@ TEST("gguf.tensor_errors") {
     edit(g);
     expect_gguf_error(g.bytes(), needle);
   };
-  with([](GgufWriter& g) { g.set_tensor_type("blk.0.attn_q.weight", 2); },
-       "unsupported tensor type 2 for tensor blk.0.attn_q.weight (supported: F32, F16, BF16, Q8_0)");
-  with([](GgufWriter& g) { g.set_tensor_type("token_embd.weight", 12); }, "unsupported tensor type 12 for tensor token_embd.weight");
+  with([](GgufWriter& g) { g.set_tensor_type("blk.0.attn_q.weight", 20); },  // IQ4_NL
+       "unsupported tensor type 20 for tensor blk.0.attn_q.weight (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, "
+       "Q4_K, Q5_K, Q6_K)");
+  with([](GgufWriter& g) { g.set_tensor_type("token_embd.weight", 12); }, "Q4_K tensor token_embd.weight has 64 columns, not a multiple of 256");
+  with([](GgufWriter& g) { g.set_tensor_type("output_norm.weight", 2); }, "tensor model.norm.weight is Q4_0; norm weights and biases must be F32, F16 or BF16");
   with([](GgufWriter& g) { g.remove_tensor("blk.0.ffn_up.weight"); }, "missing tensor model.layers.0.mlp.up_proj.weight");
   with([](GgufWriter& g) { g.remove_tensor("output_norm.weight"); }, "missing tensor model.norm.weight");
   with([](GgufWriter& g) { g.tensor("blk.0.ffn_up.weight", kGgmlF32, {4}, Bytes(16)); }, "duplicate tensor blk.0.ffn_up.weight");

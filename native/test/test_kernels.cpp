@@ -104,6 +104,7 @@ struct TestMat {
       case WFormat::I8P16:
       case WFormat::F32P16:
       case WFormat::BF16P16: break;  // above
+      case WFormat::Ggml: throw std::logic_error("test matrices of ggml block types come from files");
     }
     w.data = bytes.data();
   }

@@ -157,6 +157,26 @@ TEST("safetensors.config_defaults_and_variants") {
   CHECK_EQ(context, 256);
 }
 
+TEST("safetensors.qwen3_needs_its_head_norms") {
+  TempDir dir;
+  TinyLlama qwen;
+  qwen.model_type = "qwen3";
+  auto tensors = tiny_llama_tensors(qwen);
+  write_hf_dir(dir.path(), qwen, tensors, 1);
+  CHECK_THROWS(load_model(dir.path()), ErrorCode::ModelLoadFailed, "missing tensor model.layers.0.self_attn.q_norm.weight");
+  for (int l = 0; l < qwen.layers; ++l)
+    for (const char* part : {"q_norm", "k_norm"})
+      tensors.push_back(f32_tensor("model.layers." + std::to_string(l) + ".self_attn." + part + ".weight", {qwen.head_dim()}, 7));
+  write_hf_dir(dir.path(), qwen, tensors, 1);
+  const auto w = load_model(dir.path());
+  CHECK(w->config.qk_norm);
+  CHECK(!load_model(dir.path())->config.tie_word_embeddings);
+  // A head norm of the wrong size names head_dim.
+  tensors.back() = f32_tensor("model.layers.1.self_attn.k_norm.weight", {qwen.head_dim() + 1}, 7);
+  write_hf_dir(dir.path(), qwen, tensors, 1);
+  CHECK_THROWS(load_model(dir.path()), ErrorCode::ModelLoadFailed, "k_norm.weight has shape");
+}
+
 TEST("safetensors.parse_buffer_metadata_and_empty") {
   const Bytes b = safetensors_raw(R"({"__metadata__":{"format":"pt"}})", {});
   CHECK(parse_safetensors(b.data(), b.size(), "mem").empty());

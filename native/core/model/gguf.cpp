@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../error.h"
+#include "ggml_blocks.h"
 #include "tensor.h"
 
 namespace neoserve {
@@ -188,24 +189,26 @@ std::string version_error(uint32_t version) {
 }  // namespace
 
 bool ggml_tensor_bytes(uint32_t ggml_type, const std::vector<uint64_t>& ne, uint64_t& out) {
-  uint64_t elem_bytes = 0;
+  uint64_t block_elems = 1, block_bytes = 0;
   switch (ggml_type) {
-    case kGgmlF32: elem_bytes = 4; break;
-    case kGgmlF16: case kGgmlBF16: elem_bytes = 2; break;
-    case kGgmlQ8_0: {
-      if (ne.empty() || ne[0] % kQ8_0BlockSize != 0) return false;
-      uint64_t blocks = ne[0] / kQ8_0BlockSize;
-      for (size_t i = 1; i < ne.size(); ++i)
-        if (__builtin_mul_overflow(blocks, ne[i], &blocks)) return false;
-      return !__builtin_mul_overflow(blocks, uint64_t{kQ8_0BlockBytes}, &out);
+    case kGgmlF32: block_bytes = 4; break;
+    case kGgmlF16: case kGgmlBF16: block_bytes = 2; break;
+    default: {
+      const GgmlBlockType* b = ggml_block_type_by_number(ggml_type);
+      if (!b) return false;
+      block_elems = static_cast<uint64_t>(b->block_elems);
+      block_bytes = b->block_bytes;
     }
-    default: return false;
   }
-  uint64_t n = elem_bytes;
-  for (uint64_t d : ne)
-    if (__builtin_mul_overflow(n, d, &n)) return false;
-  out = n;
-  return true;
+  if (ne.empty()) {  // a scalar
+    out = block_bytes;
+    return block_elems == 1;
+  }
+  if (ne[0] % block_elems != 0) return false;
+  uint64_t blocks = ne[0] / block_elems;
+  for (size_t i = 1; i < ne.size(); ++i)
+    if (__builtin_mul_overflow(blocks, ne[i], &blocks)) return false;
+  return !__builtin_mul_overflow(blocks, block_bytes, &out);
 }
 
 GgufFile parse_gguf(const uint8_t* bytes, size_t size, const std::string& name) {
@@ -269,9 +272,11 @@ GgufFile parse_gguf(const uint8_t* bytes, size_t size, const std::string& name) 
              std::to_string(f.alignment));
     uint64_t nbytes = 0;
     if (!ggml_tensor_bytes(info.ggml_type, info.ne, nbytes)) {
-      if (info.ggml_type == kGgmlQ8_0 && (info.ne[0] % kQ8_0BlockSize) != 0)
-        r.fail("Q8_0 tensor " + info.name + " has " + std::to_string(info.ne[0]) + " columns, not a multiple of " + std::to_string(kQ8_0BlockSize));
-      if (info.ggml_type == kGgmlF32 || info.ggml_type == kGgmlF16 || info.ggml_type == kGgmlBF16 || info.ggml_type == kGgmlQ8_0)
+      const GgmlBlockType* b = ggml_block_type_by_number(info.ggml_type);
+      if (b && !info.ne.empty() && info.ne[0] % static_cast<uint64_t>(b->block_elems) != 0)
+        r.fail(std::string(b->name) + " tensor " + info.name + " has " + std::to_string(info.ne[0]) + " columns, not a multiple of " +
+               std::to_string(b->block_elems));
+      if (b || info.ggml_type == kGgmlF32 || info.ggml_type == kGgmlF16 || info.ggml_type == kGgmlBF16)
         r.fail("tensor " + info.name + " has too many elements");
       continue;  // an unsupported type: the loader reports it by name
     }

@@ -17,7 +17,8 @@ enum class GgufType : uint32_t {
 };
 const char* gguf_type_name(GgufType t);
 
-// ggml tensor types we can load; any other number is reported, not guessed at.
+// ggml's float tensor types; the block types are in ggml_blocks.h. Any other
+// number is reported, not guessed at.
 enum GgmlType : uint32_t { kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ8_0 = 8, kGgmlBF16 = 30 };
 
 // An array value, validated at parse time but decoded only on request:

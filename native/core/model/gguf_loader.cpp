@@ -1,10 +1,11 @@
-// GGUF (llama architecture) → ModelWeights in Hugging Face layout: llama.*
-// keys become LlamaConfig, ggml tensor names become HF names, and the Q/K row
+// GGUF (llama, qwen2, qwen3 architectures) → ModelWeights in Hugging Face
+// layout: <arch>.* keys become LlamaConfig, ggml tensor names become HF names, and the Q/K row
 // permutation of llama.cpp's converter is undone so providers see one layout.
 #include <charconv>
 #include <cstring>
 
 #include "../error.h"
+#include "ggml_blocks.h"
 #include "gguf.h"
 #include "mapped_file.h"
 #include "model_loader.h"
@@ -60,28 +61,43 @@ class Metadata {
   const std::string& name_;
 };
 
-LlamaConfig read_config(const Metadata& md) {
+// The architectures whose GGUF keys and tensors map onto the Llama forward.
+// convert_hf_to_gguf.py interleaves the rotary halves of Q/K rows for llama
+// only; qwen2/qwen3 keep Hugging Face's rotate-half ("NEOX") order.
+struct GgufArch {
+  const char* name;
+  bool permuted_qk;
+  bool qk_norm;
+};
+constexpr GgufArch kArchitectures[] = {{"llama", true, false}, {"qwen2", false, false}, {"qwen3", false, true}};
+
+LlamaConfig read_config(const Metadata& md, const GgufArch& arch) {
+  const std::string prefix = std::string(arch.name) + ".";
+  const auto key = [&](const char* k) { return prefix + k; };
+  const auto has = [&](const char* k) { return md.find(key(k).c_str()) != nullptr; };
+  const auto get_int = [&](const char* k, int32_t fallback, bool required = false) { return md.get_int(key(k).c_str(), fallback, required); };
+  const auto get_float = [&](const char* k, float fallback) { return md.get_float(key(k).c_str(), fallback); };
   LlamaConfig c;
-  c.hidden_size = md.get_int("llama.embedding_length", 0, true);
-  c.num_hidden_layers = md.get_int("llama.block_count", 0, true);
-  c.intermediate_size = md.get_int("llama.feed_forward_length", 0, true);
-  c.num_attention_heads = md.get_int("llama.attention.head_count", 0, true);
-  c.num_key_value_heads = md.get_int("llama.attention.head_count_kv", c.num_attention_heads);
-  c.max_position_embeddings = md.get_int("llama.context_length", c.max_position_embeddings);
-  c.rms_norm_eps = md.get_float("llama.attention.layer_norm_rms_epsilon", c.rms_norm_eps);
-  c.rope_theta = md.get_float("llama.rope.freq_base", c.rope_theta);
-  if (c.num_attention_heads == 0) md.fail("llama.attention.head_count is 0");
+  c.qk_norm = arch.qk_norm;
+  c.hidden_size = get_int("embedding_length", 0, true);
+  c.num_hidden_layers = get_int("block_count", 0, true);
+  c.intermediate_size = get_int("feed_forward_length", 0, true);
+  c.num_attention_heads = get_int("attention.head_count", 0, true);
+  c.num_key_value_heads = get_int("attention.head_count_kv", c.num_attention_heads);
+  c.max_position_embeddings = get_int("context_length", c.max_position_embeddings);
+  c.rms_norm_eps = get_float("attention.layer_norm_rms_epsilon", c.rms_norm_eps);
+  c.rope_theta = get_float("rope.freq_base", c.rope_theta);
+  if (c.num_attention_heads == 0) md.fail(key("attention.head_count") + " is 0");
   const int32_t derived = c.hidden_size / c.num_attention_heads;
-  c.head_dim = md.get_int("llama.attention.key_length", derived);
-  if (md.find("llama.attention.value_length") && md.get_int("llama.attention.value_length", 0) != c.head_dim)
-    md.fail("llama.attention.value_length differs from key_length; not a Llama attention");
-  if (md.find("llama.rope.dimension_count") && md.get_int("llama.rope.dimension_count", 0) != c.head_dim)
-    md.fail("llama.rope.dimension_count differs from the head size (partial rotary embeddings are not supported)");
-  const std::string scaling = md.get_string("llama.rope.scaling.type");
+  c.head_dim = get_int("attention.key_length", derived);
+  if (has("attention.value_length") && get_int("attention.value_length", 0) != c.head_dim)
+    md.fail(key("attention.value_length") + " differs from key_length; not a Llama attention");
+  if (has("rope.dimension_count") && get_int("rope.dimension_count", 0) != c.head_dim)
+    md.fail(key("rope.dimension_count") + " differs from the head size (partial rotary embeddings are not supported)");
+  const std::string scaling = md.get_string(key("rope.scaling.type").c_str());
   if (!scaling.empty() && scaling != "none") md.fail("unsupported rope scaling type \"" + scaling + "\"");
-  if (md.find("llama.rope.scale_linear") && md.get_float("llama.rope.scale_linear", 1.0f) != 1.0f)
-    md.fail("unsupported linear rope scaling");
-  c.vocab_size = md.get_int("llama.vocab_size", 0);
+  if (has("rope.scale_linear") && get_float("rope.scale_linear", 1.0f) != 1.0f) md.fail("unsupported linear rope scaling");
+  c.vocab_size = get_int("vocab_size", 0);
 
   if (md.find("tokenizer.ggml.bos_token_id")) c.bos_token_id = md.get_int("tokenizer.ggml.bos_token_id", -1);
   // llama.cpp ends generation on end-of-turn and end-of-message tokens as well as EOS.
@@ -120,16 +136,6 @@ GgufTokenizer read_tokenizer(const Metadata& md) {
   return t;
 }
 
-bool to_dtype(uint32_t ggml_type, DType& out) {
-  switch (ggml_type) {
-    case kGgmlF32: out = DType::F32; return true;
-    case kGgmlF16: out = DType::F16; return true;
-    case kGgmlBF16: out = DType::BF16; return true;
-    case kGgmlQ8_0: out = DType::Q8_0; return true;
-    default: return false;
-  }
-}
-
 // llama.cpp tensor names → Hugging Face names; unknown names pass through.
 std::string hf_name(const std::string& g) {
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
@@ -139,6 +145,7 @@ std::string hf_name(const std::string& g) {
       {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"}, {"attn_v", "self_attn.v_proj"},
       {"attn_output", "self_attn.o_proj"}, {"ffn_gate", "mlp.gate_proj"},  {"ffn_up", "mlp.up_proj"},
       {"ffn_down", "mlp.down_proj"},       {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"},
   };
   if (g.rfind("blk.", 0) != 0) return g;
   const char* first = g.data() + 4;
@@ -185,14 +192,17 @@ void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int he
 std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name) {
   const GgufFile f = parse_gguf(bytes, size, name);
   const Metadata md(f, name);
-  const std::string arch = md.get_string("general.architecture");
-  if (arch.empty()) md.fail("missing general.architecture");
-  if (arch != "llama") md.fail("unsupported architecture " + arch + " (supported: llama)");
+  const std::string arch_name = md.get_string("general.architecture");
+  if (arch_name.empty()) md.fail("missing general.architecture");
+  const GgufArch* arch = nullptr;
+  for (const GgufArch& a : kArchitectures)
+    if (arch_name == a.name) arch = &a;
+  if (!arch) md.fail("unsupported architecture " + arch_name + " (supported: llama, qwen2, qwen3)");
 
   auto w = std::make_unique<ModelWeights>();
   w->source = name;
   w->format = ModelFormat::GGUF;
-  w->config = read_config(md);
+  w->config = read_config(md, *arch);
   w->gguf_tokenizer = read_tokenizer(md);
   if (w->config.vocab_size == 0 && !w->gguf_tokenizer.tokens.empty()) {
     if (w->gguf_tokenizer.tokens.size() > static_cast<size_t>(INT32_MAX)) md.fail("too many tokens");
@@ -202,9 +212,9 @@ std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size
   TensorFiles files;
   for (const GgufTensorInfo& info : f.tensors) {
     Tensor t;
-    if (!to_dtype(info.ggml_type, t.dtype))
+    if (!dtype_of_ggml(info.ggml_type, t.dtype))
       md.fail("unsupported tensor type " + std::to_string(info.ggml_type) + " for tensor " + info.name +
-              " (supported: F32, F16, BF16, Q8_0)");
+              " (supported: F32, F16, BF16, " + ggml_block_type_names() + ")");
     if (info.name == "rope_freqs.weight") {
       // llama3 scaling as llama.cpp stores it: one divisor per rotary frequency.
       if (t.dtype != DType::F32 || info.ne.size() != 1) md.fail("rope_freqs.weight must be a 1-D F32 tensor");
@@ -227,7 +237,7 @@ std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size
   finish_llama_weights(*w, files, name);
 
   const LlamaConfig& c = w->config;
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
+  for (int l = 0; arch->permuted_qk && l < c.num_hidden_layers; ++l) {
     for (const char* suffix : {"weight", "bias"}) {
       unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.q_proj.") + suffix).c_str()), c.num_attention_heads, c.head_dim);
       unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.k_proj.") + suffix).c_str()), c.num_key_value_heads, c.head_dim);
@@ -242,6 +252,30 @@ GgufTokenizer read_gguf_tokenizer(const std::string& path) {
   const GgufFile f = parse_gguf(file.data(), file.size(), path);
   // Copied out of the mapping (strings), so the result outlives it.
   return read_tokenizer(Metadata(f, path));
+}
+
+GgufTensorValues read_gguf_tensor(const std::string& path, const std::string& name) {
+  const MappedFile file(path);
+  if (file.size() < 4 || std::memcmp(file.data(), "GGUF", 4) != 0) throw_load_error(path, "not a GGUF file (bad magic)");
+  const GgufFile f = parse_gguf(file.data(), file.size(), path);
+  for (const GgufTensorInfo& info : f.tensors) {
+    if (info.name != name) continue;
+    GgufTensorValues out;
+    if (!dtype_of_ggml(info.ggml_type, out.dtype))
+      throw_load_error(path, "unsupported tensor type " + std::to_string(info.ggml_type) + " for tensor " + name);
+    int64_t n = 1;
+    for (auto d = info.ne.rbegin(); d != info.ne.rend(); ++d) {
+      out.shape.push_back(static_cast<int64_t>(*d));
+      n *= static_cast<int64_t>(*d);  // parse_gguf bounded the product by the file's size
+    }
+    if (n > kMaxReadElements)
+      throw Error(ErrorCode::OutOfMemory, path + ": tensor " + name + " has " + std::to_string(n) + " elements, more than " +
+                                              std::to_string(kMaxReadElements) + " can be read at once");
+    out.values.resize(static_cast<size_t>(n));
+    dtype_to_f32(out.dtype, info.data, n, out.values.data());
+    return out;
+  }
+  throw_load_error(path, "no tensor named " + name);
 }
 
 }  // namespace neoserve

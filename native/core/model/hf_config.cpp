@@ -14,9 +14,10 @@ namespace neoserve {
 namespace {
 
 // model_type values whose checkpoints have the Llama tensor layout and forward.
-// Qwen2 adds q/k/v biases, which the loader keeps and providers apply.
-constexpr const char* kLlamaFamily[] = {"llama", "mistral", "qwen2"};
-constexpr const char* kLlamaArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"};
+// Qwen2 adds q/k/v biases, Qwen3 an RMSNorm on each head of q and k; the
+// loader keeps them and providers apply them.
+constexpr const char* kLlamaFamily[] = {"llama", "mistral", "qwen2", "qwen3"};
+constexpr const char* kLlamaArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
 
 const json::Value* present(const json::Value& obj, const char* key) {
   const json::Value* v = obj.find(key);
@@ -84,15 +85,23 @@ void check_family(const json::Value& cfg) {
   if (const json::Value* mt = present(cfg, "model_type")) {
     const std::string& type = mt->as_string();
     if (!contains(kLlamaFamily, type))
-      throw json::Error("unsupported model_type \"" + type + "\" (expected a Llama-family model: llama, mistral, qwen2)");
+      throw json::Error("unsupported model_type \"" + type + "\" (expected a Llama-family model: llama, mistral, qwen2, qwen3)");
     return;
   }
   if (const json::Value* archs = present(cfg, "architectures")) {
     for (const json::Value& a : archs->as_array())
       if (!contains(kLlamaArchitectures, a.as_string()))
         throw json::Error("unsupported architecture \"" + a.as_string() +
-                          "\" (expected LlamaForCausalLM, MistralForCausalLM or Qwen2ForCausalLM)");
+                          "\" (expected LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM)");
   }
+}
+
+bool is_qwen3(const json::Value& cfg) {
+  if (present(cfg, "model_type")) return mt_is(cfg, "qwen3");
+  if (const json::Value* archs = present(cfg, "architectures"))
+    for (const json::Value& a : archs->as_array())
+      if (a.as_string() == "Qwen3ForCausalLM") return true;
+  return false;
 }
 
 RopeScaling parse_rope_scaling(const json::Value& rs) {
@@ -144,7 +153,8 @@ LlamaConfig parse_hf_config(std::string_view json_text, const std::string& sourc
     // same as sliding-window attention (Mistral, Qwen2 with use_sliding_window),
     // so the usable context is capped at the window instead of diverging past it.
     const json::Value* use_swa = present(cfg, "use_sliding_window");
-    const bool swa = mt_is(cfg, "qwen2") ? (use_swa && use_swa->as_bool()) : true;
+    c.qk_norm = is_qwen3(cfg);
+    const bool swa = mt_is(cfg, "qwen2") || c.qk_norm ? (use_swa && use_swa->as_bool()) : true;
     if (const json::Value* window = present(cfg, "sliding_window"); window && swa) {
       const int32_t w = to_int32(*window, "sliding_window");
       if (w > 0 && w < c.max_position_embeddings) c.max_position_embeddings = w;

@@ -1,5 +1,6 @@
 // The Llama-family hyper-parameters, whichever file they came from
-// (config.json of a Hugging Face directory, or llama.* keys of a GGUF).
+// (config.json of a Hugging Face directory, or the <arch>.* keys of a GGUF):
+// Llama, Mistral, Qwen2 (q/k/v biases) and Qwen3 (q/k norms).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,6 +32,7 @@ struct LlamaConfig {
   // llama.cpp stores it); empty means "derive from rope_scaling".
   std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
+  bool qk_norm = false;  // Qwen3: RMSNorm (weights of head_dim) on each head of q and k, before RoPE
   int32_t bos_token_id = -1;
   std::vector<int32_t> eos_token_ids;
 

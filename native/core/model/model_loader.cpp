@@ -29,10 +29,12 @@ void check_tensor(const ModelWeights& w, const TensorFiles& files, const Expecte
   if (t->shape != e.shape)
     throw_load_error(where, "tensor " + e.name + " has shape " + shape_text(t->shape) + ", expected " + shape_text(e.shape) +
                                 " from config (" + e.why + ")");
-  if (e.is_vector && t->dtype == DType::Q8_0)
-    throw_load_error(where, "tensor " + e.name + " is Q8_0; norm weights and biases must be F32, F16 or BF16");
-  if (t->dtype == DType::Q8_0 && t->cols() % kQ8_0BlockSize != 0)
-    throw_load_error(where, "Q8_0 tensor " + e.name + " has " + std::to_string(t->cols()) + " columns, not a multiple of " + std::to_string(kQ8_0BlockSize));
+  const int64_t block = dtype_block_elems(t->dtype);
+  if (e.is_vector && block > 1)
+    throw_load_error(where, "tensor " + e.name + " is " + dtype_name(t->dtype) + "; norm weights and biases must be F32, F16 or BF16");
+  if (t->cols() % block != 0)
+    throw_load_error(where, std::string(dtype_name(t->dtype)) + " tensor " + e.name + " has " + std::to_string(t->cols()) +
+                                " columns, not a multiple of " + std::to_string(block));
   const size_t expect_bytes = dtype_row_bytes(t->dtype, t->cols()) * static_cast<size_t>(t->numel() / (t->cols() ? t->cols() : 1));
   if (t->nbytes != expect_bytes || (t->nbytes > 0 && t->data == nullptr))
     throw_load_error(where, "tensor " + e.name + " holds " + std::to_string(t->nbytes) + " bytes, expected " +
@@ -85,6 +87,10 @@ void finish_llama_weights(ModelWeights& w, const TensorFiles& files, const std::
     need(name("mlp.gate_proj.weight"), {F, H}, mlp_why, false);
     need(name("mlp.up_proj.weight"), {F, H}, mlp_why, false);
     need(name("mlp.down_proj.weight"), {H, F}, mlp_why, false);
+    if (c.qk_norm) {  // Qwen3: an RMSNorm over each head of q and of k
+      need(name("self_attn.q_norm.weight"), {D}, kv("head_dim", D), true);
+      need(name("self_attn.k_norm.weight"), {D}, kv("head_dim", D), true);
+    }
     // Attention biases (Qwen2) come as a set of three or not at all.
     const bool any_bias = w.find(name("self_attn.q_proj.bias")) || w.find(name("self_attn.k_proj.bias")) ||
                           w.find(name("self_attn.v_proj.bias"));

@@ -63,4 +63,16 @@ std::unique_ptr<ModelWeights> load_model(const std::string& path);
 // for a tokenizer built away from the engine. Throws ModelLoadFailed naming the path.
 GgufTokenizer read_gguf_tokenizer(const std::string& path);
 
+// One tensor of a GGUF file, by its name there ("blk.0.attn_q.weight"), as
+// fp32 in the file's row order (no un-permuting): what inspection tools and
+// the dequantization tests read. Throws ModelLoadFailed naming the path for a
+// missing tensor or an unsupported type, OutOfMemory past kMaxReadElements.
+struct GgufTensorValues {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;  // outermost first
+  std::vector<float> values;
+};
+inline constexpr int64_t kMaxReadElements = int64_t{1} << 30;
+GgufTensorValues read_gguf_tensor(const std::string& path, const std::string& name);
+
 }  // namespace neoserve

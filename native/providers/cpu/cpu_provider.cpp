@@ -224,6 +224,18 @@ static void add_bias(float* y, const std::vector<float>& bias, int64_t T) {
     for (int64_t i = 0; i < n; ++i) y[t * n + i] += bias[i];
 }
 
+// Qwen3's q/k norm: an RMSNorm over each head's head_dim values (no-op without weights).
+void CpuProvider::head_rmsnorm(float* v, int heads, const std::vector<float>& w) const {
+  if (w.empty()) return;
+  const float eps = cfg_.rms_norm_eps;
+  for (int h = 0; h < heads; ++h, v += head_dim_) {
+    float ss = 0.0f;
+    for (int32_t i = 0; i < head_dim_; ++i) ss += v[i] * v[i];
+    const float r = 1.0f / std::sqrt(ss / static_cast<float>(head_dim_) + eps);
+    for (int32_t i = 0; i < head_dim_; ++i) v[i] = (v[i] * r) * w[i];
+  }
+}
+
 void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<const SeqStep> batch, int64_t T) {
   const int64_t H = cfg_.hidden_size;
   rmsnorm(x_.data(), L.attn_norm, xn_.data(), T);
@@ -249,6 +261,8 @@ void CpuProvider::attention_block(const LayerWeights& L, int layer, std::span<co
             v[i + half] = c * cs[i] + a * sn[i];
           }
       };
+      head_rmsnorm(q_.data() + t * q_dim_, n_heads_, L.q_norm);
+      head_rmsnorm(k_.data() + t * kv_dim_, n_kv_heads_, L.k_norm);
       rotate(q_.data() + t * q_dim_, n_heads_);
       rotate(k_.data() + t * kv_dim_, n_kv_heads_);
       const int32_t block = batch[ref.seq].kv_blocks[ref.pos / block_size_];

@@ -48,6 +48,7 @@ class CpuProvider : public Provider {
   // x (T x cols) through each job's matrix, quantizing x first if a job is int8.
   void project(const float* x, int64_t T, int64_t cols, const MatmulJob* jobs, int njobs);
   void rmsnorm(const float* x, const std::vector<float>& w, float* out, int64_t T);
+  void head_rmsnorm(float* v, int heads, const std::vector<float>& w) const;
   void attend(int64_t token, int kvh, int layer, std::span<const SeqStep> batch, float* scratch);
   static constexpr int32_t kAttentionChunk = 256;
   int32_t attention_chunk() const;

@@ -1,32 +1,43 @@
 #include "cpu_weights.h"
 
+#include <atomic>
+#include <cctype>
 #include <cstring>
 
 #include "core/error.h"
-#include "core/model/half.h"
+#include "core/model/ggml_blocks.h"
 #include "thread_pool.h"
 
 namespace neoserve::cpu {
 namespace {
 
-WFormat format_of(const Tensor& t, const std::string& source) {
+std::string lowercase(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// The tensor as stored, rows x cols of its mapped bytes.
+WMat mapped(const Tensor& t, int64_t rows, int64_t cols) {
+  WMat w{WFormat::Ggml, rows, cols, t.data, nullptr};
   switch (t.dtype) {
-    case DType::F32: return WFormat::F32;
-    case DType::F16: return WFormat::F16;
-    case DType::BF16: return WFormat::BF16;
-    case DType::Q8_0: return WFormat::Q8_0;
+    case DType::F32: w.format = WFormat::F32; break;
+    case DType::F16: w.format = WFormat::F16; break;
+    case DType::BF16: w.format = WFormat::BF16; break;
+    case DType::Q8_0: w.format = WFormat::Q8_0; break;
+    default: w.dtype = t.dtype;  // ggml's other block types (ggml_blocks.h)
   }
-  throw_load_error(source, "tensor " + t.name + " has a dtype the CPU provider does not run");
+  return w;
 }
 
 enum class Conversion { None, ToF32, ToInt8, ToBf16Panels };
 
 // What the requested precision makes of a matrix stored as `w` for kernels `k`
-// (GGUF Q8_0 always runs as our int8, the same values; fp32 is repacked when
-// the kernels run it in panels).
+// (GGUF Q8_0 always runs as our int8, the same values, and so do the other
+// ggml block types, requantized where their values are not d * int8; fp32 is
+// repacked when the kernels run it in panels).
 Conversion conversion_for(const WMat& w, const std::string& precision, const KernelSet& k) {
   if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
-  if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0) return Conversion::ToInt8;
+  if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0 || w.format == WFormat::Ggml) return Conversion::ToInt8;
   if (w.format == WFormat::F32 && k.f32_layout == WFormat::F32P16) return Conversion::ToF32;
   if (w.format == WFormat::BF16 && k.bf16_layout == WFormat::BF16P16) return Conversion::ToBf16Panels;
   return Conversion::None;
@@ -62,13 +73,13 @@ class Preparer {
     if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
       throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" +
                                       std::to_string(rows) + ", " + std::to_string(cols) + "]");
-    WMat w{format_of(t, m_.source), rows, cols, t.data, nullptr};
-    if (w.format == WFormat::Q8_0 && cols % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 row not whole blocks");
+    if (cols % dtype_block_elems(t.dtype) != 0) throw_load_error(m_.source, name + ": " + dtype_name(t.dtype) + " row not whole blocks");
+    const WMat w = mapped(t, rows, cols);
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     WMat converted;
     switch (conversion_for(w, precision_, kernels_)) {
       case Conversion::ToF32: converted = to_f32(w); break;
-      case Conversion::ToInt8: converted = to_int8(w); break;
+      case Conversion::ToInt8: converted = to_int8(w, name); break;
       case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
@@ -79,8 +90,8 @@ class Preparer {
   std::vector<float> vector(const std::string& name, int64_t n) {
     const Tensor& t = m_.get(name);
     if (t.numel() != n || t.shape.size() != 1) throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" + std::to_string(n) + "]");
-    WMat w{format_of(t, m_.source), 1, n, t.data, nullptr};
-    if (w.format == WFormat::Q8_0 && n % kQuantBlock != 0) throw_load_error(m_.source, name + ": Q8_0 vector not whole blocks");
+    if (n % dtype_block_elems(t.dtype) != 0) throw_load_error(m_.source, name + ": " + dtype_name(t.dtype) + " vector not whole blocks");
+    const WMat w = mapped(t, 1, n);
     std::vector<float> v(n);
     dequantize_row(w, 0, v.data());
     return v;
@@ -133,27 +144,39 @@ class Preparer {
   }
 
   // Row r of w as int8 blocks in the I8 row layout (kpad values, kpad/32
-  // scales): GGUF Q8_0 keeps its values and scales (fp16 -> fp32 is exact; its
-  // 34-byte blocks straddle cache lines and would cost ~2x in decode), float
-  // formats are quantized. `row` is scratch of w.cols floats.
-  static void int8_row(const WMat& w, int64_t r, std::vector<float>& row, int8_t* q, float* d) {
-    if (w.format == WFormat::Q8_0) {
-      for (int64_t k = 0; k < w.cols / kQuantBlock; ++k) {
-        const uint8_t* blk = w.data + r * w.row_bytes() + k * kQ8_0BlockBytes;
-        uint16_t h;
-        std::memcpy(&h, blk, kQ8_0ScaleBytes);
-        d[k] = fp16_to_f32(h);
-        std::memcpy(q + k * kQuantBlock, blk + kQ8_0ScaleBytes, kQuantBlock);
-      }
-      return;
+  // scales): GGUF types whose blocks are d * int8 (Q8_0, Q4_0, Q5_0) keep
+  // their values and scales (fp16 -> fp32 is exact; Q8_0's 34-byte blocks
+  // straddle cache lines and would cost ~2x in decode), other formats are
+  // quantized from their fp32 values. `row` is scratch of w.cols floats.
+  // false when the row holds a value or scale that is not finite (a corrupt
+  // file: int8 has no NaN, and an inf scale would poison every dot product).
+  static bool int8_row(const WMat& w, int64_t r, std::vector<float>& row, int8_t* q, float* d) {
+    const GgmlBlockType* exact = w.format == WFormat::Q8_0 ? ggml_block_type(DType::Q8_0)
+                                 : w.format == WFormat::Ggml ? ggml_block_type(w.dtype)
+                                                              : nullptr;
+    if (exact && exact->to_int8) {
+      exact->to_int8(w.data + r * w.row_bytes(), w.cols / kQuantBlock, q, d);
+      return all_finite(d, w.cols / kQuantBlock);
     }
     dequantize_row(w, r, row.data());
+    if (!all_finite(row.data(), w.cols)) return false;
     quantize_rows_i8(row.data(), 1, w.cols, q, d);
+    return true;
+  }
+
+  static bool all_finite(const float* v, int64_t n) {
+    float acc = 0.0f;  // v * 0 is NaN exactly when v is inf or NaN
+    for (int64_t i = 0; i < n; ++i) acc += v[i] * 0.0f;
+    return acc == 0.0f;
   }
 
   // Int8 in the kernels' layout (int8_layout_): rows, or 16-row panels packed
   // one at a time from a panel's worth of rows (no I8 copy of the whole matrix).
-  WMat to_int8(const WMat& w) {
+  WMat to_int8(const WMat& w, const std::string& name) {
+    std::atomic<bool> finite{true};
+    const auto check = [&] {
+      if (!finite) throw_load_error(m_.source, "tensor " + name + " holds values or scales that are not finite (inf or NaN)");
+    };
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
     if (kernels_.int8_layout != WFormat::I8P16) {
       auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
@@ -161,8 +184,10 @@ class Preparer {
       int8_t* qs = reinterpret_cast<int8_t*>(q.get());
       pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
         std::vector<float> row(w.cols);
-        for (int64_t r = b; r < e; ++r) int8_row(w, r, row, qs + r * kpad, d.get() + r * nb);
+        for (int64_t r = b; r < e; ++r)
+          if (!int8_row(w, r, row, qs + r * kpad, d.get() + r * nb)) finite = false;
       });
+      check();
       WMat out{WFormat::I8, w.rows, w.cols, q.get(), d.get()};
       out_.owned.push_back(std::move(q));
       out_.owned_scales.push_back(std::move(d));
@@ -177,11 +202,12 @@ class Preparer {
         std::fill(q16.begin(), q16.end(), 0);
         std::fill(d16.begin(), d16.end(), 0.0f);
         for (int64_t lane = 0; lane < kPanelRows && p * kPanelRows + lane < w.rows; ++lane)
-          int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb);
+          if (!int8_row(w, p * kPanelRows + lane, row, q16.data() + lane * kpad, d16.data() + lane * nb)) finite = false;
         const WMat panel{WFormat::I8, kPanelRows, w.cols, reinterpret_cast<const uint8_t*>(q16.data()), d16.data()};
         pack_panels(panel, 0, 1, panels.get() + p * nb * kPanelBlockBytes);
       }
     });
+    check();
     WMat out{WFormat::I8P16, w.rows, w.cols, panels.get(), nullptr};
     out_.owned.push_back(std::move(panels));
     return out;
@@ -203,7 +229,7 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
       total += static_cast<size_t>(t.numel()) * 4;  // norms and biases: fp32 copies
       continue;
     }
-    const WMat w{format_of(t, model.source), t.shape[0], t.shape[1], t.data, nullptr};
+    const WMat w = mapped(t, t.shape[0], t.shape[1]);
     total += prepared_bytes(w, conversion_for(w, precision, kernels), kernels);
   }
   return total;
@@ -235,6 +261,10 @@ std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std
     L.gate = p.matrix(name("mlp.gate_proj.weight"), F, H);
     L.up = p.matrix(name("mlp.up_proj.weight"), F, H);
     L.down = p.matrix(name("mlp.down_proj.weight"), H, F);
+    if (c.qk_norm) {
+      L.q_norm = p.vector(name("self_attn.q_norm.weight"), c.head_dim);
+      L.k_norm = p.vector(name("self_attn.k_norm.weight"), c.head_dim);
+    }
     if (model.find(name("self_attn.q_proj.bias"))) {
       L.q_bias = p.vector(name("self_attn.q_proj.bias"), qdim);
       L.k_bias = p.vector(name("self_attn.k_proj.bias"), kvdim);
@@ -242,11 +272,14 @@ std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std
     }
     w->layers.push_back(std::move(L));
   }
-  // Report what the weights are, not their in-memory layout: Q8_0 stays "q8_0".
+  // Report what the weights are, not their in-memory layout: Q8_0 stays
+  // "q8_0", a Q4_K_M file "q4_k" (its attention's q, the type most of it has).
   const Tensor& probe = model.get(c.num_hidden_layers > 0 ? layer_tensor_name(0, "self_attn.q_proj.weight") : "model.embed_tokens.weight");
+  const bool ggml_blocks = dtype_block_elems(probe.dtype) > 1;
   if (precision == "f32") w->precision = "f32";
-  else if (precision == "int8" && probe.dtype != DType::Q8_0) w->precision = "int8";
-  else w->precision = wformat_name(format_of(probe, model.source));
+  else if (precision == "int8" && !ggml_blocks) w->precision = "int8";
+  else if (ggml_blocks) w->precision = lowercase(dtype_name(probe.dtype));
+  else w->precision = wformat_name(mapped(probe, 1, 1).format);
   return w;
 }
 

@@ -1,7 +1,9 @@
 // The model's tensors as the CPU kernels run them: views of the mapped
 // weights when their dtype runs as is, or buffers converted once at load
 // ("f32": widen everything to fp32; "int8": quantize float weights to int8
-// with a scale per 32-block, keeping GGUF Q8_0 as it is).
+// with a scale per 32-block, keeping GGUF Q8_0, Q4_0 and Q5_0 values as they
+// are). GGUF's other block types (Q4_K, Q6_K, ...) run as int8 requantized
+// from their exact values, or as fp32 with "f32".
 #pragma once
 #include <memory>
 #include <string>
@@ -17,6 +19,7 @@ class ThreadPool;
 struct LayerWeights {
   std::vector<float> attn_norm, mlp_norm;      // fp32 copies (tiny)
   std::vector<float> q_bias, k_bias, v_bias;   // empty unless the checkpoint has them (Qwen2)
+  std::vector<float> q_norm, k_norm;           // head_dim each; empty unless the model has them (Qwen3)
   WMat q, k, v, o, gate, up, down;
 };
 

@@ -24,6 +24,7 @@ const char* wformat_name(WFormat f) {
     case WFormat::I8P16: return "int8-panels";
     case WFormat::F32P16: return "f32-panels";
     case WFormat::BF16P16: return "bf16-panels";
+    case WFormat::Ggml: return "ggml-blocks";
   }
   return "?";
 }
@@ -38,6 +39,7 @@ size_t WMat::row_bytes() const {
     case WFormat::I8: return static_cast<size_t>(kpad());
     case WFormat::I8P16: return static_cast<size_t>(kpad() + kpad() / kQuantBlock * 2);  // values and fp16 scales
     case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
+    case WFormat::Ggml: return dtype_row_bytes(dtype, cols);
   }
   return 0;
 }
@@ -141,21 +143,9 @@ void QActs::quantize(const float* x, int64_t t, int64_t c) {
 void dequantize_row(const WMat& w, int64_t r, float* dst) {
   const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();
   switch (w.format) {
-    case WFormat::F32: std::memcpy(dst, row, w.cols * 4); break;
-    case WFormat::F16:
-      for (int64_t k = 0; k < w.cols; ++k) {
-        uint16_t h;
-        std::memcpy(&h, row + 2 * k, 2);
-        dst[k] = fp16_to_f32(h);
-      }
-      break;
-    case WFormat::BF16:
-      for (int64_t k = 0; k < w.cols; ++k) {
-        uint16_t h;
-        std::memcpy(&h, row + 2 * k, 2);
-        dst[k] = bf16_to_f32(h);
-      }
-      break;
+    case WFormat::F32: dtype_to_f32(DType::F32, row, w.cols, dst); break;
+    case WFormat::F16: dtype_to_f32(DType::F16, row, w.cols, dst); break;
+    case WFormat::BF16: dtype_to_f32(DType::BF16, row, w.cols, dst); break;
     case WFormat::I8: {
       const int8_t* q = reinterpret_cast<const int8_t*>(row);
       const float* d = w.scales + r * (w.kpad() / kQuantBlock);
@@ -178,15 +168,8 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
         dst[k] = panel_scale(w.data, p, nb, lane, k / kQuantBlock) * static_cast<int8_t>(w.data[panel_offset(p, nb, lane, k)]);
       break;
     }
-    case WFormat::Q8_0:
-      for (int64_t b = 0; b < w.cols / kQuantBlock; ++b) {
-        const uint8_t* blk = row + b * kQ8_0BlockBytes;
-        uint16_t h;
-        std::memcpy(&h, blk, 2);
-        const float d = fp16_to_f32(h);
-        for (int i = 0; i < kQuantBlock; ++i) dst[b * kQuantBlock + i] = d * static_cast<int8_t>(blk[kQ8_0ScaleBytes + i]);
-      }
-      break;
+    case WFormat::Q8_0: dtype_to_f32(DType::Q8_0, row, w.cols, dst); break;
+    case WFormat::Ggml: dtype_to_f32(w.dtype, row, w.cols, dst); break;
   }
 }
 

@@ -31,6 +31,7 @@ enum class WFormat : uint8_t {
   I8P16,  // int8 values and fp16 scales interleaved in panels of 16 rows (below): what the AVX-512 int8 kernel runs
   F32P16, // fp32 in panels of 16 rows, [panel][k][16 rows]: what the AVX-512 float kernel runs for fp32 weights
   BF16P16,  // bf16 in panels of 16 rows, [panel][k/2][16 rows][2] (K padded to even): bf16 dot products
+  Ggml,     // any other GGUF block type (WMat::dtype) straight from the file: only read row by row at load
 };
 
 // Int8 panels. Rows in groups of kPanelRows (the last zero-padded); within a
@@ -54,6 +55,7 @@ struct WMat {
   int64_t cols = 0;  // K (input features)
   const uint8_t* data = nullptr;  // F32/F16/BF16: rows x cols; I8: rows x kpad int8; Q8_0: rows x cols/32 blocks; panels: above
   const float* scales = nullptr;  // I8 only: rows x kpad/32
+  DType dtype = DType::F32;       // Ggml only: the block type of each row
 
   bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16; }
   int64_t kpad() const { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }  // I8 rows are zero-padded to whole blocks
