@@ -104,7 +104,9 @@ struct TestMat {
       case WFormat::I8P16:
       case WFormat::F32P16:
       case WFormat::BF16P16: break;  // above
-      case WFormat::Ggml: throw std::logic_error("test matrices of ggml block types come from files");
+      case WFormat::Ggml:
+      case WFormat::Q4P16:
+      case WFormat::Q4SP16: throw std::logic_error("test matrices of ggml block types come from files; 4-bit panels from q4_panels()");
     }
     w.data = bytes.data();
   }
@@ -291,6 +293,84 @@ TEST("kernels.int8_panels_match_the_portable_chain_bit_for_bit") {
               }
             }
         }
+}
+
+// A 4-bit panel matrix of random values, scales and (with mins) mins.
+static std::vector<uint8_t> q4_panels(int64_t N, int64_t K, bool mins, uint32_t seed) {
+  const int64_t nb = K / 32, bb = q4_panel_block_bytes(mins);
+  std::vector<uint8_t> panels(static_cast<size_t>(panels_of(N) * nb * bb));
+  const std::vector<float> u = random_floats(N * K + 2 * N * nb, seed, 1.0f);
+  std::vector<uint8_t> q(static_cast<size_t>(kPanelRows * K));
+  std::vector<float> d(static_cast<size_t>(kPanelRows * nb)), m(d.size());
+  for (int64_t p = 0; p < panels_of(N); ++p) {
+    const int64_t n = std::min(kPanelRows, N - p * kPanelRows);
+    for (int64_t i = 0; i < n * K; ++i) q[i] = static_cast<uint8_t>(std::min(15.0f, std::fabs(u[p * kPanelRows * K + i]) * 16.0f));
+    for (int64_t i = 0; i < n * nb; ++i) {
+      d[i] = 0.05f * u[N * K + p * kPanelRows * nb + i];
+      m[i] = 0.4f * u[N * K + N * nb + p * kPanelRows * nb + i];
+    }
+    if (p == 0) q[0] = 15, q[1] = 0;  // the extremes
+    pack_q4_panel(q.data(), d.data(), m.data(), n, K, mins, panels.data() + p * nb * bb);
+  }
+  return panels;
+}
+
+TEST("kernels.q4_panels_match_the_portable_chain_bit_for_bit") {
+  // Exact integer dots (Q4_0's offset of 8 folded in exactly), then a fixed
+  // fp32 chain per block: every set gives the portable reference's bits, and
+  // the reference is the dequantized weights' dot with the int8 activations.
+  for (const bool mins : {true, false})
+    for (const KernelSet* ks : all_sets())
+      for (int64_t K : {int64_t{32}, int64_t{96}, int64_t{576}, int64_t{2048}})
+        for (int64_t N : {int64_t{5}, int64_t{16}, int64_t{53}})
+          for (int64_t T : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{5}, int64_t{13}}) {
+            const std::vector<uint8_t> panels = q4_panels(N, K, mins, static_cast<uint32_t>(7 + K + N));
+            const WMat w{mins ? WFormat::Q4P16 : WFormat::Q4SP16, N, K, panels.data(), nullptr};
+            std::vector<float> x = random_floats(T * K, 23 + T, 4.0f);
+            x[0] = 4.0f, x[1] = -4.0f;  // the block's max and min: q = 127 and -127
+            QActs xq;
+            xq.quantize(x.data(), T, K);
+            std::vector<float> ref(T * N, -1.0f), out(T * N, -2.0f);
+            matmul_q4_panels_portable(w, xq, 0, N, ref.data(), N);
+            ks->matmul_int8(w, xq, 0, N, out.data(), N);
+            if (std::memcmp(ref.data(), out.data(), ref.size() * 4) != 0) {
+              CHECK(ref == out);
+              std::fprintf(stderr, "  isa %s mins %d K=%lld N=%lld T=%lld\n", ks->isa, mins, (long long)K, (long long)N, (long long)T);
+              return;
+            }
+            if (ks != all_sets().front()) continue;
+            // The chain against double sums of dequantized weights times dequantized activations.
+            std::vector<float> row(K);
+            for (int64_t n = 0; n < N; ++n) {
+              dequantize_row(w, n, row.data());
+              for (int64_t t = 0; t < T; ++t) {
+                double want = 0, mag = 0;
+                for (int64_t k = 0; k < K; ++k) {
+                  const double a = static_cast<double>(xq.q[t * xq.kpad + k]) * xq.d[t * (xq.kpad / 32) + k / 32];
+                  want += static_cast<double>(row[k]) * a;
+                  mag += std::fabs(static_cast<double>(row[k]) * a);
+                }
+                if (std::fabs(ref[t * N + n] - want) > 1e-5 * mag + 1e-6) {
+                  CHECK_NEAR(ref[t * N + n], want, 1e-5 * mag + 1e-6);
+                  std::fprintf(stderr, "  mins %d K=%lld N=%lld T=%lld row %lld token %lld\n", mins, (long long)K, (long long)N, (long long)T,
+                               (long long)n, (long long)t);
+                  return;
+                }
+              }
+            }
+            // A range that starts and ends inside panels writes its rows and no others.
+            const int64_t r0 = std::min<int64_t>(3, N - 1), r1 = std::max(r0 + 1, N - 2);
+            std::vector<float> part(T * N, -7.0f);
+            ks->matmul_int8(w, xq, r0, r1, part.data(), N);
+            for (int64_t t = 0; t < T; ++t)
+              for (int64_t n = 0; n < N; ++n) {
+                const float want = n >= r0 && n < r1 ? ref[t * N + n] : -7.0f;
+                if (std::memcmp(&part[t * N + n], &want, 4) != 0) {
+                  CHECK_EQ(part[t * N + n], want);
+                  return;
+                }
+              }
+          }
 }
 
 TEST("kernels.f32_panels_match_the_portable_chain_bit_for_bit") {

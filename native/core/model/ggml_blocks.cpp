@@ -52,6 +52,47 @@ void to_int8_q5_0(const uint8_t* b, int64_t n, int8_t* q, float* d) {  // {d; qh
   }
 }
 
+// 4-bit types as d * q - m, q unsigned: Q4_0's m is 8d, Q4_1's its -m, Q4_K's
+// the sub-block's dmin * min (each product exact in fp32: 11 x 6 bits).
+void to_u4_q4_0(const uint8_t* b, int64_t n, uint8_t* q, float* d, float* m) {
+  for (int64_t i = 0; i < n; ++i, b += 18, q += 32) {
+    d[i] = half_at(b);
+    m[i] = 8.0f * d[i];
+    for (int j = 0; j < 16; ++j) {
+      q[j] = b[2 + j] & 0x0F;
+      q[j + 16] = b[2 + j] >> 4;
+    }
+  }
+}
+
+void to_u4_q4_1(const uint8_t* b, int64_t n, uint8_t* q, float* d, float* m) {
+  for (int64_t i = 0; i < n; ++i, b += 20, q += 32) {
+    d[i] = half_at(b);
+    m[i] = -half_at(b + 2);
+    for (int j = 0; j < 16; ++j) {
+      q[j] = b[4 + j] & 0x0F;
+      q[j + 16] = b[4 + j] >> 4;
+    }
+  }
+}
+
+void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m);
+
+void to_u4_q4_k(const uint8_t* b, int64_t n32, uint8_t* q, float* d, float* m) {
+  for (int64_t i = 0; i < n32 / 8; ++i, b += 144) {
+    const float dd = half_at(b), dmin = half_at(b + 2);
+    const uint8_t* qs = b + 16;
+    for (int g = 0; g < 8; ++g, q += 32) {
+      uint8_t sc, mn;
+      scale_min_k4(g, b + 4, sc, mn);
+      d[i * 8 + g] = dd * static_cast<float>(sc);
+      m[i * 8 + g] = dmin * static_cast<float>(mn);
+      const uint8_t* src = qs + 32 * (g / 2);
+      for (int l = 0; l < 32; ++l) q[l] = g % 2 ? src[l] >> 4 : src[l] & 0x0F;
+    }
+  }
+}
+
 // ggml: y = float(q) * d.
 template <void (*ToInt8)(const uint8_t*, int64_t, int8_t*, float*), size_t kBlockBytes>
 void dequantize_symmetric(const uint8_t* b, int64_t n, float* y) {
@@ -204,16 +245,16 @@ void dequantize_q6_k(const uint8_t* b, int64_t n, float* y) {
 }
 
 constexpr GgmlBlockType kTypes[] = {
-    {DType::Q4_0, 2, "Q4_0", 32, 18, dequantize_symmetric<to_int8_q4_0, 18>, to_int8_q4_0},
-    {DType::Q4_1, 3, "Q4_1", 32, 20, dequantize_q4_1, nullptr},
-    {DType::Q5_0, 6, "Q5_0", 32, 22, dequantize_symmetric<to_int8_q5_0, 22>, to_int8_q5_0},
-    {DType::Q5_1, 7, "Q5_1", 32, 24, dequantize_q5_1, nullptr},
-    {DType::Q8_0, 8, "Q8_0", kQ8_0BlockSize, kQ8_0BlockBytes, dequantize_symmetric<to_int8_q8_0, kQ8_0BlockBytes>, to_int8_q8_0},
-    {DType::Q2_K, 10, "Q2_K", kQK_K, 84, dequantize_q2_k, nullptr},
-    {DType::Q3_K, 11, "Q3_K", kQK_K, 110, dequantize_q3_k, nullptr},
-    {DType::Q4_K, 12, "Q4_K", kQK_K, 144, dequantize_q4_k, nullptr},
-    {DType::Q5_K, 13, "Q5_K", kQK_K, 176, dequantize_q5_k, nullptr},
-    {DType::Q6_K, 14, "Q6_K", kQK_K, 210, dequantize_q6_k, nullptr},
+    {DType::Q4_0, 2, "Q4_0", 32, 18, dequantize_symmetric<to_int8_q4_0, 18>, to_int8_q4_0, to_u4_q4_0},
+    {DType::Q4_1, 3, "Q4_1", 32, 20, dequantize_q4_1, nullptr, to_u4_q4_1},
+    {DType::Q5_0, 6, "Q5_0", 32, 22, dequantize_symmetric<to_int8_q5_0, 22>, to_int8_q5_0, nullptr},
+    {DType::Q5_1, 7, "Q5_1", 32, 24, dequantize_q5_1, nullptr, nullptr},
+    {DType::Q8_0, 8, "Q8_0", kQ8_0BlockSize, kQ8_0BlockBytes, dequantize_symmetric<to_int8_q8_0, kQ8_0BlockBytes>, to_int8_q8_0, nullptr},
+    {DType::Q2_K, 10, "Q2_K", kQK_K, 84, dequantize_q2_k, nullptr, nullptr},
+    {DType::Q3_K, 11, "Q3_K", kQK_K, 110, dequantize_q3_k, nullptr, nullptr},
+    {DType::Q4_K, 12, "Q4_K", kQK_K, 144, dequantize_q4_k, nullptr, to_u4_q4_k},
+    {DType::Q5_K, 13, "Q5_K", kQK_K, 176, dequantize_q5_k, nullptr, nullptr},
+    {DType::Q6_K, 14, "Q6_K", kQK_K, 210, dequantize_q6_k, nullptr, nullptr},
 };
 
 }  // namespace

@@ -24,6 +24,10 @@ struct GgmlBlockType {
   // Types whose every 32 values are exactly d * int8 (Q8_0, Q4_0, Q5_0), else
   // nullptr: the int8 values and scales, as int8 kernels run them unchanged.
   void (*to_int8)(const uint8_t* src, int64_t blocks, int8_t* q, float* d);
+  // 4-bit types (Q4_0, Q4_1, Q4_K), else nullptr: each 32 values as
+  // x = d * q - m exactly, q in [0, 15] (one byte each), d and m fp32 per 32,
+  // for `n32` groups of 32 (whole blocks of the type).
+  void (*to_u4)(const uint8_t* src, int64_t n32, uint8_t* q, float* d, float* m);
 };
 
 // nullptr for F32/F16/BF16 and for numbers that are not a block type we read.

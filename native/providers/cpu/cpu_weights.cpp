@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -29,7 +30,15 @@ WMat mapped(const Tensor& t, int64_t rows, int64_t cols) {
   return w;
 }
 
-enum class Conversion { None, ToF32, ToInt8, ToBf16Panels };
+enum class Conversion { None, ToF32, ToInt8, ToBf16Panels, ToQ4Panels };
+
+// A 4-bit GGUF type (Q4_0, Q4_1, Q4_K): its values as to_u4 gives them, else nullptr.
+const GgmlBlockType* four_bit(const WMat& w) {
+  const GgmlBlockType* b = w.format == WFormat::Ggml ? ggml_block_type(w.dtype) : nullptr;
+  return b && b->to_u4 ? b : nullptr;
+}
+// Q4_0 runs without mins (its m is 8d: an integer offset); Q4_1 and Q4_K with them.
+bool q4_mins(const WMat& w) { return w.dtype != DType::Q4_0; }
 
 // What the requested precision makes of a matrix stored as `w` for kernels `k`
 // (GGUF Q8_0 always runs as our int8, the same values, and so do the other
@@ -37,6 +46,7 @@ enum class Conversion { None, ToF32, ToInt8, ToBf16Panels };
 // repacked when the kernels run it in panels).
 Conversion conversion_for(const WMat& w, const std::string& precision, const KernelSet& k) {
   if (precision == "f32" && w.format != WFormat::F32) return Conversion::ToF32;
+  if (precision == "auto" && four_bit(w) && k.int8_layout == WFormat::I8P16) return Conversion::ToQ4Panels;
   if ((precision == "int8" && !w.integer()) || w.format == WFormat::Q8_0 || w.format == WFormat::Ggml) return Conversion::ToInt8;
   if (w.format == WFormat::F32 && k.f32_layout == WFormat::F32P16) return Conversion::ToF32;
   if (w.format == WFormat::BF16 && k.bf16_layout == WFormat::BF16P16) return Conversion::ToBf16Panels;
@@ -57,6 +67,7 @@ size_t prepared_bytes(const WMat& w, Conversion c, const KernelSet& k) {
     case Conversion::ToBf16Panels: return padded_rows(w.rows, WFormat::BF16P16) * static_cast<size_t>(even(w.cols)) * 2;
     case Conversion::ToInt8:  // values, and a scale per block: fp32 beside rows, fp16 inside panels
       return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * (k.int8_layout == WFormat::I8P16 ? 2 : 4);
+    case Conversion::ToQ4Panels: return rows * static_cast<size_t>(w.kpad() / kQuantBlock * q4_panel_block_bytes(q4_mins(w)) / kPanelRows);
     case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
   }
   return 0;
@@ -81,6 +92,7 @@ class Preparer {
       case Conversion::ToF32: converted = to_f32(w); break;
       case Conversion::ToInt8: converted = to_int8(w, name); break;
       case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
+      case Conversion::ToQ4Panels: converted = to_q4_panels(w, name); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
     m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
@@ -148,6 +160,37 @@ class Preparer {
   // their values and scales (fp16 -> fp32 is exact; Q8_0's 34-byte blocks
   // straddle cache lines and would cost ~2x in decode), other formats are
   // quantized from their fp32 values. `row` is scratch of w.cols floats.
+  // 4-bit values in 4-bit panels, their scales (and mins) rounded to fp16:
+  // exact for Q4_0 and Q4_1, whose scales are fp16; Q4_K's d * 6-bit scale
+  // (up to 17 bits) moves by at most 2^-12 of itself. A scale past fp16's range
+  // (no real file has one) sends the tensor to int8 instead.
+  WMat to_q4_panels(const WMat& w, const std::string& name) {
+    const GgmlBlockType& type = *four_bit(w);
+    const bool mins = q4_mins(w);
+    const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
+    auto panels = std::make_unique<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * bb));
+    std::atomic<bool> finite{true}, fits{true};
+    pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+      std::vector<uint8_t> q16(static_cast<size_t>(kPanelRows * kpad));
+      std::vector<float> d16(static_cast<size_t>(kPanelRows * nb)), m16(d16.size());
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t n = std::min(kPanelRows, w.rows - p * kPanelRows);
+        for (int64_t lane = 0; lane < n; ++lane)
+          type.to_u4(w.data + (p * kPanelRows + lane) * w.row_bytes(), nb, q16.data() + lane * kpad, d16.data() + lane * nb,
+                     m16.data() + lane * nb);
+        if (!all_finite(d16.data(), n * nb) || (mins && !all_finite(m16.data(), n * nb))) finite = false;
+        for (int64_t i = 0; i < n * nb; ++i)
+          if (std::fabs(d16[i]) > 65504.0f || (mins && std::fabs(m16[i]) > 65504.0f)) fits = false;
+        pack_q4_panel(q16.data(), d16.data(), m16.data(), n, kpad, mins, panels.get() + p * nb * bb);
+      }
+    });
+    if (!finite) throw_load_error(m_.source, "tensor " + name + " holds values or scales that are not finite (inf or NaN)");
+    if (!fits) return to_int8(w, name);
+    WMat out{mins ? WFormat::Q4P16 : WFormat::Q4SP16, w.rows, w.cols, panels.get(), nullptr};
+    out_.owned.push_back(std::move(panels));
+    return out;
+  }
+
   // false when the row holds a value or scale that is not finite (a corrupt
   // file: int8 has no NaN, and an inf scale would poison every dot product).
   static bool int8_row(const WMat& w, int64_t r, std::vector<float>& row, int8_t* q, float* d) {

@@ -25,6 +25,8 @@ const char* wformat_name(WFormat f) {
     case WFormat::F32P16: return "f32-panels";
     case WFormat::BF16P16: return "bf16-panels";
     case WFormat::Ggml: return "ggml-blocks";
+    case WFormat::Q4P16: return "q4-panels";
+    case WFormat::Q4SP16: return "q4s-panels";
   }
   return "?";
 }
@@ -40,6 +42,9 @@ size_t WMat::row_bytes() const {
     case WFormat::I8P16: return static_cast<size_t>(kpad() + kpad() / kQuantBlock * 2);  // values and fp16 scales
     case WFormat::Q8_0: return static_cast<size_t>(cols / kQuantBlock) * kQ8_0BlockBytes;
     case WFormat::Ggml: return dtype_row_bytes(dtype, cols);
+    case WFormat::Q4P16:
+    case WFormat::Q4SP16:  // values and fp16 scales (and mins)
+      return static_cast<size_t>(q4_panel_block_bytes(format == WFormat::Q4P16) / kPanelRows * (kpad() / kQuantBlock));
   }
   return 0;
 }
@@ -98,6 +103,45 @@ void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst) {
         std::memcpy(dst + panel_scale_offset(p, nb, lane, b), &h, 2);
       }
     }
+}
+
+// Where value k of a panel's row `lane` sits in a 4-bit panel of blocks of `bb` bytes (its byte; high nibble or low).
+static size_t q4_offset(int64_t nb, int64_t bb, int64_t p, int64_t lane, int64_t k, bool& high) {
+  const int64_t j = k % 8;
+  high = j >= 4;
+  return static_cast<size_t>((p * nb + k / kQuantBlock) * bb + (k % kQuantBlock) / 8 * 64 + lane * 4 + j % 4);
+}
+static size_t q4_scale_offset(int64_t nb, int64_t bb, int64_t p, int64_t lane, int64_t b, bool min) {
+  return static_cast<size_t>((p * nb + b) * bb + kQ4PanelValueBytes + (min ? kPanelRows * 2 : 0) + lane * 2);
+}
+static float q4_scale(const uint8_t* panels, int64_t nb, int64_t bb, int64_t p, int64_t lane, int64_t b, bool min) {
+  uint16_t h;
+  std::memcpy(&h, panels + q4_scale_offset(nb, bb, p, lane, b, min), 2);
+  return fp16_to_f32(h);
+}
+static uint8_t q4_value(const uint8_t* panels, int64_t nb, int64_t bb, int64_t p, int64_t lane, int64_t k) {
+  bool high;
+  const uint8_t byte = panels[q4_offset(nb, bb, p, lane, k, high)];
+  return high ? byte >> 4 : byte & 0x0F;
+}
+
+void pack_q4_panel(const uint8_t* q, const float* d, const float* m, int64_t n, int64_t kpad, bool mins, uint8_t* panel) {
+  const int64_t nb = kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
+  std::memset(panel, 0, static_cast<size_t>(nb * bb));
+  for (int64_t lane = 0; lane < n; ++lane) {
+    for (int64_t k = 0; k < kpad; ++k) {
+      bool high;
+      uint8_t& byte = panel[q4_offset(nb, bb, 0, lane, k, high)];
+      byte = static_cast<uint8_t>(byte | (q[lane * kpad + k] & 0x0F) << (high ? 4 : 0));
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint16_t hd = f32_to_fp16(d[lane * nb + b]);
+      std::memcpy(panel + q4_scale_offset(nb, bb, 0, lane, b, false), &hd, 2);
+      if (!mins) continue;
+      const uint16_t hm = f32_to_fp16(m[lane * nb + b]);
+      std::memcpy(panel + q4_scale_offset(nb, bb, 0, lane, b, true), &hm, 2);
+    }
+  }
 }
 
 void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel) {
@@ -166,6 +210,18 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
       const int64_t nb = w.kpad() / kQuantBlock, p = r / kPanelRows, lane = r % kPanelRows;
       for (int64_t k = 0; k < w.cols; ++k)
         dst[k] = panel_scale(w.data, p, nb, lane, k / kQuantBlock) * static_cast<int8_t>(w.data[panel_offset(p, nb, lane, k)]);
+      break;
+    }
+    case WFormat::Q4P16:
+    case WFormat::Q4SP16: {
+      const bool mins = w.format == WFormat::Q4P16;
+      const int64_t nb = w.kpad() / kQuantBlock, bb = q4_panel_block_bytes(mins), p = r / kPanelRows, lane = r % kPanelRows;
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const int64_t b = k / kQuantBlock;
+        const int q = q4_value(w.data, nb, bb, p, lane, k);
+        const float d = q4_scale(w.data, nb, bb, p, lane, b, false);
+        dst[k] = mins ? d * static_cast<float>(q) - q4_scale(w.data, nb, bb, p, lane, b, true) : d * static_cast<float>(q - 8);
+      }
       break;
     }
     case WFormat::Q8_0: dtype_to_f32(DType::Q8_0, row, w.cols, dst); break;
@@ -275,8 +331,32 @@ void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r
   }
 }
 
+// Each output: per block in order, the exact integer dot (less 8 * sum(x) for
+// Q4SP16), then fma(float(dot), w_d * x_d, acc) and, for Q4P16, fma(-w_m, x_d * sum(x), acc).
+void matmul_q4_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  const bool mins = w.format == WFormat::Q4P16;
+  const int64_t nb = x.kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t p = r / kPanelRows, lane = r % kPanelRows;
+    for (int64_t t = 0; t < x.tokens; ++t) {
+      const int8_t* xq = x.q.data() + t * x.kpad;
+      const float* xd = x.d.data() + t * nb;
+      const int32_t* xs = x.sums.data() + t * nb;
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t s = mins ? 0 : -8 * xs[b];
+        for (int64_t i = 0; i < kQuantBlock; ++i) s += q4_value(w.data, nb, bb, p, lane, b * kQuantBlock + i) * xq[b * kQuantBlock + i];
+        acc = std::fma(static_cast<float>(s), q4_scale(w.data, nb, bb, p, lane, b, false) * xd[b], acc);
+        if (mins) acc = std::fma(-q4_scale(w.data, nb, bb, p, lane, b, true), xd[b] * static_cast<float>(xs[b]), acc);
+      }
+      out[t * ldo + r] = acc;
+    }
+  }
+}
+
 static void matmul_int8_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   if (w.format == WFormat::I8P16) return matmul_panels_portable(w, x, r0, r1, out, ldo);
+  if (w.format == WFormat::Q4P16 || w.format == WFormat::Q4SP16) return matmul_q4_panels_portable(w, x, r0, r1, out, ldo);
   const int64_t nb = x.kpad / kQuantBlock;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.data + static_cast<size_t>(r) * w.row_bytes();

@@ -32,6 +32,8 @@ enum class WFormat : uint8_t {
   F32P16, // fp32 in panels of 16 rows, [panel][k][16 rows]: what the AVX-512 float kernel runs for fp32 weights
   BF16P16,  // bf16 in panels of 16 rows, [panel][k/2][16 rows][2] (K padded to even): bf16 dot products
   Ggml,     // any other GGUF block type (WMat::dtype) straight from the file: only read row by row at load
+  Q4P16,    // 4-bit panels, x = d * q - m (below): Q4_1, Q4_K
+  Q4SP16,   // 4-bit panels, x = d * (q - 8), no m: Q4_0
 };
 
 // Int8 panels. Rows in groups of kPanelRows (the last zero-padded); within a
@@ -46,6 +48,15 @@ inline constexpr int64_t kPanelValueBytes = kPanelRows * 32;                    
 inline constexpr int64_t kPanelBlockBytes = kPanelValueBytes + kPanelRows * 2;  // ... then its fp16 scales
 inline int64_t panels_of(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
+// 4-bit panels: as int8 panels, but per 32-block 4 groups of 64 bytes, each
+// holding for all 16 rows 4 bytes whose low nibbles are K 8g..8g+3 and high
+// nibbles K 8g+4..8g+7 (unsigned, 0..15): one load and two masks give two
+// vpdpbusd operands. Then the block's 16 fp16 scales d and, for Q4P16, its 16
+// fp16 mins m. The integer dot of a block is exact; Q4SP16 subtracts 8 * sum(x)
+// from it (Q4_0's offset) and Q4P16 subtracts m * x_d * sum(x) after scaling.
+inline constexpr int64_t kQ4PanelValueBytes = kPanelRows * 16;
+inline int64_t q4_panel_block_bytes(bool mins) { return kQ4PanelValueBytes + kPanelRows * 2 * (mins ? 2 : 1); }
+
 const char* wformat_name(WFormat f);
 
 // A weight matrix W[n][k] (a Linear weight as PyTorch stores it).
@@ -57,7 +68,10 @@ struct WMat {
   const float* scales = nullptr;  // I8 only: rows x kpad/32
   DType dtype = DType::F32;       // Ggml only: the block type of each row
 
-  bool integer() const { return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16; }
+  bool integer() const {
+    return format == WFormat::I8 || format == WFormat::Q8_0 || format == WFormat::I8P16 || format == WFormat::Q4P16 ||
+           format == WFormat::Q4SP16;
+  }
   int64_t kpad() const { return (cols + kQuantBlock - 1) / kQuantBlock * kQuantBlock; }  // I8 rows are zero-padded to whole blocks
   size_t row_bytes() const;  // panels: the bytes a row holds inside its panel
 };
@@ -135,6 +149,12 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
 void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst);
 // The portable int8 kernel on panels: the reference the SIMD one matches bit for bit.
 void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
+// One 4-bit panel (Q4P16 with mins, else Q4SP16) from n <= 16 rows of kpad
+// unsigned 4-bit values (a byte each) with fp32 d and m per 32 (the rest zero);
+// d and m are stored as fp16 (round to nearest even).
+void pack_q4_panel(const uint8_t* q, const float* d, const float* m, int64_t n, int64_t kpad, bool mins, uint8_t* panel);
+// The portable kernel on 4-bit panels: the reference the SIMD one matches bit for bit.
+void matmul_q4_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // One F32P16 panel (cols x 16 floats) from n <= 16 rows of cols floats (the rest zero).
 void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel);
 // One BF16P16 panel (even(cols) x 16 values) from n <= 16 rows of cols bf16

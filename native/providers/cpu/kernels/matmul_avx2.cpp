@@ -185,6 +185,8 @@ void matmul_int8_t(const W& w, const QActs& x, int64_t r0, int64_t r1, float* ou
 void matmul_int8(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   if (w.format == WFormat::I8P16)  // not this set's layout (int8_layout): correct, not fast
     matmul_panels_portable(w, x, r0, r1, out, ldo);
+  else if (w.format == WFormat::Q4P16 || w.format == WFormat::Q4SP16)  // likewise
+    matmul_q4_panels_portable(w, x, r0, r1, out, ldo);
   else if (w.format == WFormat::Q8_0)
     matmul_int8_t(RowsQ8_0{w.data, w.row_bytes()}, x, r0, r1, out, ldo);
   else

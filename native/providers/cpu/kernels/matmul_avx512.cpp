@@ -414,8 +414,103 @@ void matmul_panels(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float*
   else matmul_panels_rc<2, 6>(w, x, r0, r1, out, ldo);
 }
 
+// --- 4-bit panels ----------------------------------------------------------------------
+//
+// As the int8 panels, with weights unsigned 0..15 two to a byte: each 64-byte
+// load gives, masked, the low nibbles (K 8g..8g+3 of 16 rows) and, shifted,
+// the high ones (K 8g+4..8g+7), two vpdpbusd with the token's bytes broadcast.
+// Q4SP16's dot starts at -8 * sum(x) (Q4_0's offset, exact); Q4P16's min
+// enters after the scale: one more fma by -w_m * (x_d * sum(x)).
+
+template <bool kMins, int R, int C>
+inline void q4_panel_tile(const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
+  const int64_t bb = q4_panel_block_bytes(kMins), qstride = nb * bb;
+  const int8_t* xq[C];
+  const float* xd[C];
+  const int32_t* xs[C];
+  for (int c = 0; c < C; ++c) {
+    xq[c] = x.q.data() + (t + c) * x.kpad;
+    xd[c] = x.d.data() + (t + c) * nb;
+    xs[c] = x.sums.data() + (t + c) * nb;
+  }
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512 acc[R][C];
+  zero_tile(acc);
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i dot[R][C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      const __m512i start = kMins ? _mm512_setzero_si512() : _mm512_set1_epi32(-8 * xs[c][b]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) dot[r][c] = start;
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) {
+      __m512i lo[R], hi[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        const __m512i v = _mm512_loadu_si512(q + r * qstride + b * bb + g * 64);
+        lo[r] = _mm512_and_si512(v, nibble);
+        hi[r] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+      }
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        int32_t four[2];
+        std::memcpy(four, xq[c] + b * 32 + g * 8, 8);
+        const __m512i xl = _mm512_set1_epi32(four[0]), xh = _mm512_set1_epi32(four[1]);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) dot[r][c] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dot[r][c], lo[r], xl), hi[r], xh);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* scales = q + r * qstride + b * bb + kQ4PanelValueBytes;
+      const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales)));
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[r][c]), _mm512_mul_ps(wd, _mm512_set1_ps(xd[c][b])), acc[r][c]);
+      if constexpr (kMins) {
+        const __m512 wm = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + kPanelRows * 2)));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; ++c)
+          acc[r][c] = _mm512_fnmadd_ps(wm, _mm512_set1_ps(xd[c][b] * static_cast<float>(xs[c][b])), acc[r][c]);
+      }
+    }
+  }
+  store_panel_tile(acc, out + t * ldo, ldo, keep);
+}
+
+template <bool kMins, int R>
+inline void q4_panel_tile_c(int c, const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo,
+                            const __mmask16 (&keep)[R]) {
+  switch (c) {
+    case 4: if constexpr (R <= 2) { q4_panel_tile<kMins, R, 4>(q, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 3: if constexpr (R <= 2) { q4_panel_tile<kMins, R, 3>(q, nb, x, t, out, ldo, keep); break; } [[fallthrough]];
+    case 2: q4_panel_tile<kMins, R, 2>(q, nb, x, t, out, ldo, keep); break;
+    default: q4_panel_tile<kMins, R, 1>(q, nb, x, t, out, ldo, keep); break;
+  }
+}
+
+template <bool kMins, int R, int C>
+void matmul_q4_panels_rc(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  static_assert(R <= 2 || C <= 2, "q4_panel_tile_c has no wider tiles: 32 zmm registers");
+  const int64_t nb = x.kpad / 32, T = x.tokens, bb = q4_panel_block_bytes(kMins);
+  const int64_t tb = std::max<int64_t>(C, (256 * 1024 / x.kpad) / C * C);
+  for (int64_t t0 = 0; t0 < T; t0 += tb)
+    for_panel_tiles<R, C>(r0, r1, t0, std::min(T, t0 + tb), [&]<int RR>(int64_t p, int64_t t, int c, const __mmask16 (&keep)[RR]) {
+      q4_panel_tile_c<kMins, RR>(c, w.data + p * nb * bb, nb, x, t, out + p * kPanelRows, ldo, keep);
+    });
+}
+
+template <bool kMins>
+void matmul_q4_panels(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
+  if (x.tokens <= 2) matmul_q4_panels_rc<kMins, 4, 2>(w, x, r0, r1, out, ldo);
+  else matmul_q4_panels_rc<kMins, 2, 4>(w, x, r0, r1, out, ldo);
+}
+
 void matmul_int8(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo) {
   if (w.format == WFormat::I8P16) matmul_panels(w, x, r0, r1, out, ldo);
+  else if (w.format == WFormat::Q4P16) matmul_q4_panels<true>(w, x, r0, r1, out, ldo);
+  else if (w.format == WFormat::Q4SP16) matmul_q4_panels<false>(w, x, r0, r1, out, ldo);
   else kernels_avx2_table()->matmul_int8(w, x, r0, r1, out, ldo);  // row layouts: not this set's (int8_layout)
 }
 
