@@ -127,7 +127,6 @@ export interface RawModelInfo {
   memory: { weightsBytes: number; kvBytes: number; scratchBytes: number };
 }
 
-/** The tokenizer.ggml.* metadata of a GGUF (see GgufTokenizerMetadata in src/tokenizer). */
 /** readGgufTensor's result. */
 export interface RawGgufTensor {
   /** ggml's type name: "F32", "Q4_K", ... */
@@ -137,6 +136,7 @@ export interface RawGgufTensor {
   values: Float32Array;
 }
 
+/** The tokenizer.ggml.* metadata of a GGUF (see GgufTokenizerMetadata in src/tokenizer). */
 export interface RawGgufTokenizer {
   model: string;
   pre: string;

@@ -58,7 +58,7 @@ class Builder {
     t.shape = std::move(shape);
     t.data = p;
     t.nbytes = nbytes;
-    m_.owned_buffers.push_back(std::move(buf));
+    m_.owned_buffers.push_back({std::move(buf), nbytes});
     m_.tensors[name] = t;
   }
 

@@ -162,18 +162,22 @@ TEST("safetensors.qwen3_needs_its_head_norms") {
   TinyLlama qwen;
   qwen.model_type = "qwen3";
   auto tensors = tiny_llama_tensors(qwen);
+  // Without head_dim, Qwen3's is 128 (transformers' default), not hidden / heads.
   write_hf_dir(dir.path(), qwen, tensors, 1);
+  CHECK_THROWS(load_model(dir.path()), ErrorCode::ModelLoadFailed, "head_dim=128");
+  const std::string head_dim = R"("head_dim": )" + std::to_string(qwen.head_dim());
+  write_hf_dir(dir.path(), qwen, tensors, 1, head_dim);
   CHECK_THROWS(load_model(dir.path()), ErrorCode::ModelLoadFailed, "missing tensor model.layers.0.self_attn.q_norm.weight");
   for (int l = 0; l < qwen.layers; ++l)
     for (const char* part : {"q_norm", "k_norm"})
       tensors.push_back(f32_tensor("model.layers." + std::to_string(l) + ".self_attn." + part + ".weight", {qwen.head_dim()}, 7));
-  write_hf_dir(dir.path(), qwen, tensors, 1);
+  write_hf_dir(dir.path(), qwen, tensors, 1, head_dim);
   const auto w = load_model(dir.path());
   CHECK(w->config.qk_norm);
   CHECK(!load_model(dir.path())->config.tie_word_embeddings);
   // A head norm of the wrong size names head_dim.
   tensors.back() = f32_tensor("model.layers.1.self_attn.k_norm.weight", {qwen.head_dim() + 1}, 7);
-  write_hf_dir(dir.path(), qwen, tensors, 1);
+  write_hf_dir(dir.path(), qwen, tensors, 1, head_dim);
   CHECK_THROWS(load_model(dir.path()), ErrorCode::ModelLoadFailed, "k_norm.weight has shape");
 }
 

@@ -5,7 +5,7 @@
  * test/reference/gguf-reader.ts and decode it with test/reference/ggml-blocks.ts.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, renameSync, rmSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { ggufFile, repoRoot, testModelsDir, type TestPreset } from "./paths.js";
 
@@ -35,6 +35,16 @@ const tail = (s: unknown, n = 4000) => {
  * The llama-quantize binary, built on first use (by one process at a time: others wait for it). Throws an
  * Error saying why when it cannot be built.
  */
+// Whether the process that holds the build lock still runs (false once it is gone, or if it wrote no pid).
+function builderAlive(): boolean {
+  try {
+    process.kill(Number(readFileSync(join(lockDir, "pid"), "utf8")), 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export function llamaQuantizePath(): string {
   if (existsSync(binPath)) return binPath;
   mkdirSync(join(repoRoot, "third_party"), { recursive: true });
@@ -43,6 +53,7 @@ export function llamaQuantizePath(): string {
   for (;;) {
     try {
       mkdirSync(lockDir);
+      writeFileSync(join(lockDir, "pid"), String(process.pid));
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
@@ -54,7 +65,7 @@ export function llamaQuantizePath(): string {
     } catch {
       continue; // released just now: try to take it
     }
-    if (age > BUILD_TIMEOUT_MS) {
+    if (age > BUILD_TIMEOUT_MS || (age > 5000 && !builderAlive())) {
       rmSync(lockDir, { recursive: true, force: true }); // left by a build that was killed
       continue;
     }
@@ -83,7 +94,7 @@ export function llamaQuantizePath(): string {
     if (!existsSync(binPath)) throw new Error(`llama-quantize: the build finished but ${binPath} is missing`);
     return binPath;
   } finally {
-    rmdirSync(lockDir);
+    rmSync(lockDir, { recursive: true, force: true });
   }
 }
 
@@ -128,7 +139,7 @@ export function quantizeGguf(srcF32Gguf: string, type: string, outDir: string, o
 }
 
 /**
- * The quantized test models, made by the suite's global setup from the f32 GGUF test models: every ggml block
+ * The quantized test models, made by test/ggml-quants.test.ts from the f32 GGUF test models: every ggml block
  * type llama-quantize writes, as whole-file types (K-quant mixes keep their bigger types for some tensors), on
  * tiny-k (rows of 256, so K-quants apply), and two mixes on the Qwen presets (rows of 64: llama-quantize falls
  * back to 32-blocks per tensor).

@@ -184,7 +184,7 @@ void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int he
         std::memcpy(buffer.get() + hf_row * row_bytes, t.data + gguf_row * row_bytes, row_bytes);
       }
   t.data = buffer.get();
-  w.owned_buffers.push_back(std::move(buffer));
+  w.owned_buffers.push_back({std::move(buffer), t.nbytes, true});
 }
 
 }  // namespace
@@ -263,16 +263,19 @@ GgufTensorValues read_gguf_tensor(const std::string& path, const std::string& na
     GgufTensorValues out;
     if (!dtype_of_ggml(info.ggml_type, out.dtype))
       throw_load_error(path, "unsupported tensor type " + std::to_string(info.ggml_type) + " for tensor " + name);
-    int64_t n = 1;
+    uint64_t n = 1;
+    bool huge = false;  // a product past 64 bits: only possible beside a zero dimension (the bytes fit the file)
     for (auto d = info.ne.rbegin(); d != info.ne.rend(); ++d) {
       out.shape.push_back(static_cast<int64_t>(*d));
-      n *= static_cast<int64_t>(*d);  // parse_gguf bounded the product by the file's size
+      huge |= __builtin_mul_overflow(n, *d, &n);
     }
-    if (n > kMaxReadElements)
+    for (uint64_t d : info.ne)
+      if (d == 0) n = 0, huge = false;
+    if (huge || n > static_cast<uint64_t>(kMaxReadElements))
       throw Error(ErrorCode::OutOfMemory, path + ": tensor " + name + " has " + std::to_string(n) + " elements, more than " +
                                               std::to_string(kMaxReadElements) + " can be read at once");
     out.values.resize(static_cast<size_t>(n));
-    dtype_to_f32(out.dtype, info.data, n, out.values.data());
+    dtype_to_f32(out.dtype, info.data, static_cast<int64_t>(n), out.values.data());
     return out;
   }
   throw_load_error(path, "no tensor named " + name);

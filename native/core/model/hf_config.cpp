@@ -137,6 +137,8 @@ LlamaConfig parse_hf_config(std::string_view json_text, const std::string& sourc
     c.num_key_value_heads = get_int(cfg, "num_key_value_heads", c.num_attention_heads);
     if (const json::Value* hd = present(cfg, "head_dim")) {
       c.head_dim = to_int32(*hd, "head_dim");
+    } else if (is_qwen3(cfg)) {
+      c.head_dim = 128;  // transformers' Qwen3Config default
     } else {
       if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
         throw json::Error("hidden_size (" + std::to_string(c.hidden_size) + ") is not a multiple of num_attention_heads (" +

@@ -48,7 +48,7 @@ MappedFile::~MappedFile() {
 
 namespace neoserve {
 
-void MappedFile::release(const uint8_t* p, size_t n) const {
+void release_memory(const uint8_t* p, size_t n) {
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;  // whole pages only
   const auto end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;

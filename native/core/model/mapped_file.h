@@ -6,6 +6,11 @@
 
 namespace neoserve {
 
+// The whole pages inside [p, p + n) of any mapping dropped from the resident
+// set (madvise DONTNEED): a file's pages fault back in from the file, anonymous
+// memory's come back as zeros.
+void release_memory(const uint8_t* p, size_t n);
+
 class MappedFile {
  public:
   explicit MappedFile(const std::string& path);  // throws ModelLoadFailed naming the path
@@ -16,8 +21,8 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
-  // Drops the whole pages inside [p, p + n) from the resident set (madvise DONTNEED).
-  void release(const uint8_t* p, size_t n) const;
+  // Drops the whole pages inside [p, p + n) from the resident set (release_memory).
+  void release(const uint8_t* p, size_t n) const { release_memory(p, n); }
 
  private:
   std::string path_;

@@ -1,6 +1,7 @@
 #include "model_weights.h"
 
 #include "../error.h"
+#include "mapped_file.h"
 
 namespace neoserve {
 
@@ -15,9 +16,11 @@ const Tensor& ModelWeights::get(const std::string& name) const {
   return *t;
 }
 
-void ModelWeights::release_pages(const Tensor& t) const {
+void ModelWeights::release(const uint8_t* p, size_t n) const {
   for (const auto& f : files)
-    if (t.data >= f->data() && t.data + t.nbytes <= f->data() + f->size()) f->release(t.data, t.nbytes);
+    if (p >= f->data() && p + n <= f->data() + f->size()) return f->release(p, n);
+  for (const OwnedBuffer& b : owned_buffers)
+    if (b.releasable && p >= b.bytes.get() && p + n <= b.bytes.get() + b.size) return release_memory(p, n);
 }
 
 std::string layer_tensor_name(int layer, const char* suffix) {

@@ -38,7 +38,12 @@ struct ModelWeights {
   GgufTokenizer gguf_tokenizer;  // empty unless format == GGUF
 
   std::vector<std::unique_ptr<MappedFile>> files;       // keep the mappings alive
-  std::vector<std::unique_ptr<uint8_t[]>> owned_buffers;  // tensors rewritten at load (GGUF Q/K un-permuted)
+  struct OwnedBuffer {
+    std::unique_ptr<uint8_t[]> bytes;
+    size_t size = 0;
+    bool releasable = false;  // a copy release() may discard once a provider has its own (GGUF Q/K un-permuted)
+  };
+  std::vector<OwnedBuffer> owned_buffers;  // tensors rewritten or made at load
 
   // Throws ModelLoadFailed "<source>: missing tensor <name>" / mis-shaped tensor.
   const Tensor& get(const std::string& name) const;
@@ -47,7 +52,11 @@ struct ModelWeights {
   // A provider that converted `t` into its own copy drops the tensor's pages
   // from this process's resident set. Only file-backed bytes are released (a
   // later read faults them back in from the file); owned buffers are kept.
-  void release_pages(const Tensor& t) const;
+  void release_pages(const Tensor& t) const { release(t.data, t.nbytes); }
+  // The same for any byte range (whole pages inside it) of a mapped file or
+  // of a releasable owned buffer, whose released bytes are gone (they read as
+  // zeros): only a provider that has made its own copy releases them.
+  void release(const uint8_t* p, size_t n) const;
 };
 
 // Canonical tensor names of a Llama layer.

@@ -89,13 +89,13 @@ class Preparer {
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     WMat converted;
     switch (conversion_for(w, precision_, kernels_)) {
-      case Conversion::ToF32: converted = to_f32(w); break;
+      case Conversion::ToF32: converted = to_f32(w, name); break;
       case Conversion::ToInt8: converted = to_int8(w, name); break;
       case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
       case Conversion::ToQ4Panels: converted = to_q4_panels(w, name); break;
       case Conversion::None: return w;  // computed in place from the mapping
     }
-    m_.release_pages(t);  // the copy serves from now on: keep peak memory at one copy plus one tensor
+    m_.release_pages(t);  // the copy serves from now on (in_chunks released most of it already)
     return converted;
   }
 
@@ -116,26 +116,54 @@ class Preparer {
     return s + "]";
   }
 
+  // A corrupt file's scale: int8 has no NaN, and an inf would poison every dot product.
+  void require_finite(bool finite, const std::string& name) const {
+    if (!finite) throw_load_error(m_.source, "tensor " + name + " holds values or scales that are not finite (inf or NaN)");
+  }
+
+  // body(i0, i1) over items [0, n) of `rows_per_item` rows of w each, spread
+  // over the pool in chunks of about 8 MB of w; after each chunk its rows'
+  // file pages are released, so converting holds the copies made so far and
+  // one chunk of the file, never a whole tensor beside its copy.
+  template <class Body>
+  void in_chunks(const WMat& w, int64_t n, int64_t rows_per_item, Body&& body) {
+    const size_t item_bytes = std::max<size_t>(1, w.row_bytes() * static_cast<size_t>(rows_per_item));
+    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>((size_t{8} << 20) / item_bytes));
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+      const int64_t c1 = std::min(n, c0 + chunk);
+      pool_.parallel_for(c1 - c0, [&](int64_t b, int64_t e) { body(c0 + b, c0 + e); });
+      const int64_t r0 = c0 * rows_per_item, r1 = std::min(w.rows, c1 * rows_per_item);
+      m_.release(w.data + r0 * w.row_bytes(), static_cast<size_t>(r1 - r0) * w.row_bytes());
+    }
+  }
+
   // fp32 in the kernels' layout: rows, or 16-row panels packed one at a time.
-  WMat to_f32(const WMat& w) {
+  WMat to_f32(const WMat& w, const std::string& name) {
+    std::atomic<bool> finite{true};  // GGUF's block types: a corrupt scale is refused here too
     const bool panels = kernels_.f32_layout == WFormat::F32P16;
+    const bool blocks = w.format == WFormat::Q8_0 || w.format == WFormat::Ggml;
     const int64_t rows = static_cast<int64_t>(padded_rows(w.rows, kernels_.f32_layout));
-    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * w.cols) * 4);
+    auto buf = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(rows * w.cols) * 4);
     float* dst = reinterpret_cast<float*>(buf.get());
     if (!panels) {
-      pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) dequantize_row(w, r, dst + r * w.cols);
+      in_chunks(w, w.rows, 1, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          dequantize_row(w, r, dst + r * w.cols);
+          if (blocks && !all_finite(dst + r * w.cols, w.cols)) finite = false;
+        }
       });
     } else {
-      pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+      in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
         std::vector<float> rows16(static_cast<size_t>(kPanelRows * w.cols));
         for (int64_t p = b; p < e; ++p) {
           const int64_t n = std::min(kPanelRows, w.rows - p * kPanelRows);
           for (int64_t i = 0; i < n; ++i) dequantize_row(w, p * kPanelRows + i, rows16.data() + i * w.cols);
+          if (blocks && !all_finite(rows16.data(), n * w.cols)) finite = false;
           pack_f32_panel(rows16.data(), n, w.cols, dst + p * kPanelRows * w.cols);
         }
       });
     }
+    require_finite(finite, name);
     WMat out{panels ? WFormat::F32P16 : WFormat::F32, w.rows, w.cols, buf.get(), nullptr};
     out_.owned.push_back(std::move(buf));
     return out;
@@ -143,9 +171,9 @@ class Preparer {
 
   WMat to_bf16_panels(const WMat& w) {
     const int64_t ke = even(w.cols), panels = panels_of(w.rows);
-    auto buf = std::make_unique<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * ke) * 2);
+    auto buf = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * ke) * 2);
     uint16_t* dst = reinterpret_cast<uint16_t*>(buf.get());
-    pool_.parallel_for(panels, [&](int64_t b, int64_t e) {
+    in_chunks(w, panels, kPanelRows, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p)
         pack_bf16_panel(w.data + p * kPanelRows * w.row_bytes(), w.row_bytes(), std::min(kPanelRows, w.rows - p * kPanelRows), w.cols,
                         dst + p * kPanelRows * ke);
@@ -163,14 +191,14 @@ class Preparer {
   // 4-bit values in 4-bit panels, their scales (and mins) rounded to fp16:
   // exact for Q4_0 and Q4_1, whose scales are fp16; Q4_K's d * 6-bit scale
   // (up to 17 bits) moves by at most 2^-12 of itself. A scale past fp16's range
-  // (no real file has one) sends the tensor to int8 instead.
+  // (no real file has one) is refused.
   WMat to_q4_panels(const WMat& w, const std::string& name) {
     const GgmlBlockType& type = *four_bit(w);
     const bool mins = q4_mins(w);
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
-    auto panels = std::make_unique<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * bb));
+    auto panels = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * bb));
     std::atomic<bool> finite{true}, fits{true};
-    pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+    in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
       std::vector<uint8_t> q16(static_cast<size_t>(kPanelRows * kpad));
       std::vector<float> d16(static_cast<size_t>(kPanelRows * nb)), m16(d16.size());
       for (int64_t p = b; p < e; ++p) {
@@ -184,8 +212,8 @@ class Preparer {
         pack_q4_panel(q16.data(), d16.data(), m16.data(), n, kpad, mins, panels.get() + p * nb * bb);
       }
     });
-    if (!finite) throw_load_error(m_.source, "tensor " + name + " holds values or scales that are not finite (inf or NaN)");
-    if (!fits) return to_int8(w, name);
+    require_finite(finite, name);
+    if (!fits) throw_load_error(m_.source, "tensor " + name + " has a 4-bit scale past fp16's range (65504)");
     WMat out{mins ? WFormat::Q4P16 : WFormat::Q4SP16, w.rows, w.cols, panels.get(), nullptr};
     out_.owned.push_back(std::move(panels));
     return out;
@@ -218,14 +246,14 @@ class Preparer {
   WMat to_int8(const WMat& w, const std::string& name) {
     std::atomic<bool> finite{true};
     const auto check = [&] {
-      if (!finite) throw_load_error(m_.source, "tensor " + name + " holds values or scales that are not finite (inf or NaN)");
+      require_finite(finite, name);
     };
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
     if (kernels_.int8_layout != WFormat::I8P16) {
-      auto q = std::make_unique<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
-      auto d = std::make_unique<float[]>(static_cast<size_t>(w.rows * nb));
+      auto q = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
+      auto d = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(w.rows * nb));
       int8_t* qs = reinterpret_cast<int8_t*>(q.get());
-      pool_.parallel_for(w.rows, [&](int64_t b, int64_t e) {
+      in_chunks(w, w.rows, 1, [&](int64_t b, int64_t e) {
         std::vector<float> row(w.cols);
         for (int64_t r = b; r < e; ++r)
           if (!int8_row(w, r, row, qs + r * kpad, d.get() + r * nb)) finite = false;
@@ -236,8 +264,8 @@ class Preparer {
       out_.owned_scales.push_back(std::move(d));
       return out;
     }
-    auto panels = std::make_unique<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
-    pool_.parallel_for(panels_of(w.rows), [&](int64_t b, int64_t e) {
+    auto panels = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
+    in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
       std::vector<float> row(w.cols);
       std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));
       std::vector<float> d16(static_cast<size_t>(kPanelRows * nb));

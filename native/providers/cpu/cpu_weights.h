@@ -1,9 +1,10 @@
 // The model's tensors as the CPU kernels run them: views of the mapped
 // weights when their dtype runs as is, or buffers converted once at load
 // ("f32": widen everything to fp32; "int8": quantize float weights to int8
-// with a scale per 32-block, keeping GGUF Q8_0, Q4_0 and Q5_0 values as they
-// are). GGUF's other block types (Q4_K, Q6_K, ...) run as int8 requantized
-// from their exact values, or as fp32 with "f32".
+// with a scale per 32-block, keeping GGUF Q8_0 and Q5_0 values as they
+// are). Where the kernels run int8 panels, GGUF's 4-bit types (Q4_0, Q4_1,
+// Q4_K) become 4-bit panels; its other block types (Q6_K, ...) run as int8
+// requantized from their exact values, or as fp32 with "f32".
 #pragma once
 #include <memory>
 #include <string>

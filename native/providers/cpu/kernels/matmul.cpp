@@ -91,16 +91,21 @@ static float panel_scale(const uint8_t* panels, int64_t p, int64_t nb, int64_t l
   return fp16_to_f32(h);
 }
 
+// Block by block, 4 bytes at a time (panel_offset's order: group of 4 K, then lane).
 void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst) {
   const int64_t kpad = i8.kpad(), nb = kpad / kQuantBlock;
-  const int8_t* src = reinterpret_cast<const int8_t*>(i8.data);
+  const uint8_t* src = i8.data;
   for (int64_t p = p0; p < p1; ++p)
-    for (int64_t lane = 0; lane < kPanelRows; ++lane) {
-      const int64_t r = p * kPanelRows + lane;
-      for (int64_t k = 0; k < kpad; ++k) dst[panel_offset(p, nb, lane, k)] = static_cast<uint8_t>(r < i8.rows ? src[r * kpad + k] : 0);
-      for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* block = dst + static_cast<size_t>(p * nb + b) * kPanelBlockBytes;
+      for (int64_t lane = 0; lane < kPanelRows; ++lane) {
+        const int64_t r = p * kPanelRows + lane;
+        for (int64_t g = 0; g < kQuantBlock / 4; ++g) {
+          if (r < i8.rows) std::memcpy(block + g * 64 + lane * 4, src + r * kpad + b * kQuantBlock + g * 4, 4);
+          else std::memset(block + g * 64 + lane * 4, 0, 4);
+        }
         const uint16_t h = f32_to_fp16(r < i8.rows ? i8.scales[r * nb + b] : 0.0f);
-        std::memcpy(dst + panel_scale_offset(p, nb, lane, b), &h, 2);
+        std::memcpy(block + kPanelValueBytes + lane * 2, &h, 2);
       }
     }
 }
