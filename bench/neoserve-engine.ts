@@ -27,6 +27,8 @@ export interface EngineBenchResult {
   device: string;
   /** Peak resident set of this process, MiB. */
   peakRssMiB: number;
+  /** The weights the engine holds (info.memory.weightsBytes): what a decode step reads. */
+  weightsBytes: number;
 }
 
 export async function neoserveBench(modelPath: string, opts: EngineBenchOptions = {}): Promise<EngineBenchResult> {
@@ -58,6 +60,7 @@ export async function neoserveBench(modelPath: string, opts: EngineBenchOptions 
       precision: model.info.precision,
       device: model.info.device,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      weightsBytes: model.info.memory.weightsBytes,
     };
   } finally {
     await model.dispose();

@@ -8,48 +8,11 @@
 // Needs the anchors (scripts/build-llama-cpp.sh) and the native probes
 // (cmake -DNEOSERVE_BENCH=ON into build-bench); it builds both when missing.
 // Makes the llama1b preset (Q8_0 and BF16 GGUF, ~3.5 GB) and smol.
-import { execFileSync } from "node:child_process";
 import { appendFileSync, existsSync, statSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import { makeModel } from "../models/make-models.js";
-import { packageRoot } from "../src/addon.js";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const root = packageRoot();
-const tools = join(root, "third_party", "llama.cpp", "build", "bin");
-const probes = join(root, "build-bench");
-
-function ensureTools(): void {
-  if (!existsSync(join(tools, "llama-batched-bench"))) execFileSync("bash", [join(root, "scripts", "build-llama-cpp.sh")], { stdio: "inherit" });
-  if (!existsSync(join(probes, "bench_bandwidth"))) {
-    execFileSync("cmake", ["-S", root, "-B", probes, "-G", "Ninja", "-DNEOSERVE_BENCH=ON", "-DCMAKE_BUILD_TYPE=Release"], { stdio: "inherit" });
-    execFileSync("cmake", ["--build", probes, "--target", "bench_bandwidth"], { stdio: "inherit" });
-  }
-}
-
-const lastJson = (out: string): Record<string, unknown> => JSON.parse(out.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
-const run = (file: string, args: string[]) => execFileSync(file, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
-const node = (script: string, args: string[]) => lastJson(run(process.execPath, [join(here, script), ...args]));
-
-/** llama-bench: prompt 512 and decode tok/s (mean of its repetitions). */
-function llamaBench(gguf: string, threads: number): { prefillTokS: number; decodeTokS: number } {
-  const rows = JSON.parse(run(join(tools, "llama-bench"), ["-m", gguf, "-t", String(threads), "-p", "512", "-n", "64", "-r", "2", "-o", "json"])) as {
-    n_prompt: number;
-    n_gen: number;
-    avg_ts: number;
-  }[];
-  return { prefillTokS: rows.find((r) => r.n_prompt > 0)!.avg_ts, decodeTokS: rows.find((r) => r.n_gen > 0)!.avg_ts };
-}
-
-/** llama-batched-bench: S_TG (aggregate decode tok/s) at `streams` parallel prompts of 32 tokens, 32 generated each. */
-function llamaBatched(gguf: string, threads: number, streams: number): number {
-  const out = run(join(tools, "llama-batched-bench"), [
-    "-m", gguf, "-t", String(threads), "-c", "4096", "-b", "2048", "-ub", "512", "-npp", "32", "-ntg", "32", "-npl", String(streams), "--output-format", "jsonl",
-  ]);
-  return lastJson(out)["speed_tg"] as number;
-}
+import { ensureTools, lastJson, llamaBatched, llamaBench, node, probes, root, run } from "./anchors.js";
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);

@@ -143,7 +143,7 @@ class Preparer {
     const bool panels = kernels_.f32_layout == WFormat::F32P16;
     const bool blocks = w.format == WFormat::Q8_0 || w.format == WFormat::Ggml;
     const int64_t rows = static_cast<int64_t>(padded_rows(w.rows, kernels_.f32_layout));
-    auto buf = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(rows * w.cols) * 4);
+    auto buf = allocate_weights(static_cast<size_t>(rows * w.cols) * 4);
     float* dst = reinterpret_cast<float*>(buf.get());
     if (!panels) {
       in_chunks(w, w.rows, 1, [&](int64_t b, int64_t e) {
@@ -171,7 +171,7 @@ class Preparer {
 
   WMat to_bf16_panels(const WMat& w) {
     const int64_t ke = even(w.cols), panels = panels_of(w.rows);
-    auto buf = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels * kPanelRows * ke) * 2);
+    auto buf = allocate_weights(static_cast<size_t>(panels * kPanelRows * ke) * 2);
     uint16_t* dst = reinterpret_cast<uint16_t*>(buf.get());
     in_chunks(w, panels, kPanelRows, [&](int64_t b, int64_t e) {
       for (int64_t p = b; p < e; ++p)
@@ -196,7 +196,7 @@ class Preparer {
     const GgmlBlockType& type = *four_bit(w);
     const bool mins = q4_mins(w);
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
-    auto panels = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * bb));
+    auto panels = allocate_weights(static_cast<size_t>(panels_of(w.rows) * nb * bb));
     std::atomic<bool> finite{true}, fits{true};
     in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
       std::vector<uint8_t> q16(static_cast<size_t>(kPanelRows * kpad));
@@ -250,7 +250,7 @@ class Preparer {
     };
     const int64_t kpad = w.kpad(), nb = kpad / kQuantBlock;
     if (kernels_.int8_layout != WFormat::I8P16) {
-      auto q = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(w.rows * kpad));
+      auto q = allocate_weights(static_cast<size_t>(w.rows * kpad));
       auto d = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(w.rows * nb));
       int8_t* qs = reinterpret_cast<int8_t*>(q.get());
       in_chunks(w, w.rows, 1, [&](int64_t b, int64_t e) {
@@ -264,7 +264,19 @@ class Preparer {
       out_.owned_scales.push_back(std::move(d));
       return out;
     }
-    auto panels = std::make_unique_for_overwrite<uint8_t[]>(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
+    auto panels = allocate_weights(static_cast<size_t>(panels_of(w.rows) * nb * kPanelBlockBytes));
+    if (w.format == WFormat::Q8_0) {  // the file's bytes, reordered
+      in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p)
+          if (!pack_q8_0_panel(w.data + p * kPanelRows * w.row_bytes(), w.row_bytes(), std::min(kPanelRows, w.rows - p * kPanelRows), nb,
+                               panels.get() + p * nb * kPanelBlockBytes))
+            finite = false;
+      });
+      check();
+      WMat out{WFormat::I8P16, w.rows, w.cols, panels.get(), nullptr};
+      out_.owned.push_back(std::move(panels));
+      return out;
+    }
     in_chunks(w, panels_of(w.rows), kPanelRows, [&](int64_t b, int64_t e) {
       std::vector<float> row(w.cols);
       std::vector<int8_t> q16(static_cast<size_t>(kPanelRows * kpad));

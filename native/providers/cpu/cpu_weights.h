@@ -12,6 +12,7 @@
 
 #include "core/model/model_weights.h"
 #include "kernels/matmul.h"
+#include "weight_buffer.h"
 
 namespace neoserve::cpu {
 
@@ -31,7 +32,7 @@ struct CpuWeights {
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
 
-  std::vector<std::unique_ptr<uint8_t[]>> owned;  // converted tensors
+  std::vector<WeightBytes> owned;  // converted tensors
   std::vector<std::unique_ptr<float[]>> owned_scales;
 };
 

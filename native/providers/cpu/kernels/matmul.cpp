@@ -149,6 +149,27 @@ void pack_q4_panel(const uint8_t* q, const float* d, const float* m, int64_t n, 
   }
 }
 
+bool pack_q8_0_panel(const uint8_t* rows, size_t row_bytes, int64_t n, int64_t nb, uint8_t* panel) {
+  uint16_t bad = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* block = panel + b * kPanelBlockBytes;
+    for (int64_t lane = 0; lane < kPanelRows; ++lane) {
+      if (lane >= n) {
+        for (int64_t g = 0; g < kQuantBlock / 4; ++g) std::memset(block + g * 64 + lane * 4, 0, 4);
+        std::memset(block + kPanelValueBytes + lane * 2, 0, 2);
+        continue;
+      }
+      const uint8_t* src = rows + lane * row_bytes + b * kQ8_0BlockBytes;
+      for (int64_t g = 0; g < kQuantBlock / 4; ++g) std::memcpy(block + g * 64 + lane * 4, src + kQ8_0ScaleBytes + g * 4, 4);
+      uint16_t h;
+      std::memcpy(&h, src, 2);
+      std::memcpy(block + kPanelValueBytes + lane * 2, &h, 2);
+      bad |= static_cast<uint16_t>((h & 0x7C00) == 0x7C00);  // fp16 inf or NaN
+    }
+  }
+  return bad == 0;
+}
+
 void pack_f32_panel(const float* rows, int64_t n, int64_t cols, float* panel) {
   for (int64_t k = 0; k < cols; ++k)
     for (int64_t lane = 0; lane < kPanelRows; ++lane) panel[k * kPanelRows + lane] = lane < n ? rows[lane * cols + k] : 0.0f;

@@ -147,6 +147,10 @@ void quantize_rows_i8(const float* src, int64_t rows, int64_t cols, int8_t* q, f
 // Panels [p0, p1) of an I8 matrix (scales that are fp16 values) into the I8P16
 // layout of the whole matrix at `dst`: panels_of(rows) * kpad/32 * kPanelBlockBytes bytes.
 void pack_panels(const WMat& i8, int64_t p0, int64_t p1, uint8_t* dst);
+// One I8P16 panel straight from n <= 16 rows of GGUF Q8_0 blocks (nb per row,
+// row_bytes apart; the rest zero): the same bytes, reordered. False when a
+// scale is inf or NaN.
+bool pack_q8_0_panel(const uint8_t* rows, size_t row_bytes, int64_t n, int64_t nb, uint8_t* panel);
 // The portable int8 kernel on panels: the reference the SIMD one matches bit for bit.
 void matmul_panels_portable(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float* out, int64_t ldo);
 // One 4-bit panel (Q4P16 with mins, else Q4SP16) from n <= 16 rows of kpad
