@@ -264,6 +264,11 @@ export interface RawTelemetry {
 
 export interface RawAddon {
   loadModel(path: string, options: RawLoadOptions, onEvents: RawEventsCallback): Promise<RawModel>;
+  /**
+   * What loadModel will find at `path`, from the files' headers alone (milliseconds): its format and vocabulary
+   * size. Throws (code "model_load_failed") what loadModel would for a malformed model. Synchronous.
+   */
+  describeModel(path: string): { format: RawModelInfo["format"]; vocabSize: number };
   optionTable(): RawOptionDescription[];
   /** Throws (code "invalid_request") what submit() would throw for `request` on a model with these limits. */
   checkRequest(request: RawRequest, limits: RawRequestLimits): void;

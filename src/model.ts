@@ -98,22 +98,43 @@ export class Model implements Engine {
     let raw: RawModel | undefined;
     const steps: StepObserver = { observe: undefined };
     const onEvents = dispatchTo(streams, (id) => raw?.cancel(id, "stop"), steps);
+    let loading: Promise<RawModel>;
     try {
-      raw = await addon().loadModel(path, toRawOptions(options), onEvents); // bad options throw before the promise
+      loading = addon().loadModel(path, toRawOptions(options), onEvents); // bad options throw before the promise
     } catch (err) {
       throw fromNative(err);
     }
-    const info = raw.info();
-    if (info.fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${info.fallbackReason}`);
+    // The text workers build the tokenizer while the engine loads (its weights are converted on other threads):
+    // what they need of the model comes from its headers. A model whose headers do not read fails its load.
+    const describe = async (): Promise<{ format: string; vocabSize: number }> => {
+      if (options.backend === "synthetic") return { format: "", vocabSize: 0 };
+      try {
+        return addon().describeModel(path);
+      } catch {
+        return (await loading).info(); // the load's own error (or, headers readable after all, its answer)
+      }
+    };
+    const model = await describe().catch((err: unknown) => {
+      throw fromNative(err);
+    });
     const source: TokenizerSource = {
       path: options.tokenizer ?? path,
-      ggufPath: info.format === "gguf" ? path : undefined,
+      ggufPath: model.format === "gguf" ? path : undefined,
       // A synthetic model's 256 ids sit inside any byte-level vocabulary: there is no model vocabulary to check against.
-      vocabLimit: options.backend === "synthetic" ? undefined : info.vocabSize,
+      vocabLimit: options.backend === "synthetic" ? undefined : model.vocabSize,
     };
+    const [loaded, textStarted] = await Promise.allSettled([loading, TextWorkers.start(source, options.text)]);
+    if (loaded.status === "rejected") {
+      if (textStarted.status === "fulfilled") await textStarted.value.text.dispose();
+      throw fromNative(loaded.reason);
+    }
+    raw = loaded.value;
+    const info = raw.info();
+    if (info.fallbackReason) (options.log ?? console.warn)(`neoserve: ${path} runs on the cpu: ${info.fallbackReason}`);
     let text: TextWorkers | undefined;
     try {
-      const started = await TextWorkers.start(source, options.text);
+      if (textStarted.status === "rejected") throw textStarted.reason;
+      const started = textStarted.value;
       text = started.text;
       const { vocabSize, decodeTable } = started.summary;
       // A decoder no byte table describes runs the tokenizer itself, on this thread.

@@ -142,6 +142,22 @@ describe("RemoteBackend against a failing remote", () => {
     await b.dispose();
   });
 
+  it("a stream idle past idleTimeoutMs after its first token ends with the timeout as its reason, within bounds", async () => {
+    stub.mode = "stall-after-first-token";
+    const b = backend({ idleTimeoutMs: 300 });
+    const t0 = performance.now();
+    const s = b.generate({ prompt: "hi", maxTokens: 4 });
+    await s.accepted;
+    const r = await s.result;
+    const elapsed = performance.now() - t0;
+    expect(r).toMatchObject({ finishReason: "error", text: "Hello" });
+    expect(r.error).toMatch(/idle for 300 ms \(idle timeout\)/);
+    expect(elapsed).toBeGreaterThanOrEqual(250); // not before the silence lasted the timeout (timer slack aside)
+    expect(elapsed).toBeLessThan(10_000);
+    expect(b.stats()).toMatchObject({ inFlight: 0, breaker: "closed" }); // after a first token: no mark against the remote
+    await b.dispose();
+  });
+
   it("a server that is not there: a refusal within the connect timeout", async () => {
     const b = new RemoteBackend({ baseUrl: "http://127.0.0.1:1", model: "x", healthIntervalMs: 0 });
     const s = b.generate({ prompt: "hi" });

@@ -92,6 +92,75 @@ describe("Router", () => {
     expect(s.route).toMatchObject({ backend: "cpu", attempts: 2, reason: "fallback from flaky" });
   });
 
+  it("a backend that accepts (its 200) and fails before its first token: the caller is accepted only by the one that serves", async () => {
+    stub.mode = "drop-before-first-token";
+    const router = new Router({ alias: "chat", backends: [remote(flaky, "flaky"), local()], rules: parseRules([{ route: ["flaky"] }], "rules", ["flaky", "cpu"]) });
+    const sent = stub.requests.length;
+    const s = router.generate({ prompt: "late failure", maxTokens: 4, temperature: 0 });
+    await s.accepted;
+    expect(s.route).toMatchObject({ backend: "cpu", attempts: 2, reason: "fallback from flaky" }); // as it stood when accepted
+    expect(stub.requests.length).toBe(sent + 1);
+    expect((await s.result).finishReason).toBe("length");
+  });
+
+  it.each(["429", "503"] as const)("falls back on a remote's refusal for overload (%s)", async (mode) => {
+    stub.mode = mode;
+    const router = new Router({ alias: "chat", backends: [remote(flaky, "flaky"), local()], rules: parseRules([{ route: ["flaky"] }], "rules", ["flaky", "cpu"]) });
+    const direct = await model.generate({ prompt: "overload", maxTokens: 4, temperature: 0 }).result;
+    const sent = stub.requests.length;
+    const s = router.generate({ prompt: "overload", maxTokens: 4, temperature: 0 });
+    const result = await s.result;
+    expect(result).toMatchObject({ finishReason: "length", text: direct.text });
+    expect(s.route).toMatchObject({ backend: "cpu", attempts: 2, reason: "fallback from flaky" });
+    expect(stub.requests.length).toBe(sent + 1);
+    expect(flaky.stats().breaker).toBe("closed"); // an overloaded remote is not a broken one
+  });
+
+  it("falls back past a backend whose breaker opened after the decision, and routes around it once open", async () => {
+    stub.mode = "500";
+    const fragile = new RemoteBackend({ baseUrl: stub.url, model: "stub", healthIntervalMs: 0, breaker: { failures: 1, cooldownMs: 60_000 } });
+    // Two names for the one remote: the first's failure opens the breaker the second then meets.
+    const router = new Router({
+      alias: "chat",
+      backends: [remote(fragile, "a"), remote(fragile, "b"), local()],
+      rules: parseRules([{ route: ["a", "b"] }], "rules", ["a", "b", "cpu"]),
+    });
+    const sent = stub.requests.length;
+    const s = router.generate({ prompt: "breaker", maxTokens: 3 });
+    expect((await s.result).finishReason).toBe("length");
+    expect(s.route).toMatchObject({ backend: "cpu", attempts: 3, reason: "fallback from b" });
+    expect(stub.requests.length).toBe(sent + 1); // b's breaker refused without sending
+    expect(fragile.stats()).toMatchObject({ breaker: "open", available: false });
+    const next = router.generate({ prompt: "breaker", maxTokens: 3 });
+    expect((await next.result).finishReason).toBe("length");
+    expect(next.route).toMatchObject({ backend: "cpu", attempts: 1 });
+    expect(stub.requests.length).toBe(sent + 1);
+    await fragile.dispose();
+  });
+
+  it("tries at most maxAttempts backends", async () => {
+    stub.mode = "500";
+    const flaky2 = new RemoteBackend({ baseUrl: stub.url, model: "stub", healthIntervalMs: 0, breaker: { failures: 1000 } });
+    const routed: RouteInfo[] = [];
+    const router = new Router({
+      alias: "chat",
+      backends: [remote(flaky, "flaky"), remote(flaky2, "flaky2"), local()],
+      rules: parseRules([{ route: ["flaky", "flaky2"] }], "rules", ["flaky", "flaky2", "cpu"]),
+      maxAttempts: 2,
+      onRouted: (r) => routed.push(r),
+    });
+    const sent = stub.requests.length;
+    const s = router.generate({ prompt: "bounded", maxTokens: 3 });
+    await expect(s.accepted).rejects.toThrow(ProviderUnavailableError);
+    expect(await s.result).toMatchObject({ finishReason: "error", tokens: [] });
+    expect(s.route.attempts).toBe(2);
+    expect(["flaky", "flaky2"]).toContain(s.route.backend); // the two remotes, in the decision's order; the local model never tried
+    expect(stub.requests.length).toBe(sent + 2);
+    await until(() => routed.length === 1);
+    expect(routed[0]).toMatchObject({ backend: s.route.backend, attempts: 2 });
+    await flaky2.dispose();
+  });
+
   it("after the first token, a failing backend's stream ends with its reason", async () => {
     stub.mode = "drop-mid-stream";
     const router = new Router({ alias: "chat", backends: [remote(flaky, "flaky"), local()], rules: parseRules([{ route: ["flaky"] }], "rules", ["flaky", "cpu"]) });

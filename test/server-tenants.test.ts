@@ -63,7 +63,10 @@ describe("tenants", () => {
     const iterator = (stream as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     await iterator.next(); // it runs
     const err = await errorOf(ask("sk-solo"));
+    expect(err).toBeInstanceOf(RateLimitError);
+    expect((err as RateLimitError).status).toBe(429);
     expect((err as RateLimitError).code).toBe("concurrency_limit_exceeded");
+    expect(Number((err as RateLimitError).headers?.get("retry-after"))).toBeGreaterThan(0);
     for (let r = await iterator.next(); !r.done; r = await iterator.next());
     expect((await ask("sk-solo")).choices).toHaveLength(1);
   });

@@ -122,6 +122,23 @@ Napi::Value ReadGgufTokenizer(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// describeModel(path) → { format, vocabSize }: what loadModel will find, from
+// the files' headers alone (mapped, not read), so the tokenizer can be built
+// beside the engine's load. Throws what loadModel would for a malformed model.
+Napi::Value DescribeModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString())
+    throw to_js_error(env, Error(ErrorCode::InvalidRequest, "describeModel(path) needs a path"));
+  const auto [format, vocab] = guarded(env, [&] {
+    const auto w = load_model(info[0].As<Napi::String>().Utf8Value());
+    return std::pair{w->format, w->config.vocab_size};
+  });
+  auto out = Napi::Object::New(env);
+  out.Set("format", model_format_name(format));
+  out.Set("vocabSize", vocab);
+  return out;
+}
+
 // readGgufTensor(path, name) → { type, shape, values: Float32Array }: one GGUF
 // tensor dequantized to fp32 in the file's row order. Synchronous (a tool's read).
 Napi::Value ReadGgufTensor(const Napi::CallbackInfo& info) {
@@ -191,6 +208,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("checkRequest", Napi::Function::New(env, CheckRequest, "checkRequest"));
   exports.Set("readGgufTokenizer", Napi::Function::New(env, ReadGgufTokenizer, "readGgufTokenizer"));
+  exports.Set("describeModel", Napi::Function::New(env, DescribeModel, "describeModel"));
   exports.Set("readGgufTensor", Napi::Function::New(env, ReadGgufTensor, "readGgufTensor"));
   exports.Set("optionTable", Napi::Function::New(env, OptionTable, "optionTable"));
   exports.Set("errorCodes", error_code_names(env));

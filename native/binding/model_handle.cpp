@@ -185,7 +185,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   out.Set("maxContext", p.max_context);
   out.Set("source", loaded_.weights->source);
   const ModelFormat format = loaded_.weights->format;
-  out.Set("format", format == ModelFormat::GGUF ? "gguf" : format == ModelFormat::TensorRtEngine ? "tensorrt" : "huggingface");
+  out.Set("format", model_format_name(format));
   out.Set("fallbackReason", loaded_.fallback_reason);
   out.Set("config", config);
   out.Set("kv", kvo);

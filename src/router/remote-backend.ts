@@ -49,6 +49,7 @@ export class RemoteBackend implements Engine {
   private readonly pool: Pool;
   private readonly breaker: CircuitBreaker;
   private readonly firstTokenTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
   private readonly inFlight = new Set<AbortController>();
   private readonly health: NodeJS.Timeout | undefined;
   private healthy = true;
@@ -70,6 +71,7 @@ export class RemoteBackend implements Engine {
       headersTimeout: options.firstTokenTimeoutMs ?? 30_000,
       bodyTimeout: options.idleTimeoutMs ?? 30_000,
     });
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     this.breaker = new CircuitBreaker(options.breaker);
     this.firstTokenTimeoutMs = options.firstTokenTimeoutMs ?? 30_000;
     const every = options.healthIntervalMs ?? 10_000;
@@ -196,6 +198,8 @@ export class RemoteBackend implements Engine {
     } catch (err) {
       if (why === undefined) {
         if (stream.finished || abort.signal.aborted) why = { reason: "cancelled", message: "cancelled" };
+        else if ((err as { code?: string }).code === "UND_ERR_BODY_TIMEOUT")
+          why = { reason: "error", message: `${this.label}: the stream was idle for ${this.idleTimeoutMs} ms (idle timeout)` };
         else why = { reason: "error", message: `${this.label}: ${(err as Error).message}` };
       }
     } finally {

@@ -163,15 +163,24 @@ export class Router implements Engine {
       current = inner;
       let refusal: NeoserveError | undefined;
       inner.accepted.catch((err: unknown) => (refusal = err instanceof NeoserveError ? err : undefined));
-      relay(inner, stream, (result, forwarded) => {
-        if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
-        if (forwarded > 0 || cancelled) return false;
-        // A request the backend judged wrong is wrong for every backend: its error, as the caller's.
-        if (refusal instanceof InvalidRequestError) return stream.refuse(refusal), true;
-        if (!RETRYABLE.has(result.finishReason)) return false;
-        attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
-        return true;
-      });
+      // While another backend may still replace this one, the caller's stream is accepted only at its first
+      // token (or its end): a remote accepts on its HTTP 200, and a stream's headers, sent on acceptance, name
+      // the backend (x-neoserve-route) — the one that serves, not one that failed before its first token.
+      const acceptOn = i + 1 < limit ? "first-token" : "accepted";
+      relay(
+        inner,
+        stream,
+        (result, forwarded) => {
+          if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
+          if (forwarded > 0 || cancelled) return false;
+          // A request the backend judged wrong is wrong for every backend: its error, as the caller's.
+          if (refusal instanceof InvalidRequestError) return stream.refuse(refusal), true;
+          if (!RETRYABLE.has(result.finishReason)) return false;
+          attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
+          return true;
+        },
+        acceptOn,
+      );
     };
     try {
       attempt(0);

@@ -99,7 +99,8 @@ export async function runCompletion(ctx: RunContext, plan: CompletionPlan, reque
 }
 
 // How a router served the request (its first choice, for n > 1): which backend, why, and whether it ran degraded.
-// A stream's headers go out when it starts, so they name the backend that took it.
+// A stream's headers go out when it is accepted: a router accepts only once a backend it can no longer
+// replace has it (its first token, or the last backend it may try), so they name the backend that serves.
 function routeHeaders(stream: GenerationStream | undefined): Record<string, string> {
   if (!(stream instanceof RoutedStream)) return {};
   const r = stream.route;

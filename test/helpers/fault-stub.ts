@@ -6,7 +6,19 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export type StubMode = "ok" | "500" | "429" | "no-first-token" | "drop-mid-stream" | "error-chunk" | "no-finish";
+export type StubMode =
+  | "ok"
+  | "500"
+  | "503"
+  | "429"
+  | "no-first-token"
+  /** A 200, then the connection dropped before any token. */
+  | "drop-before-first-token"
+  | "drop-mid-stream"
+  /** A 200 and one token, then silence (no keep-alives) until the client gives up. */
+  | "stall-after-first-token"
+  | "error-chunk"
+  | "no-finish";
 
 export interface FaultStub {
   url: string;
@@ -39,6 +51,7 @@ export async function startFaultStub(): Promise<FaultStub> {
       `data: ${JSON.stringify({ choices: [chat ? { index: 0, delta: { content: t }, finish_reason: finish } : { index: 0, text: t, finish_reason: finish }] })}\n\n`;
     switch (stub.mode) {
       case "500":
+      case "503":
       case "429":
         res.writeHead(Number(stub.mode), { "content-type": "application/json" });
         return res.end(JSON.stringify({ error: { message: `stub says ${stub.mode}`, type: "x", param: null, code: null } }));
@@ -51,6 +64,11 @@ export async function startFaultStub(): Promise<FaultStub> {
       res.on("close", () => clearInterval(keepAlive));
       return;
     }
+    if (stub.mode === "drop-before-first-token") {
+      await new Promise((r) => setTimeout(r, 20));
+      return res.destroy();
+    }
+    if (stub.mode === "stall-after-first-token") return void res.write(chunk(stub.tokens[0] ?? "x"));
     if (stub.mode === "error-chunk") {
       res.write(chunk("Hel"));
       res.write(`data: ${JSON.stringify({ error: { message: "the engine failed" } })}\n\n`);

@@ -15,6 +15,9 @@ namespace neoserve {
 // TensorRtEngine: a neoserve.json engine directory; its ModelWeights carry the
 // config only (the weights live in the engine).
 enum class ModelFormat { HuggingFace, GGUF, TensorRtEngine };
+inline const char* model_format_name(ModelFormat f) {
+  return f == ModelFormat::GGUF ? "gguf" : f == ModelFormat::TensorRtEngine ? "tensorrt" : "huggingface";
+}
 
 // The tokenizer a GGUF carries (tokenizer.ggml.*), for callers that have no tokenizer.json.
 struct GgufTokenizer {
