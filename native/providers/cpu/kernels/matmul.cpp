@@ -130,21 +130,25 @@ static uint8_t q4_value(const uint8_t* panels, int64_t nb, int64_t bb, int64_t p
   return high ? byte >> 4 : byte & 0x0F;
 }
 
+// Block by block, 4 bytes at a time (q4_offset's order: group of 8 K, then lane, low nibbles K 0..3, high 4..7).
 void pack_q4_panel(const uint8_t* q, const float* d, const float* m, int64_t n, int64_t kpad, bool mins, uint8_t* panel) {
   const int64_t nb = kpad / kQuantBlock, bb = q4_panel_block_bytes(mins);
-  std::memset(panel, 0, static_cast<size_t>(nb * bb));
-  for (int64_t lane = 0; lane < n; ++lane) {
-    for (int64_t k = 0; k < kpad; ++k) {
-      bool high;
-      uint8_t& byte = panel[q4_offset(nb, bb, 0, lane, k, high)];
-      byte = static_cast<uint8_t>(byte | (q[lane * kpad + k] & 0x0F) << (high ? 4 : 0));
-    }
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint16_t hd = f32_to_fp16(d[lane * nb + b]);
-      std::memcpy(panel + q4_scale_offset(nb, bb, 0, lane, b, false), &hd, 2);
-      if (!mins) continue;
-      const uint16_t hm = f32_to_fp16(m[lane * nb + b]);
-      std::memcpy(panel + q4_scale_offset(nb, bb, 0, lane, b, true), &hm, 2);
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* block = panel + b * bb;
+    for (int64_t lane = 0; lane < kPanelRows; ++lane) {
+      uint16_t hd = 0, hm = 0;
+      if (lane < n) {
+        const uint8_t* src = q + lane * kpad + b * kQuantBlock;
+        for (int64_t g = 0; g < kQuantBlock / 8; ++g)
+          for (int64_t j = 0; j < 4; ++j)
+            block[g * 64 + lane * 4 + j] = static_cast<uint8_t>((src[g * 8 + j] & 0x0F) | (src[g * 8 + 4 + j] & 0x0F) << 4);
+        hd = f32_to_fp16(d[lane * nb + b]);
+        if (mins) hm = f32_to_fp16(m[lane * nb + b]);
+      } else {
+        for (int64_t g = 0; g < kQuantBlock / 8; ++g) std::memset(block + g * 64 + lane * 4, 0, 4);
+      }
+      std::memcpy(block + kQ4PanelValueBytes + lane * 2, &hd, 2);
+      if (mins) std::memcpy(block + kQ4PanelValueBytes + kPanelRows * 2 + lane * 2, &hm, 2);
     }
   }
 }
