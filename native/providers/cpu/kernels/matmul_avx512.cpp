@@ -335,17 +335,26 @@ void matmul_float_bf16(const WMat& w, const float* x, int64_t T, int64_t r0, int
 // accumulator starts at -128 * sum(x) of the block, so it ends at exactly
 // sum(w * x). Then one fma per (panel, token) into fp32: float(dot) * (w_d * x_d).
 
+// A tile's C tokens from t: each one's quantized activations, block scales and block sums.
+template <int C>
+struct TileTokens {
+  const int8_t* q[C];
+  const float* d[C];
+  const int32_t* sums[C];
+  TileTokens(const QActs& x, int64_t t, int64_t nb) {
+    for (int c = 0; c < C; ++c) {
+      q[c] = x.q.data() + (t + c) * x.kpad;
+      d[c] = x.d.data() + (t + c) * nb;
+      sums[c] = x.sums.data() + (t + c) * nb;
+    }
+  }
+};
+
 template <int R, int C>
 inline void panel_tile(const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
   const int64_t qstride = nb * kPanelBlockBytes;
-  const int8_t* xq[C];
-  const float* xd[C];
-  const int32_t* xs[C];
-  for (int c = 0; c < C; ++c) {
-    xq[c] = x.q.data() + (t + c) * x.kpad;
-    xd[c] = x.d.data() + (t + c) * nb;
-    xs[c] = x.sums.data() + (t + c) * nb;
-  }
+  const TileTokens<C> tokens(x, t, nb);
+  const auto& [xq, xd, xs] = tokens;
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512 acc[R][C];
   zero_tile(acc);
@@ -425,14 +434,8 @@ void matmul_panels(const WMat& w, const QActs& x, int64_t r0, int64_t r1, float*
 template <bool kMins, int R, int C>
 inline void q4_panel_tile(const uint8_t* q, int64_t nb, const QActs& x, int64_t t, float* out, int64_t ldo, const __mmask16 (&keep)[R]) {
   const int64_t bb = q4_panel_block_bytes(kMins), qstride = nb * bb;
-  const int8_t* xq[C];
-  const float* xd[C];
-  const int32_t* xs[C];
-  for (int c = 0; c < C; ++c) {
-    xq[c] = x.q.data() + (t + c) * x.kpad;
-    xd[c] = x.d.data() + (t + c) * nb;
-    xs[c] = x.sums.data() + (t + c) * nb;
-  }
+  const TileTokens<C> tokens(x, t, nb);
+  const auto& [xq, xd, xs] = tokens;
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   __m512 acc[R][C];
   zero_tile(acc);
