@@ -73,6 +73,9 @@ describe("a pool whose worker stops (SIGSTOP) instead of dying", () => {
   it("ends a stopped worker's request at its deadline (deadline_exceeded) and an aborted one as cancelled", async () => {
     await until(() => pool.stats().slices.every((s) => s.ready));
     const victim = pool.stats().slices[1]!;
+    // A few ordinary steps first, so the worker's step-time fit prices decodes from warm steps (a fresh
+    // worker's first steps, cold, can price 600 tokens past the deadline and refuse the request).
+    expect((await within(10_000, [pool.generate({ ...request(7, 32), slice: victim.slice }).result]))[0]!.finishReason).toBe("length");
     // The worker admits it (its step times price 600 tokens well inside the deadline, even on a loaded
     // machine), and it is still running when the worker stops; the parent ends it before the watchdog's kill.
     const deadlineMs = 1200;
@@ -83,7 +86,10 @@ describe("a pool whose worker stops (SIGSTOP) instead of dying", () => {
     const abort = new AbortController();
     const aborted = pool.generate({ ...request(2, 900), slice: victim.slice, signal: abort.signal });
     try {
-      await until(() => timed.streamed > 0 && aborted.streamed > 0, 5000);
+      let early: string | undefined;
+      void timed.result.then((r) => (early ??= r.finishReason));
+      await until(() => (timed.streamed > 0 && aborted.streamed > 0) || (early !== undefined && timed.streamed === 0), 10_000);
+      expect(timed.streamed, `the timed request ended before its first token: ${early}`).toBeGreaterThan(0);
       process.kill(victim.pid!, "SIGSTOP");
       abort.abort();
       const [deadline, cancelled] = await within(10_000, [timed.result, aborted.result]);
