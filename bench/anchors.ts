@@ -3,9 +3,11 @@
 // source node-llama-cpp ships (scripts/build-llama-cpp.sh), the native probes
 // into build-bench, both when missing.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { appendFileSync, existsSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { makeModel } from "../models/make-models.js";
 import { packageRoot } from "../src/addon.js";
 
 export const here = dirname(fileURLToPath(import.meta.url));
@@ -48,4 +50,30 @@ export function llamaBatched(gguf: string, threads: number, streams: number): nu
 export function llamaQuantize(src: string, out: string, type: string, threads: number): string {
   if (!existsSync(out)) run(join(tools, "llama-quantize"), [src, out, type, String(threads)]);
   return out;
+}
+
+/**
+ * A benchmark of record's start: `--threads N` (default 2) and `--out FILE` (default bench/results/<name>.md),
+ * the anchors built, and the llama1b (Q8_0 and BF16 GGUF) and smol models made.
+ */
+export async function benchSetup(name: string): Promise<{ threads: number; outFile: string; modelsDir: string; q8: string }> {
+  const argv = process.argv.slice(2);
+  const threads = Number(argv[argv.indexOf("--threads") + 1] || 2) || 2;
+  const outFile = argv.includes("--out") ? resolve(argv[argv.indexOf("--out") + 1]!) : join(root, "bench", "results", `${name}.md`);
+  ensureTools();
+  const modelsDir = join(root, "models", "generated");
+  await makeModel("llama1b", modelsDir, { gguf: ["q8_0", "bf16"], hfDtype: "bf16" });
+  await makeModel("smol", modelsDir);
+  return { threads, outFile, modelsDir, q8: join(modelsDir, "llama1b", "llama1b-q8_0.gguf") };
+}
+
+/** "Machine: <cpu>, N cores, M GiB": the line every result starts with. */
+export function machine(): string {
+  return `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
+}
+
+/** Appends a run's lines to its results file, titled when the file is new, and prints them. */
+export function record(outFile: string, title: string, lines: string[]): void {
+  appendFileSync(outFile, (existsSync(outFile) ? "" : `# ${title}\n\n`) + lines.join("\n") + "\n");
+  console.log(lines.join("\n"));
 }

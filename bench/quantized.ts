@@ -7,11 +7,9 @@
 //
 //   npm run bench:quantized [-- --threads 2 --out bench/results/quantized.md]
 import { spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, statSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
-import { join, resolve } from "node:path";
-import { makeModel } from "../models/make-models.js";
-import { ensureTools, here, lastJson, llamaBatched, llamaBench, llamaQuantize, node, probes, root, run, tools } from "./anchors.js";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { benchSetup, here, lastJson, llamaBatched, llamaBench, llamaQuantize, machine, node, probes, record, run, tools } from "./anchors.js";
 
 const ROUNDS = 3;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -37,14 +35,7 @@ function coldStart(gguf: string, threads: number): { ours: { seconds: number; rs
 }
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const threads = Number(argv[argv.indexOf("--threads") + 1] || 2) || 2;
-  const outFile = argv.includes("--out") ? resolve(argv[argv.indexOf("--out") + 1]!) : join(root, "bench", "results", "quantized.md");
-  ensureTools();
-  const dir = join(root, "models", "generated");
-  await makeModel("llama1b", dir, { gguf: ["q8_0", "bf16"], hfDtype: "bf16" });
-  await makeModel("smol", dir);
-  const q8 = join(dir, "llama1b", "llama1b-q8_0.gguf");
+  const { threads, outFile, modelsDir: dir, q8 } = await benchSetup("quantized");
   const q4km = llamaQuantize(join(dir, "llama1b", "llama1b-bf16.gguf"), join(dir, "llama1b", "llama1b-q4_k_m.gguf"), "Q4_K_M", threads);
   const smol = (type: string) => llamaQuantize(join(dir, "smol", "smol-f32.gguf"), join(dir, "smol", `smol-${type.toLowerCase()}.gguf`), type, threads);
 
@@ -84,7 +75,7 @@ async function main(): Promise<void> {
   const lines = [
     `## ${new Date().toISOString().slice(0, 16)} — ${threads} threads`,
     "",
-    `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; neoserve ${mid.device}. ` +
+    `${machine()}; neoserve ${mid.device}. ` +
       `Command: \`npm run bench:quantized -- --threads ${threads}\`. One stream: ${ROUNDS} rounds of a read-bandwidth probe ` +
       `(${runs.map((x) => f(x.bandwidth)).join(", ")} GB/s), neoserve, then llama-bench; ratios are the medians of the rounds' own ratios.`,
     "",
@@ -113,8 +104,7 @@ async function main(): Promise<void> {
       `${c.ours.rssMiB.toFixed(0)} | ${c.theirs.rssMiB.toFixed(0)} | ${r(c.ours.rssMiB, c.theirs.rssMiB)} |`),
     "",
   ];
-  appendFileSync(outFile, (existsSync(outFile) ? "" : "# GGUF quantized types against llama.cpp's own tools\n\n") + lines.join("\n") + "\n");
-  console.log(lines.join("\n"));
+  record(outFile, "GGUF quantized types against llama.cpp's own tools", lines);
 }
 
 main().catch((e: unknown) => {

@@ -8,21 +8,12 @@
 // Needs the anchors (scripts/build-llama-cpp.sh) and the native probes
 // (cmake -DNEOSERVE_BENCH=ON into build-bench); it builds both when missing.
 // Makes the llama1b preset (Q8_0 and BF16 GGUF, ~3.5 GB) and smol.
-import { appendFileSync, existsSync, statSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
-import { join, resolve } from "node:path";
-import { makeModel } from "../models/make-models.js";
-import { ensureTools, lastJson, llamaBatched, llamaBench, node, probes, root, run } from "./anchors.js";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { benchSetup, lastJson, llamaBatched, llamaBench, machine, node, probes, record, run } from "./anchors.js";
 
 async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const threads = Number(argv[argv.indexOf("--threads") + 1] || 2) || 2;
-  const outFile = argv.includes("--out") ? resolve(argv[argv.indexOf("--out") + 1]!) : join(root, "bench", "results", "throughput.md");
-  ensureTools();
-  const modelsDir = join(root, "models", "generated");
-  await makeModel("llama1b", modelsDir, { gguf: ["q8_0", "bf16"], hfDtype: "bf16" });
-  await makeModel("smol", modelsDir);
-  const q8 = join(modelsDir, "llama1b", "llama1b-q8_0.gguf");
+  const { threads, outFile, modelsDir, q8 } = await benchSetup("throughput");
 
   // This machine's bandwidth drifts between runs: each one-stream measurement is paired with a bandwidth
   // probe just before it, and the roofline share is the median of ROUNDS such pairs.
@@ -57,7 +48,7 @@ async function main(): Promise<void> {
   const lines = [
     `## ${new Date().toISOString().slice(0, 16)} — ${threads} threads`,
     "",
-    `Machine: ${cpus()[0]?.model ?? "?"}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; neoserve ${ours1.device}. ` +
+    `${machine()}; neoserve ${ours1.device}. ` +
       `Command: \`npm run bench:throughput -- --threads ${threads}\`. One-stream neoserve: the median of ${ROUNDS} runs, each right after a read-bandwidth probe ` +
       `(build-bench/bench_bandwidth, ${threads} threads, 1 GiB: ${pairs.map((p) => f(p.bandwidth)).join(", ")} GB/s; ` +
       `shares of the roofline ${pairs.map((p) => `${(100 * share(p)).toFixed(0)}%`).join(", ")}); the decode row is the median run's.`,
@@ -78,8 +69,7 @@ async function main(): Promise<void> {
     ...prefill.map((p) => `| ${p.weights} | ${f(p.ours)} | ${f(p.theirs)} | ${r(p.ours, p.theirs)} |`),
     "",
   ];
-  appendFileSync(outFile, (existsSync(outFile) ? "" : "# Throughput against llama.cpp's own tools\n\n") + lines.join("\n") + "\n");
-  console.log(lines.join("\n"));
+  record(outFile, "Throughput against llama.cpp's own tools", lines);
 }
 
 main().catch((e: unknown) => {

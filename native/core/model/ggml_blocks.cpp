@@ -52,6 +52,17 @@ void to_int8_q5_0(const uint8_t* b, int64_t n, int8_t* q, float* d) {  // {d; qh
   }
 }
 
+// Q4_K/Q5_K: 8 groups of 32, each a 6-bit scale and 6-bit min packed in 12 bytes.
+void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
+  if (j < 4) {
+    sc = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
 // 4-bit types as d * q - m, q unsigned: Q4_0's m is 8d, Q4_1's its -m, Q4_K's
 // the sub-block's dmin * min (each product exact in fp32: 11 x 6 bits).
 void to_u4_q4_0(const uint8_t* b, int64_t n, uint8_t* q, float* d, float* m) {
@@ -75,8 +86,6 @@ void to_u4_q4_1(const uint8_t* b, int64_t n, uint8_t* q, float* d, float* m) {
     }
   }
 }
-
-void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m);
 
 void to_u4_q4_k(const uint8_t* b, int64_t n32, uint8_t* q, float* d, float* m) {
   for (int64_t i = 0; i < n32 / 8; ++i, b += 144) {
@@ -171,17 +180,6 @@ void dequantize_q3_k(const uint8_t* b, int64_t n, float* y) {
             *y++ = dl * static_cast<float>(((q[k] >> shift) & 3) - ((hm[k] & m) ? 0 : 4));
           }
         }
-  }
-}
-
-// Q4_K/Q5_K: 8 groups of 32, each a 6-bit scale and 6-bit min packed in 12 bytes.
-void scale_min_k4(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
   }
 }
 

@@ -246,11 +246,12 @@ void dequantize_row(const WMat& w, int64_t r, float* dst) {
     case WFormat::Q4SP16: {
       const bool mins = w.format == WFormat::Q4P16;
       const int64_t nb = w.kpad() / kQuantBlock, bb = q4_panel_block_bytes(mins), p = r / kPanelRows, lane = r % kPanelRows;
-      for (int64_t k = 0; k < w.cols; ++k) {
-        const int64_t b = k / kQuantBlock;
-        const int q = q4_value(w.data, nb, bb, p, lane, k);
-        const float d = q4_scale(w.data, nb, bb, p, lane, b, false);
-        dst[k] = mins ? d * static_cast<float>(q) - q4_scale(w.data, nb, bb, p, lane, b, true) : d * static_cast<float>(q - 8);
+      for (int64_t b = 0; b * kQuantBlock < w.cols; ++b) {  // embedding lookups read rows: scales once per block
+        const float d = q4_scale(w.data, nb, bb, p, lane, b, false), m = mins ? q4_scale(w.data, nb, bb, p, lane, b, true) : 0.0f;
+        for (int64_t k = b * kQuantBlock; k < std::min(w.cols, (b + 1) * kQuantBlock); ++k) {
+          const int q = q4_value(w.data, nb, bb, p, lane, k);
+          dst[k] = mins ? d * static_cast<float>(q) - m : d * static_cast<float>(q - 8);
+        }
       }
       break;
     }
