@@ -46,6 +46,7 @@ function decisionTimes(): string[] {
     privacy: i % 3 === 0 ? ["internal", "public"] : ["private", "internal", "public"],
     available: i !== 5,
     predictedTtftMs: 20 + ((i * 37) % 300),
+    predictedEndMs: 500 + ((i * 53) % 3000),
     costPer1k: 0.0001 * (1 + ((i * 13) % 16)),
     hasRoom: i % 2 === 0,
   }));

@@ -14,11 +14,13 @@ export type EngineInfo = Pick<ModelInfo, "backend" | "device" | "source" | "maxC
 
 export type { StepTimeFit };
 
-/** A prompt of n tokens alone in a step, by the fit. */
-export function predictPrefillMs(fit: StepTimeFit, n: number): number {
-  const linear = fit.a + fit.b * n + (fit.c * n * (n + 1)) / 2;
-  return Math.max(0, linear, n >= fit.minTokens ? fit.minMs : 0);
+/** One step of `tokens` tokens that attend `attended` positions in all, by the fit (step_time_model.h). */
+export function predictStepMs(fit: StepTimeFit, tokens: number, attended: number): number {
+  return Math.max(0, fit.a + fit.b * tokens + fit.c * attended, tokens >= fit.minTokens ? fit.minMs : 0);
 }
+
+/** A prompt of n tokens alone in a step, by the fit. */
+export const predictPrefillMs = (fit: StepTimeFit, n: number): number => predictStepMs(fit, n, (n * (n + 1)) / 2);
 
 export interface EngineStats {
   /** Requests whose streams have not ended. */

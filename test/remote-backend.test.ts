@@ -1,6 +1,8 @@
 // RemoteBackend: an Engine over another server's OpenAI API. Against a spawned
 // neoserve (the same text as the model in-process, cancellation reaching the
 // remote engine) and against a stub that fails in each way a remote can.
+import { spawn } from "node:child_process";
+import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidRequestError, ProviderUnavailableError, QueueFullError } from "../src/errors.js";
 import { loadModel, type Model } from "../src/index.js";
@@ -8,6 +10,14 @@ import { RemoteBackend } from "../src/router/remote-backend.js";
 import { startFaultStub, type FaultStub } from "./helpers/fault-stub.js";
 import { hfDir } from "./helpers/paths.js";
 import { spawnServer, type SpawnedServer } from "./helpers/spawn-server.js";
+import { until } from "./helpers/waiting.js";
+
+// Listens with a queue of one and then blocks its own thread (no CPU spent), so it never accepts.
+const DEAF_LISTENER = `const s = require("node:net").createServer();
+s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+  process.stdout.write(String(s.address().port)); // synchronous to a pipe
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60000);
+});`;
 
 let server: SpawnedServer;
 let model: Model;
@@ -165,6 +175,74 @@ describe("RemoteBackend against a failing remote", () => {
     expect(await b.checkHealth()).toBe(false);
     expect(b.stats().available).toBe(false);
     await b.dispose();
+  });
+
+  it("a server that accepts no connection: a refusal when the connect timeout passes", async () => {
+    // A listener whose process never accepts: once its small queue is full, the kernel drops new handshakes.
+    const deaf = spawn(process.execPath, ["-e", DEAF_LISTENER], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      const port = Number(await new Promise<string>((resolve) => deaf.stdout!.once("data", (d: Buffer) => resolve(d.toString()))));
+      const fillers: Socket[] = [];
+      for (let i = 0; i < 8; i++) {
+        const socket = connect(port, "127.0.0.1").on("error", () => {}); // reset when the listener dies
+        fillers.push(socket);
+        const joined = await new Promise<boolean>((resolve) => {
+          socket.once("connect", () => resolve(true));
+          setTimeout(() => resolve(false), 300);
+        });
+        if (!joined) break; // the queue is full: handshakes now hang
+      }
+      const b = new RemoteBackend({ baseUrl: `http://127.0.0.1:${port}`, model: "x", healthIntervalMs: 0, connectTimeoutMs: 400 });
+      const t0 = performance.now();
+      const s = b.generate({ prompt: "hi" });
+      const err = await s.accepted.then(() => undefined, (e: unknown) => e);
+      const elapsed = performance.now() - t0;
+      expect(err).toBeInstanceOf(ProviderUnavailableError);
+      expect((err as Error).message).toMatch(/connect/i);
+      expect(elapsed).toBeGreaterThanOrEqual(350); // the timeout, not a refusal
+      expect(elapsed).toBeLessThan(5000);
+      expect((await s.result).finishReason).toBe("error");
+      await b.dispose();
+      for (const f of fillers) f.destroy();
+    } finally {
+      deaf.kill("SIGKILL");
+    }
+  });
+
+  it("keeps at most `connections` connections open; requests beyond wait for one", async () => {
+    stub.mode = "ok";
+    const quiet = await startFaultStub(); // its own counts
+    const b = new RemoteBackend({ baseUrl: quiet.url, model: "stub", healthIntervalMs: 0, connections: 2 });
+    const results = await Promise.all(Array.from({ length: 8 }, () => b.generate({ prompt: "x", maxTokens: 4 }).result));
+    expect(results.map((r) => r.finishReason)).toEqual(Array(8).fill("length"));
+    expect(quiet.requests.length).toBe(8);
+    expect(quiet.sockets.peak).toBe(2);
+    expect(quiet.sockets.total).toBe(2); // kept alive and reused
+    await b.dispose();
+    await quiet.close();
+  });
+
+  it("checks its health on a timer while idle: down, it is unavailable without a request sent; back, it is available", async () => {
+    stub.mode = "ok";
+    const b = backend({ healthIntervalMs: 50 });
+    const sent = stub.requests.length;
+    const checks = stub.healthChecks;
+    stub.healthy = false;
+    try {
+      await until(() => !b.stats().healthy, 5000);
+      expect(b.stats()).toMatchObject({ healthy: false, available: false, breaker: "closed" });
+      expect(stub.healthChecks).toBeGreaterThan(checks);
+      stub.healthy = true;
+      await until(() => b.stats().healthy, 5000);
+      expect(b.stats().available).toBe(true);
+      expect(stub.requests.length).toBe(sent); // health alone: no completion was sent to find out
+    } finally {
+      stub.healthy = true;
+      await b.dispose();
+    }
+    const after = stub.healthChecks;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(stub.healthChecks).toBe(after); // disposed: the timer stopped
   });
 
   it("the circuit breaker opens after consecutive failures, refuses without sending, then lets one probe through", async () => {

@@ -11,6 +11,7 @@ const local = (over: Partial<Candidate> = {}): Candidate => ({
   privacy: ["private", "internal", "public"],
   available: true,
   predictedTtftMs: 50,
+  predictedEndMs: 2000,
   costPer1k: 0.01,
   hasRoom: true,
   ...over,
@@ -21,6 +22,7 @@ const remote = (over: Partial<Candidate> = {}): Candidate => ({
   privacy: ["internal", "public"],
   available: true,
   predictedTtftMs: 300,
+  predictedEndMs: 900,
   costPer1k: 0.5,
   hasRoom: true,
   ...over,
@@ -36,6 +38,17 @@ describe("decide", () => {
     // Nobody meets it: the fastest.
     const d = decide(req({ latencyBudgetMs: 100 }), [local({ predictedTtftMs: 900 }), remote({ predictedTtftMs: 300 })]);
     expect(d).toMatchObject({ order: ["cloud", "cpu"], reason: "fastest (none meets the budget)" });
+  });
+
+  it("weighs the deadline: the cheapest predicted to end in time, else the soonest to end", () => {
+    // The local engine starts sooner but decodes slower: within 1 s only the remote ends.
+    expect(decide(req({ deadlineMs: 1000 }), [local(), remote()])).toEqual({ order: ["cloud", "cpu"], reason: "cheapest within deadline", degraded: false });
+    expect(decide(req({ deadlineMs: 5000 }), [local(), remote()]).order).toEqual(["cpu", "cloud"]);
+    // Neither ends in time: the one that ends first, though the other starts first.
+    expect(decide(req({ deadlineMs: 500 }), [local(), remote()])).toMatchObject({ order: ["cloud", "cpu"], reason: "fastest (none meets the deadline)" });
+    // Both asked: each backend must meet both.
+    expect(decide(req({ deadlineMs: 1000, latencyBudgetMs: 100 }), [local(), remote()])).toMatchObject({ order: ["cloud", "cpu"], reason: "fastest (none meets the budget and deadline)" });
+    expect(decide(req({ deadlineMs: 3000, latencyBudgetMs: 100 }), [local(), remote()])).toMatchObject({ order: ["cpu", "cloud"], reason: "cheapest within budget and deadline" });
   });
 
   it("never sends a private request to a remote, not even by rule", () => {
@@ -75,6 +88,10 @@ describe("decide", () => {
     expect(decide(req({ promptChars: 9000 }), cs, rules)).toMatchObject({ order: ["cloud", "cpu"], reason: "rule 3" });
     // "gpu" is not among the candidates: rule 4 names no eligible backend.
     expect(decide(req({ tenant: "batch-jobs" }), cs, rules).reason).toBe("rule 5");
+    // deadline_ms compares the request's deadline.
+    const byDeadline = parseRules([{ when: { deadline_ms: { lt: 1000 } }, route: "local" }], "rules", NAMES);
+    expect(decide(req({ deadlineMs: 500 }), [remote({ predictedTtftMs: 1 }), local()], byDeadline)).toMatchObject({ order: ["cpu", "cloud"], reason: "rule 1" });
+    expect(decide(req({ deadlineMs: 1500 }), [remote({ predictedTtftMs: 1 }), local()], byDeadline).reason).toBe("cheapest within deadline");
     // A comparison on a value the request did not give does not hold.
     expect(decide(req(), cs, rules).reason).toBe("rule 5");
   });

@@ -2,6 +2,7 @@
 // for the cloud, and a stub that fails on demand. Where a request went is
 // checked from the remote's own request log, not the router's word.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { predictStepMs } from "../src/engine.js";
 import { InvalidRequestError, ProviderUnavailableError } from "../src/errors.js";
 import { loadModel, type Model } from "../src/index.js";
 import { RemoteBackend } from "../src/router/remote-backend.js";
@@ -159,6 +160,22 @@ describe("Router", () => {
     await until(() => routed.length === 1);
     expect(routed[0]).toMatchObject({ backend: s.route.backend, attempts: 2 });
     await flaky2.dispose();
+  });
+
+  it("a local engine that judges the deadline out of its reach hands the request on; when every backend does, that is the ending", async () => {
+    stub.mode = "ok";
+    const fit = model.stats().stepTime!;
+    const maxTokens = model.info.maxContext - 8;
+    // A quarter of what the engine itself predicts for the decode: it refuses at admission, before any token.
+    const deadlineMs = (maxTokens * predictStepMs(fit, 1, maxTokens / 2)) / 4;
+    const rules = parseRules([{ route: ["cpu"] }], "rules", ["cpu", "flaky"]);
+    const router = new Router({ alias: "chat", backends: [local(), remote(flaky, "flaky")], rules });
+    const s = router.generate({ prompt: "in time?", maxTokens, ignoreEos: true, deadlineMs });
+    expect(await s.result).toMatchObject({ finishReason: "length", text: "Hello, world!" });
+    expect(s.route).toMatchObject({ backend: "flaky", attempts: 2, reason: "fallback from cpu" });
+
+    const alone = new Router({ alias: "chat", backends: [local()] }).generate({ prompt: "in time?", maxTokens, ignoreEos: true, deadlineMs });
+    expect(await alone.result).toMatchObject({ finishReason: "deadline_unmeetable", tokens: [] });
   });
 
   it("after the first token, a failing backend's stream ends with its reason", async () => {

@@ -33,6 +33,29 @@ describe("config files", () => {
     expect(a.models.tiny).toMatchObject({ path: hfDir("tiny"), threads: 1, scheduler: { maxBatchSize: 4 } });
   });
 
+  it("aliases declared by models and remotes become routes over them; a route adds its rules", async () => {
+    const c = await readConfigFile(
+      file(
+        "aliases.yaml",
+        [
+          "models:",
+          "  cpu: { path: x, aliases: [small, chat] }",
+          "  gpu: { path: y, aliases: [large] }",
+          "remotes:",
+          "  cloud: { url: http://127.0.0.1:9, model: m, aliases: [large, chat] }",
+          "routes:",
+          "  chat:",
+          "    rules: [{ when: { privacy: private }, route: local }]",
+        ].join("\n"),
+      ),
+    );
+    expect(c.routes.small).toEqual({ backends: ["cpu"], rules: [] });
+    expect(c.routes.large).toEqual({ backends: ["gpu", "cloud"], rules: [] });
+    expect(c.routes.chat).toMatchObject({ backends: ["cpu", "cloud"], rules: [{ when: { privacy: ["private"] }, route: "local" }] });
+    // Nobody declares "mixed": its backends are those listed, and a canary outside them is refused.
+    await expect(readConfigFile(file("aliases2.yaml", "models:\n  cpu: { path: x }\n  gpu: { path: y }\nroutes:\n  mixed: { backends: [gpu], canary: { backend: cpu, percent: 5 } }\n"))).rejects.toThrow(/canary\.backend: "cpu" is not one of the route's backends/);
+  });
+
   const aliases = ["a: &a [x, x, x, x, x, x, x, x, x, x]", ...Array.from({ length: 9 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill(`*${String.fromCharCode(97 + i)}`).join(", ")}]`)].join("\n");
   const cases: [string, () => string, RegExp][] = [
     ["a missing file", () => join(dir, "absent.yaml"), /absent\.yaml: no such file/],
@@ -78,6 +101,10 @@ describe("config files", () => {
     ["a weight of zero", () => file("u6.yaml", "tenants:\n  a: { keys: [aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa], weight: 0 }\n"), /weight must be a number > 0/],
     ["an audit without a path", () => file("u7.yaml", "audit: { rotateBytes: 100 }\n"), /audit\.path is required/],
     ["an unknown audit setting", () => file("u8.yaml", "audit: { path: x, fsync: true }\n"), /audit\.fsync is not a setting/],
+    ["an alias that names a model", () => file("w1.yaml", "models:\n  m: { path: x }\n  n: { path: y, aliases: [m] }\n"), /models\.n\.aliases: "m" is a model or remote name/],
+    ["an alias that is not a name", () => file("w2.yaml", "remotes:\n  c: { url: http://x, model: m, aliases: [\"a b\"] }\n"), /remotes\.c\.aliases must be a list of alias names/],
+    ["aliases that are not a list", () => file("w3.yaml", "models:\n  m: { path: x, aliases: small }\n"), /models\.m\.aliases must be a list of alias names/],
+    ["a route nobody declares and that lists no backends", () => file("w4.yaml", "models:\n  m: { path: x, aliases: [small] }\nroutes:\n  large: {}\n"), /routes\.large\.backends is required .* unless some declare "large"/],
     ["a route's default privacy unknown", () => file("t6.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    defaultPrivacy: top-secret\n"), /defaultPrivacy must be one of private, internal, public/],
   ];
   it.each(cases)("%s is a ConfigError naming it", async (_what, make, message) => {

@@ -1,13 +1,16 @@
 // `neoserve serve` with a routed alias: a local model and a second neoserve
-// process as the remote, from a config file. Where each request went is read
-// off the remote's own request log; the route shows in a response header and
-// in neoserve_routed_total; bad routing headers are 400s.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// process as the remote, both declaring the alias, from a config file. Where
+// each request went is read off the remote's own request log; the route shows
+// in a response header, in neoserve_routed_total and in the audit trail, which
+// rotates and still verifies through `neoserve audit verify`; bad routing
+// headers are 400s.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import OpenAI, { BadRequestError } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hfDir } from "./helpers/paths.js";
+import { hfDir, repoRoot } from "./helpers/paths.js";
 import { spawnServer, type SpawnedServer } from "./helpers/spawn-server.js";
 
 let cloud: SpawnedServer;
@@ -27,6 +30,7 @@ beforeAll(async () => {
       `    path: ${hfDir("tiny")}`,
       "    threads: 1",
       "    pricePerHour: 0.05",
+      "    aliases: [chat]",
       "remotes:",
       "  cloud:",
       `    url: ${cloud.url}`,
@@ -34,20 +38,23 @@ beforeAll(async () => {
       "    apiKeyEnv: CLOUD_KEY",
       "    pricePer1kPrompt: 0.5",
       "    pricePer1kCompletion: 1.5",
+      "    aliases: [chat]",
       "routes:",
       "  chat:",
-      "    backends: [small, cloud]",
       "    rules:",
       "      - when: { privacy: private }",
       "        route: local",
       "      - route: remote",
+      "audit:",
+      `  path: ${join(dir, "audit.jsonl")}`,
+      "  rotateBytes: 1500",
     ].join("\n"),
   );
   front = await spawnServer(["--config", config], { CLOUD_KEY: "not-needed-by-this-remote" });
   client = new OpenAI({ apiKey: "x", baseURL: `${front.url}/v1`, maxRetries: 0, timeout: 30_000 });
 }, 120_000);
 afterAll(async () => {
-  for (const s of [front, cloud]) s.proc.kill("SIGTERM");
+  for (const s of [front, cloud]) if (s.proc.exitCode === null) s.proc.kill("SIGTERM");
   expect(await front.exited).toBe(0);
   expect(await cloud.exited).toBe(0);
   rmSync(dir, { recursive: true, force: true });
@@ -100,5 +107,43 @@ describe("a routed alias", () => {
     const err = await client.chat.completions.create({ model: "chat", messages: [{ role: "user", content: "x" }], max_tokens: 2 }, { headers: { [header]: value } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BadRequestError);
     expect((err as BadRequestError).message).toMatch(message);
+  });
+
+  it("audits each routed request (backend, why, privacy, cost) in a trail that rotates and verifies across its files", async () => {
+    front.proc.kill("SIGTERM"); // every record written
+    expect(await front.exited).toBe(0);
+    const current = join(dir, "audit.jsonl");
+    const rotated = readdirSync(dir).filter((f) => f.startsWith("audit.jsonl.")).sort().map((f) => join(dir, f));
+    expect(rotated.length).toBeGreaterThan(0);
+    const files = [...rotated, current];
+    const verify = (paths: string[]) => {
+      try {
+        return { code: 0, out: execFileSync(process.execPath, [join(repoRoot, "dist", "src", "cli", "main.js"), "audit", "verify", ...paths], { encoding: "utf8" }) };
+      } catch (err) {
+        const e = err as { status: number; stdout: string };
+        return { code: e.status, out: e.stdout };
+      }
+    };
+    const records = files.flatMap((f) => readFileSync(f, "utf8").trim().split("\n")).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(verify(files)).toEqual({ code: 0, out: `ok: ${records.length} records chain from the start\n` });
+
+    const routed = records.filter((r) => r.model === "chat" && r.status === 200);
+    expect(routed[0]).toMatchObject({ backend: "small", reason: "rule_1", why: "rule 1", attempts: 1, privacy: "private", completionTokens: 4 });
+    expect(routed[1]).toMatchObject({ backend: "cloud", reason: "rule_2", why: "rule 2", attempts: 1, privacy: "internal" });
+    expect(routed[1]!.cost).toBeGreaterThan(0); // the remote's price per 1k tokens
+    expect(routed[0]!.promptSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(routed[0]!.prompt).toBeUndefined(); // no tenant opted in to text
+
+    // One changed byte in a rotated file, a deleted line, a rotated file left out: each is named.
+    const first = rotated[0]!;
+    const original = readFileSync(first, "utf8");
+    writeFileSync(first, original.replace('"status":200', '"status":201'));
+    expect(verify(files)).toMatchObject({ code: 1, out: expect.stringMatching(new RegExp(`^${first}:1: `)) });
+    const lines = original.trim().split("\n");
+    writeFileSync(first, lines.slice(0, -1).map((l) => `${l}\n`).join("")); // its last record: the break shows at the next one
+    expect(verify(files)).toMatchObject({ code: 1, out: expect.stringMatching(/: it does not chain to the record before it/) });
+    writeFileSync(first, original);
+    expect(verify(files.slice(1))).toMatchObject({ code: 1 });
+    expect(verify(files).code).toBe(0);
   });
 });

@@ -22,7 +22,12 @@ export interface AuditRecord {
   tenant: string | null;
   model: string;
   backend: string | null;
+  /** The kind of choice: rule_N, cheapest, fastest, canary, fallback, unroutable. */
   reason: string | null;
+  /** The router's own words for it ("rule 2", "fallback from cloud"). */
+  why?: string | null;
+  /** Backends tried, the serving one included. */
+  attempts?: number | null;
   privacy: string | null;
   promptTokens: number;
   completionTokens: number;

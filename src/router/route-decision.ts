@@ -7,7 +7,9 @@
  * breaker closed or probing), allowed for the tenant, and within its cost cap.
  * The first rule that matches and names an eligible backend puts its backends
  * first; then, by default, the cheapest backend predicted to meet the latency
- * budget, else the fastest. The rest follow in the same order, as fallbacks.
+ * budget and the deadline, else the fastest (to its end when a deadline is
+ * given, else to its first token). The rest follow in the same order, as
+ * fallbacks.
  */
 import type { Rule } from "./rules.js";
 import { matches } from "./rules.js";
@@ -19,6 +21,8 @@ export interface RouteInput {
   privacy: PrivacyClass;
   /** Time to first token the caller wants, ms. */
   latencyBudgetMs?: number;
+  /** Time to the last token the caller wants, ms. */
+  deadlineMs?: number;
   /** The most the caller pays per 1k tokens. */
   maxCostPer1k?: number;
   tenant?: string;
@@ -35,6 +39,8 @@ export interface Candidate {
   available: boolean;
   /** Predicted time to first token for this request, ms. */
   predictedTtftMs: number;
+  /** Predicted time to its last token (maxTokens of them), ms. */
+  predictedEndMs: number;
   /** Predicted cost per 1k tokens of this request. */
   costPer1k: number;
   /** A local engine with a free batch slot. */
@@ -60,12 +66,20 @@ export function ineligible(input: RouteInput, c: Candidate): string | undefined 
   return undefined;
 }
 
-// Cheapest within the budget first (ties: faster), then the rest by predicted TTFT.
+const meets = (input: RouteInput, c: Candidate) => c.predictedTtftMs <= (input.latencyBudgetMs ?? Infinity) && c.predictedEndMs <= (input.deadlineMs ?? Infinity);
+
+// Cheapest of those that meet the budget and deadline first (ties: faster), then the rest, fastest first.
 function byDefault(input: RouteInput, cs: Candidate[]): Candidate[] {
-  const budget = input.latencyBudgetMs ?? Infinity;
-  const within = cs.filter((c) => c.predictedTtftMs <= budget).sort((a, b) => a.costPer1k - b.costPer1k || a.predictedTtftMs - b.predictedTtftMs);
-  const over = cs.filter((c) => c.predictedTtftMs > budget).sort((a, b) => a.predictedTtftMs - b.predictedTtftMs);
+  const within = cs.filter((c) => meets(input, c)).sort((a, b) => a.costPer1k - b.costPer1k || a.predictedTtftMs - b.predictedTtftMs);
+  const speed = (c: Candidate) => (input.deadlineMs === undefined ? c.predictedTtftMs : c.predictedEndMs);
+  const over = cs.filter((c) => !meets(input, c)).sort((a, b) => speed(a) - speed(b) || a.predictedTtftMs - b.predictedTtftMs);
   return [...within, ...over];
+}
+
+// What the request asked for that the default choice weighs.
+function targets(input: RouteInput): string {
+  const named = [input.latencyBudgetMs !== undefined && "budget", input.deadlineMs !== undefined && "deadline"].filter(Boolean);
+  return named.length === 2 ? "budget and deadline" : (named[0] || "budget");
 }
 
 export function decide(input: RouteInput, candidates: readonly Candidate[], rules: readonly Rule[] = []): Decision {
@@ -84,7 +98,6 @@ export function decide(input: RouteInput, candidates: readonly Candidate[], rule
     if (chosen.length === 0) continue;
     return { order: [...chosen, ...ordered.filter((c) => !chosen.includes(c))].map((c) => c.name), reason: `rule ${i + 1}`, degraded };
   }
-  const budget = input.latencyBudgetMs ?? Infinity;
-  const reason = ordered[0]!.predictedTtftMs <= budget ? "cheapest within budget" : "fastest (none meets the budget)";
+  const reason = meets(input, ordered[0]!) ? `cheapest within ${targets(input)}` : `fastest (none meets the ${targets(input)})`;
   return { order: ordered.map((c) => c.name), reason, degraded };
 }

@@ -7,7 +7,7 @@
  * may be shared by several routers; their owner disposes them.
  */
 import { createHash } from "node:crypto";
-import { type Engine, type EngineInfo, type EngineStats, predictPrefillMs } from "../engine.js";
+import { type Engine, type EngineInfo, type EngineStats, predictPrefillMs, predictStepMs } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, NeoserveError, ProviderUnavailableError, QueueFullError } from "../errors.js";
 import { ForwardedStream, relay } from "../forwarded-stream.js";
 import type { GenerationStream } from "../generation-stream.js";
@@ -79,15 +79,18 @@ export class RoutedStream extends ForwardedStream {
   route!: RouteInfo;
 }
 
-// Endings a next backend may still save: the first one never produced a token.
-const RETRYABLE: ReadonlySet<FinishReason> = new Set(["error", "queue_full", "device_lost"]);
+// Endings a next backend may still save: the first one never produced a token
+// (and one that judged the deadline out of its reach may be slower than another).
+const RETRYABLE: ReadonlySet<FinishReason> = new Set(["error", "queue_full", "device_lost", "deadline_unmeetable"]);
 const EWMA = 0.2;
 
 export class Router implements Engine {
   readonly info: EngineInfo;
   private readonly byName: Map<string, Backend>;
   private readonly streams = new Set<RoutedStream>();
+  // What this router saw of each backend lately, for those that cannot predict themselves.
   private readonly ttftEwma = new Map<string, number>();
+  private readonly tokenEwma = new Map<string, number>();
   private disposed = false;
 
   constructor(private readonly options: RouterOptions) {
@@ -141,9 +144,11 @@ export class Router implements Engine {
     const limit = Math.min(order.length, this.options.maxAttempts ?? 3);
 
     // Runs attempt i; the first runs synchronously so a request no engine would take throws from generate() itself.
-    const attempt = (i: number, lastError?: NeoserveError): void => {
+    const attempt = (i: number, lastError?: NeoserveError, lastReason?: FinishReason): void => {
       if (cancelled || stream.finished) return;
       if (i >= limit) {
+        // Every backend judged the deadline out of reach: that is the request's ending, not a failure.
+        if (lastReason === "deadline_unmeetable") return stream.end("deadline_unmeetable", `no backend tried can meet the deadline of ${request.deadlineMs} ms`);
         const error = lastError ?? new ProviderUnavailableError(`alias ${this.options.alias}: every backend tried failed`);
         stream.refuse(error, error instanceof QueueFullError ? "queue_full" : "error");
         return;
@@ -171,12 +176,12 @@ export class Router implements Engine {
         inner,
         stream,
         (result, forwarded) => {
-          if (result.timings.timeToFirstTokenMs !== null) this.observeTtft(backend.name, result.timings.timeToFirstTokenMs);
+          this.observe(backend.name, result);
           if (forwarded > 0 || cancelled) return false;
           // A request the backend judged wrong is wrong for every backend: its error, as the caller's.
           if (refusal instanceof InvalidRequestError) return stream.refuse(refusal), true;
           if (!RETRYABLE.has(result.finishReason)) return false;
-          attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`));
+          attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`), result.finishReason);
           return true;
         },
         acceptOn,
@@ -223,6 +228,7 @@ export class Router implements Engine {
     return {
       privacy: hints.privacy ?? this.options.defaultPrivacy ?? "internal",
       latencyBudgetMs: hints.latencyBudgetMs,
+      deadlineMs: request.deadlineMs,
       maxCostPer1k: hints.maxCostPer1k,
       tenant: hints.tenant,
       allowed: hints.allowedBackends,
@@ -239,14 +245,17 @@ export class Router implements Engine {
   private snapshotOf(b: Backend, input: RouteInput): Candidate {
     const promptTokens = Math.ceil(input.promptChars / 4);
     const stats = b.engine.stats();
+    const capacity = b.capacity ?? 16;
+    const predictedTtftMs = this.predictTtft(b.name, stats, promptTokens);
     return {
       name: b.name,
       where: b.where,
       privacy: b.privacy,
       available: stats.available !== false,
-      predictedTtftMs: this.predictTtft(b.name, stats, promptTokens),
+      predictedTtftMs,
+      predictedEndMs: predictedTtftMs + Math.max(0, input.maxTokens - 1) * this.predictTokenMs(b.name, stats, Math.min(stats.inFlight + 1, capacity), promptTokens + input.maxTokens / 2),
       costPer1k: costPer1k(b.price, tokensPerSecond(b.engine), promptTokens, input.maxTokens),
-      hasRoom: stats.inFlight < (b.capacity ?? 16),
+      hasRoom: stats.inFlight < capacity,
     };
   }
 
@@ -256,9 +265,17 @@ export class Router implements Engine {
     return stats.predictedWaitMs + (stats.stepTime ? predictPrefillMs(stats.stepTime, promptTokens) : 0);
   }
 
-  private observeTtft(name: string, ms: number): void {
-    const old = this.ttftEwma.get(name);
-    this.ttftEwma.set(name, old === undefined ? ms : old + EWMA * (ms - old));
+  // One decode step of a batch of `batch` sequences near `context` positions each, by the engine's fit; else what this router saw lately.
+  private predictTokenMs(name: string, stats: EngineStats, batch: number, context: number): number {
+    if (!stats.stepTime) return this.tokenEwma.get(name) ?? 0;
+    return predictStepMs(stats.stepTime, batch, batch * context);
+  }
+
+  private observe(name: string, result: GenerateResult): void {
+    const { timeToFirstTokenMs: ttft, totalMs } = result.timings;
+    if (ttft !== null) ewma(this.ttftEwma, name, ttft);
+    const tokens = result.usage.completionTokens;
+    if (ttft !== null && tokens > 1) ewma(this.tokenEwma, name, (totalMs - ttft) / (tokens - 1));
   }
 
   private get primary(): Engine {
@@ -284,6 +301,11 @@ export class Router implements Engine {
     this.disposed = true;
     for (const s of this.streams) s.cancel();
   }
+}
+
+function ewma(map: Map<string, number>, name: string, value: number): void {
+  const old = map.get(name);
+  map.set(name, old === undefined ? value : old + EWMA * (value - old));
 }
 
 /** An engine's generated tokens per second of engine time, when it measures it (a Model does). */

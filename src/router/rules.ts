@@ -13,7 +13,7 @@
  *     - route: remote                 # no `when`: every request
  *
  * Conditions: privacy and tenant (a value or a list of them); latency_budget_ms,
- * prompt_chars and max_tokens (a map of lt / lte / gt / gte / eq to numbers);
+ * deadline_ms, prompt_chars and max_tokens (a map of lt / lte / gt / gte / eq to numbers);
  * local_has_room (true or false: some eligible local backend has a free slot).
  * `route` is local, remote, or a list of backend names. A rule never overrides
  * eligibility: a private request still goes to local backends only.
@@ -28,6 +28,7 @@ export interface Rule {
     privacy?: PrivacyClass[];
     tenant?: string[];
     latency_budget_ms?: Comparison;
+    deadline_ms?: Comparison;
     prompt_chars?: Comparison;
     max_tokens?: Comparison;
     local_has_room?: boolean;
@@ -37,7 +38,7 @@ export interface Rule {
 
 const MAX_RULES = 256;
 const COMPARATORS = ["lt", "lte", "gt", "gte", "eq"] as const;
-const NUMERIC = ["latency_budget_ms", "prompt_chars", "max_tokens"] as const;
+const NUMERIC = ["latency_budget_ms", "deadline_ms", "prompt_chars", "max_tokens"] as const;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const show = (v: unknown) => JSON.stringify(v)?.slice(0, 80);
@@ -111,6 +112,7 @@ export function matches(rule: Rule, input: RouteInput, localHasRoom: boolean): b
     (!w.privacy || w.privacy.includes(input.privacy)) &&
     (!w.tenant || (input.tenant !== undefined && w.tenant.includes(input.tenant))) &&
     holds(w.latency_budget_ms, input.latencyBudgetMs) &&
+    holds(w.deadline_ms, input.deadlineMs) &&
     holds(w.prompt_chars, input.promptChars) &&
     holds(w.max_tokens, input.maxTokens) &&
     (w.local_has_room === undefined || w.local_has_room === localHasRoom)

@@ -74,6 +74,9 @@ export class Accounting {
         model: ticket.model,
         backend: route?.backend ?? (summary ? ticket.model : null),
         reason: route ? reasonKind(route) : null,
+        // The decision's own words ("rule 2", "fallback from cloud") and how many backends it took.
+        why: route?.reason ?? null,
+        attempts: route?.attempts ?? null,
         privacy: route?.privacy ?? ticket.plan.requests[0]?.route?.privacy ?? null,
         promptTokens,
         completionTokens,

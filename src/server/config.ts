@@ -23,6 +23,8 @@ export interface ModelConfig extends Omit<LoadOptions, "log"> {
   pricePerHour?: number;
   /** The privacy classes a route may send it. Default: all. */
   privacy?: PrivacyClass[];
+  /** Model aliases it serves: each is a route over every model and remote that declares it. */
+  aliases?: string[];
 }
 
 /** Another OpenAI-compatible server, as a backend routes may use. */
@@ -34,9 +36,14 @@ export interface RemoteConfig extends Omit<RemoteBackendOptions, "baseUrl" | "ap
   privacy?: PrivacyClass[];
   pricePer1kPrompt?: number;
   pricePer1kCompletion?: number;
+  /** Model aliases it serves (see ModelConfig.aliases). */
+  aliases?: string[];
 }
 
-/** A model alias served by a Router over backends (model and remote names). */
+/**
+ * A model alias served by a Router over backends (model and remote names):
+ * those listed here, then those that declare the alias in their `aliases`.
+ */
 export interface RouteConfig {
   backends: string[];
   canary?: { backend: string; percent: number };
@@ -77,6 +84,7 @@ const port = is((v) => Number.isInteger(v) && (v as number) >= 0 && (v as number
 const numberOrString = is((v) => (typeof v === "number" && Number.isFinite(v)) || typeof v === "string", "a number or a string");
 const stringList = is((v) => Array.isArray(v) && v.length <= 1024 && v.every((s) => typeof s === "string" && s.length > 0 && s.length <= 4096), "a list of non-empty strings");
 const slices = is((v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1024) || (Array.isArray(v) && v.length >= 1 && v.length <= 1024 && v.every((s) => typeof s === "string")), "a worker count or a list of device ids");
+const aliasList = is((v) => Array.isArray(v) && v.length > 0 && v.length <= 64 && v.every((s) => typeof s === "string" && NAME.test(s)), "a list of alias names (letters, digits, . _ : / -)");
 const privacyList = is((v) => Array.isArray(v) && v.length > 0 && v.every((x) => (PRIVACY_CLASSES as readonly unknown[]).includes(x)), `a list of privacy classes (${PRIVACY_CLASSES.join(", ")})`);
 const privacyClass = is((v) => (PRIVACY_CLASSES as readonly unknown[]).includes(v), `one of ${PRIVACY_CLASSES.join(", ")}`);
 const count = (max: number) => is((v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= max, `an integer from 1 to ${max}`);
@@ -96,6 +104,7 @@ const MODEL_FIELDS: Record<string, Check> = {
   slices,
   pricePerHour: nonNegative,
   privacy: privacyList,
+  aliases: aliasList,
   scheduler: numberMap,
   text: numberMap,
 };
@@ -104,6 +113,7 @@ const REMOTE_FIELDS: Record<string, Check> = {
   model: string,
   apiKeyEnv: envName,
   privacy: privacyList,
+  aliases: aliasList,
   pricePer1kPrompt: nonNegative,
   pricePer1kCompletion: nonNegative,
   connections: count(1024),
@@ -168,7 +178,18 @@ function checkFields(value: unknown, fields: Record<string, Check>, where: strin
   return value;
 }
 
-/** What a config file says; ConfigError naming the file and field otherwise. */
+// Each alias that models and remotes declare, with its backends in config order; an alias may not be a backend's own name.
+function declaredAliases(models: Record<string, ModelConfig>, remotes: Record<string, RemoteConfig>, backends: readonly string[]): Map<string, string[]> {
+  const declared = new Map<string, string[]>();
+  for (const [kind, entries] of [["models", models], ["remotes", remotes]] as const)
+    for (const [name, entry] of Object.entries(entries))
+      for (const alias of entry.aliases ?? []) {
+        if (backends.includes(alias)) throw new ConfigError(`${kind}.${name}.aliases: ${JSON.stringify(alias)} is a model or remote name`);
+        declared.set(alias, [...(declared.get(alias) ?? []), name]);
+      }
+  return declared;
+}
+
 // A mapping of names to entries, each checked by `check`.
 function named<T>(value: unknown, where: string, check: (v: unknown, where: string) => T): Record<string, T> {
   if (value === undefined) return {};
@@ -183,6 +204,7 @@ function named<T>(value: unknown, where: string, check: (v: unknown, where: stri
 
 export type ConfigFile = Pick<ServeConfig, "models" | "remotes" | "routes" | "tenants" | "audit"> & { server: Partial<ServeConfig> & { apiKeysFile?: string } };
 
+/** What a config file says; ConfigError naming the file and field otherwise. */
 export async function readConfigFile(path: string): Promise<ConfigFile> {
   const fail = (message: string, cause?: unknown) => new ConfigError(message, { cause });
   const text = await readRegularFile(path, fail, MAX_CONFIG_BYTES);
@@ -208,15 +230,19 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     });
     for (const name of Object.keys(remotes)) if (models[name]) throw new ConfigError(`remotes.${name}: a model has that name too`);
     const backends = [...Object.keys(models), ...Object.keys(remotes)];
+    const declared = declaredAliases(models, remotes, backends);
     const routes = named(top.routes, "routes", (r, where) => {
       const route = checkFields(r, ROUTE_FIELDS, where) as unknown as RouteConfig & { rules?: unknown };
-      if (!route.backends?.length) throw new ConfigError(`${where}.backends is required: the models and remotes it routes over`);
-      for (const b of route.backends) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
+      for (const b of route.backends ?? []) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
+      const alias = where.slice("routes.".length);
+      route.backends = [...new Set([...(route.backends ?? []), ...(declared.get(alias) ?? [])])];
+      if (!route.backends.length) throw new ConfigError(`${where}.backends is required (the models and remotes it routes over), unless some declare ${JSON.stringify(alias)} in their aliases`);
       if (route.canary && !route.backends.includes(route.canary.backend)) throw new ConfigError(`${where}.canary.backend: ${JSON.stringify(route.canary.backend)} is not one of the route's backends`);
       if (route.shadow && !backends.includes(route.shadow.backend)) throw new ConfigError(`${where}.shadow.backend: no model or remote named ${JSON.stringify(route.shadow.backend)}`);
       return { ...route, rules: route.rules === undefined ? [] : parseRules(route.rules, `${where}.rules`, route.backends) };
     });
     for (const name of Object.keys(routes)) if (backends.includes(name)) throw new ConfigError(`routes.${name}: a model or remote has that name too`);
+    for (const [alias, by] of declared) routes[alias] ??= { backends: by, rules: [] };
     const served = [...Object.keys(models), ...Object.keys(routes)];
     const tenants = named(top.tenants, "tenants", (t, where) => {
       const tenant = checkFields(t, TENANT_FIELDS, where) as unknown as TenantConfig;

@@ -25,6 +25,12 @@ export interface FaultStub {
   mode: StubMode;
   /** The text of each streamed token in "ok" mode. */
   tokens: string[];
+  /** GET /v1/models answers 503 while false. */
+  healthy: boolean;
+  /** Health checks received. */
+  healthChecks: number;
+  /** Connections open now, the most ever open at once, and all ever opened. */
+  sockets: { open: number; peak: number; total: number };
   requests: { path: string; body: Record<string, unknown> }[];
   close(): Promise<void>;
 }
@@ -37,11 +43,12 @@ const readBody = (req: IncomingMessage) =>
   });
 
 export async function startFaultStub(): Promise<FaultStub> {
-  const stub = { mode: "ok" as StubMode, tokens: ["Hello", ",", " world", "!"], requests: [] as FaultStub["requests"] };
+  const stub = { mode: "ok" as StubMode, tokens: ["Hello", ",", " world", "!"], requests: [] as FaultStub["requests"], healthy: true, healthChecks: 0, sockets: { open: 0, peak: 0, total: 0 } };
   const server: Server = createServer(async (req, res) => {
     const text = await readBody(req);
     if (req.method === "GET" && req.url === "/v1/models") {
-      res.writeHead(200, { "content-type": "application/json" });
+      stub.healthChecks++;
+      res.writeHead(stub.healthy ? 200 : 503, { "content-type": "application/json" });
       return res.end(JSON.stringify({ object: "list", data: [{ id: "stub", object: "model", max_model_len: 4096 }] }));
     }
     const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
@@ -82,6 +89,12 @@ export async function startFaultStub(): Promise<FaultStub> {
     if (stub.mode !== "no-finish") res.write(chunk("", "length"));
     res.write(`data: ${JSON.stringify({ choices: [], usage: { prompt_tokens: 7, completion_tokens: stub.tokens.length, total_tokens: 7 + stub.tokens.length } })}\n\n`);
     res.end("data: [DONE]\n\n");
+  });
+  server.on("connection", (socket) => {
+    const s = stub.sockets;
+    s.total++;
+    s.peak = Math.max(s.peak, ++s.open);
+    socket.on("close", () => s.open--);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
