@@ -2,11 +2,12 @@
 // token; bench/quantized.ts times the whole process (and its peak RSS) from
 // outside, as it times llama-bench doing the same.
 //
-//   node dist/bench/first-token.js <model> [--threads 2]
+//   node dist/bench/first-token.js <model> [--threads 2] [--weight-cache DIR]
 import { loadModel } from "../src/index.js";
 
 const [path, ...rest] = process.argv.slice(2);
-const threads = Number(rest[rest.indexOf("--threads") + 1] || 2) || 2;
-const model = await loadModel(path!, { backend: "cpu", threads });
+const flag = (name: string) => (rest.includes(name) ? rest[rest.indexOf(name) + 1] : undefined);
+const threads = Number(flag("--threads") ?? 2) || 2;
+const model = await loadModel(path!, { backend: "cpu", threads, weightCache: flag("--weight-cache") });
 await model.generate({ tokens: [464, 2068, 7586], maxTokens: 1, temperature: 0 }).result;
 process.exit(0);

@@ -38,6 +38,13 @@ export interface RawLoadOptions {
    * parts). Default 0 = the machine's memory, or its cgroup's limit if lower.
    */
   memoryLimitBytes?: number;
+  /**
+   * A directory where the CPU engine keeps the weights it converts at load
+   * (int8 and 4-bit panels, fp32 widened), one file per model and settings,
+   * mapped on the next load of the same files with the same settings instead
+   * of converted again (`info.weightCache` says which happened). Default "" = off.
+   */
+  weightCache?: string;
   /** Sequences in one step. Default 16, in [1, 16384]. */
   maxBatchSize?: number;
   /** Tokens in one step: decodes + prompt chunks (longer prompts are chunked). Default 512. */
@@ -106,6 +113,8 @@ export interface RawModelInfo {
   format: "huggingface" | "gguf" | "tensorrt";
   /** Why backend "auto" did not use the engine it was given (it runs on the CPU instead); "" otherwise. */
   fallbackReason: string;
+  /** The CPU engine's weight cache: "off", "hit", "written", "rewritten (why)" or "not written: why". */
+  weightCache: string;
   config: {
     hiddenSize: number;
     intermediateSize: number;

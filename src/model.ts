@@ -49,6 +49,7 @@ export interface LoadOptions {
   precision?: RawLoadOptions["precision"];
   threads?: RawLoadOptions["threads"];
   memoryLimitBytes?: RawLoadOptions["memoryLimitBytes"];
+  weightCache?: RawLoadOptions["weightCache"];
   /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
   tokenizer?: string;
   /** The threads that tokenize request text, and the limits each request's text is held to. */
@@ -234,6 +235,7 @@ function toRawOptions(options: LoadOptions): RawLoadOptions {
     precision: options.precision,
     threads: options.threads,
     memoryLimitBytes: options.memoryLimitBytes,
+    weightCache: options.weightCache,
     device: options.device === undefined ? undefined : String(options.device),
   };
 }

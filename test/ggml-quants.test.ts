@@ -201,3 +201,41 @@ describe("corrupt blocks", () => {
     expect(Date.now() - t0).toBeLessThan(20_000);
   });
 });
+
+describe("the weight cache", () => {
+  const cache = mkdtempSync(join(tmpdir(), "neoserve-weight-cache-"));
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+  // Q4_K_M: 4-bit panels with mins (int8 where the kernels have no 4-bit panels), and Q6_K requantized to int8; Q4_0: 4-bit panels without mins.
+  it.each(["Q4_K_M", "Q4_0"])("tiny-k %s: a second load maps what the first converted, and computes the same bits", async (type) => {
+    const path = quantizedTestModel("tiny-k", type);
+    const logits = async (weightCache?: string) => {
+      const model = await loadModel(path, { backend: "cpu", threads: 2, weightCache });
+      try {
+        const r = await model.generate({ tokens: PROMPTS[0]!, maxTokens: 3, temperature: 0, ignoreEos: true, returnLogits: true }).result;
+        return { status: model.info.weightCache, tokens: r.tokens, bits: r.logits!.map((l) => Buffer.from(l.buffer, l.byteOffset, l.byteLength).toString("base64")) };
+      } finally {
+        await model.dispose();
+      }
+    };
+    const plain = await logits();
+    const written = await logits(cache);
+    const hit = await logits(cache);
+    expect([plain.status, written.status, hit.status]).toEqual(["off", "written", "hit"]);
+    expect(written.bits).toEqual(plain.bits);
+    expect(hit.bits).toEqual(plain.bits);
+    expect(hit.tokens).toEqual(plain.tokens);
+  });
+
+  it("a cache directory that cannot be made leaves the load as it was, and says why", async () => {
+    const blocker = join(cache, "a-file");
+    writeSync(openSync(blocker, "w"), "not a directory");
+    const model = await loadModel(quantizedTestModel("tiny-k", "Q4_0"), { backend: "cpu", threads: 2, weightCache: join(blocker, "sub") });
+    try {
+      expect(model.info.weightCache).toMatch(/^not written: cannot create .*sub: Not a directory/);
+      expect((await model.generate({ tokens: [464], maxTokens: 2, temperature: 0 }).result).finishReason).toBe("length");
+    } finally {
+      await model.dispose();
+    }
+  });
+});

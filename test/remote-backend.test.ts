@@ -180,9 +180,15 @@ describe("RemoteBackend against a failing remote", () => {
   it("a server that accepts no connection: a refusal when the connect timeout passes", async () => {
     // A listener whose process never accepts: once its small queue is full, the kernel drops new handshakes.
     const deaf = spawn(process.execPath, ["-e", DEAF_LISTENER], { stdio: ["ignore", "pipe", "inherit"] });
+    const fillers: Socket[] = [];
+    let b: RemoteBackend | undefined;
     try {
-      const port = Number(await new Promise<string>((resolve) => deaf.stdout!.once("data", (d: Buffer) => resolve(d.toString()))));
-      const fillers: Socket[] = [];
+      const port = Number(
+        await new Promise<string>((resolve, reject) => {
+          deaf.stdout!.once("data", (d: Buffer) => resolve(d.toString()));
+          setTimeout(() => reject(new Error("the listener gave no port in 10 s")), 10_000);
+        }),
+      );
       for (let i = 0; i < 8; i++) {
         const socket = connect(port, "127.0.0.1").on("error", () => {}); // reset when the listener dies
         fillers.push(socket);
@@ -192,7 +198,7 @@ describe("RemoteBackend against a failing remote", () => {
         });
         if (!joined) break; // the queue is full: handshakes now hang
       }
-      const b = new RemoteBackend({ baseUrl: `http://127.0.0.1:${port}`, model: "x", healthIntervalMs: 0, connectTimeoutMs: 400 });
+      b = new RemoteBackend({ baseUrl: `http://127.0.0.1:${port}`, model: "x", healthIntervalMs: 0, connectTimeoutMs: 400 });
       const t0 = performance.now();
       const s = b.generate({ prompt: "hi" });
       const err = await s.accepted.then(() => undefined, (e: unknown) => e);
@@ -202,9 +208,9 @@ describe("RemoteBackend against a failing remote", () => {
       expect(elapsed).toBeGreaterThanOrEqual(350); // the timeout, not a refusal
       expect(elapsed).toBeLessThan(5000);
       expect((await s.result).finishReason).toBe("error");
-      await b.dispose();
-      for (const f of fillers) f.destroy();
     } finally {
+      await b?.dispose();
+      for (const f of fillers) f.destroy();
       deaf.kill("SIGKILL");
     }
   });
@@ -213,13 +219,16 @@ describe("RemoteBackend against a failing remote", () => {
     stub.mode = "ok";
     const quiet = await startFaultStub(); // its own counts
     const b = new RemoteBackend({ baseUrl: quiet.url, model: "stub", healthIntervalMs: 0, connections: 2 });
-    const results = await Promise.all(Array.from({ length: 8 }, () => b.generate({ prompt: "x", maxTokens: 4 }).result));
-    expect(results.map((r) => r.finishReason)).toEqual(Array(8).fill("length"));
-    expect(quiet.requests.length).toBe(8);
-    expect(quiet.sockets.peak).toBe(2);
-    expect(quiet.sockets.total).toBe(2); // kept alive and reused
-    await b.dispose();
-    await quiet.close();
+    try {
+      const results = await Promise.all(Array.from({ length: 8 }, () => b.generate({ prompt: "x", maxTokens: 4 }).result));
+      expect(results.map((r) => r.finishReason)).toEqual(Array(8).fill("length"));
+      expect(quiet.requests.length).toBe(8);
+      expect(quiet.sockets.peak).toBe(2);
+      expect(quiet.sockets.total).toBe(2); // kept alive and reused
+    } finally {
+      await b.dispose();
+      await quiet.close();
+    }
   });
 
   it("checks its health on a timer while idle: down, it is unavailable without a request sent; back, it is available", async () => {
@@ -240,8 +249,9 @@ describe("RemoteBackend against a failing remote", () => {
       stub.healthy = true;
       await b.dispose();
     }
+    await new Promise((r) => setTimeout(r, 100)); // a check already sent when it was disposed may still land
     const after = stub.healthChecks;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 300));
     expect(stub.healthChecks).toBe(after); // disposed: the timer stopped
   });
 

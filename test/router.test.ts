@@ -166,13 +166,14 @@ describe("Router", () => {
     stub.mode = "ok";
     const fit = model.stats().stepTime!;
     const maxTokens = model.info.maxContext - 8;
-    // A quarter of what the engine itself predicts for the decode: it refuses at admission, before any token.
-    const deadlineMs = (maxTokens * predictStepMs(fit, 1, maxTokens / 2)) / 4;
+    // Half of what the engine itself predicts for the decode: it refuses at admission, before any token; the stub's few tokens fit.
+    const deadlineMs = (maxTokens * predictStepMs(fit, 1, maxTokens / 2)) / 2;
     const rules = parseRules([{ route: ["cpu"] }], "rules", ["cpu", "flaky"]);
     const router = new Router({ alias: "chat", backends: [local(), remote(flaky, "flaky")], rules });
     const s = router.generate({ prompt: "in time?", maxTokens, ignoreEos: true, deadlineMs });
     expect(await s.result).toMatchObject({ finishReason: "length", text: "Hello, world!" });
     expect(s.route).toMatchObject({ backend: "flaky", attempts: 2, reason: "fallback from cpu" });
+    expect(model.stats().endedEarly.deadline_unmeetable).toBeGreaterThan(0);
 
     const alone = new Router({ alias: "chat", backends: [local()] }).generate({ prompt: "in time?", maxTokens, ignoreEos: true, deadlineMs });
     expect(await alone.result).toMatchObject({ finishReason: "deadline_unmeetable", tokens: [] });

@@ -102,8 +102,10 @@ describe("config files", () => {
     ["an audit without a path", () => file("u7.yaml", "audit: { rotateBytes: 100 }\n"), /audit\.path is required/],
     ["an unknown audit setting", () => file("u8.yaml", "audit: { path: x, fsync: true }\n"), /audit\.fsync is not a setting/],
     ["an alias that names a model", () => file("w1.yaml", "models:\n  m: { path: x }\n  n: { path: y, aliases: [m] }\n"), /models\.n\.aliases: "m" is a model or remote name/],
-    ["an alias that is not a name", () => file("w2.yaml", "remotes:\n  c: { url: http://x, model: m, aliases: [\"a b\"] }\n"), /remotes\.c\.aliases must be a list of alias names/],
-    ["aliases that are not a list", () => file("w3.yaml", "models:\n  m: { path: x, aliases: small }\n"), /models\.m\.aliases must be a list of alias names/],
+    ["an alias that is not a name", () => file("w2.yaml", "remotes:\n  c: { url: http://x, model: m, aliases: [\"a b\"] }\n"), /remotes\.c\.aliases must be a list of distinct alias names/],
+    ["aliases that are not a list", () => file("w3.yaml", "models:\n  m: { path: x, aliases: small }\n"), /models\.m\.aliases must be a list of distinct alias names/],
+    ["an alias given twice", () => file("w5.yaml", "models:\n  m: { path: x, aliases: [chat, chat] }\n"), /models\.m\.aliases must be a list of distinct alias names/],
+    ["a route named as a model, with no backends", () => file("w6.yaml", "models:\n  m: { path: x }\nroutes:\n  m: {}\n"), /routes\.m: a model or remote has that name too/],
     ["a route nobody declares and that lists no backends", () => file("w4.yaml", "models:\n  m: { path: x, aliases: [small] }\nroutes:\n  large: {}\n"), /routes\.large\.backends is required .* unless some declare "large"/],
     ["a route's default privacy unknown", () => file("t6.yaml", "models:\n  m:\n    path: x\nroutes:\n  chat:\n    backends: [m]\n    defaultPrivacy: top-secret\n"), /defaultPrivacy must be one of private, internal, public/],
   ];

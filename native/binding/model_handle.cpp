@@ -187,6 +187,7 @@ Napi::Value ModelHandle::Info(const Napi::CallbackInfo& info) {
   const ModelFormat format = loaded_.weights->format;
   out.Set("format", model_format_name(format));
   out.Set("fallbackReason", loaded_.fallback_reason);
+  out.Set("weightCache", p.weight_cache);
   out.Set("config", config);
   out.Set("kv", kvo);
   out.Set("memory", memory);

@@ -28,6 +28,7 @@ struct ProviderOptions {
   size_t kv_memory_bytes = 0;      // 0 = the provider's default
   std::string kv_cache_dtype = "f32";  // "f32", "f16" (the CPU provider; a TensorRT engine's KV type is its own)
   size_t memory_limit_bytes = 0;   // 0 = the machine's memory (its cgroup's limit, if lower)
+  std::string weight_cache;        // a directory for the CPU engine's converted weights; "" = off
 };
 
 struct LoadOptions {
@@ -66,6 +67,9 @@ void visit_load_options(Options& o, Visitor&& v) {
            "the CPU engine's KV-cache element: f16 halves its memory (keys and values rounded to fp16); a TensorRT engine keeps its own");
   v.bytes("memoryLimitBytes", p.memory_limit_bytes, Range{0, 9007199254740991.0},
           "host memory the engine may plan for (weights, KV cache, step scratch); 0 = the machine's, or its cgroup's limit");
+  v.text("weightCache", p.weight_cache,
+         "a directory where the CPU engine keeps the weights it converts at load (panels, int8), mapped instead of converted on the next "
+         "load of the same files with the same settings; empty = off");
   v.integer("maxBatchSize", s.max_batch_size, Range{1, 16384}, "sequences in one step");
   v.integer("maxBatchTokens", s.max_batch_tokens, Range{1, 1 << 20}, "tokens in one step: decodes + prompt chunks");
   v.integer("maxQueueSize", s.max_queue_size, Range{0, std::numeric_limits<int32_t>::max()},

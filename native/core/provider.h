@@ -54,6 +54,8 @@ struct ProviderInfo {
   // metadata): the scheduler stops on them unless a request ignores EOS.
   std::vector<int32_t> eos_token_ids;
   WorkingMemory memory;
+  // The CPU engine's weight cache: "off", "hit", "written", "rewritten (why)", "not written: why".
+  std::string weight_cache = "off";
 };
 
 // Positions per KV-cache block, unless the caller sets kvBlockSize.

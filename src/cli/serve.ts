@@ -63,6 +63,7 @@ function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
     const value = flags[f.name];
     if (value === undefined) continue;
     if (f.name === "memoryLimitBytes") out.memoryLimitBytes = value as number;
+    else if (f.name === "weightCache") out.weightCache = value as string;
     else (out.scheduler as Record<string, unknown>)[f.name] = value;
   }
   return out;
@@ -120,7 +121,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     const engine = tenants ? new FairQueue(loaded, batch, (t) => tenants.weightOf(t)) : loaded;
     const price = pricePerHour === undefined ? undefined : { perHour: pricePerHour };
     app.neoserve.addModel(name, engine, price);
-    backends.set(name, { name, engine, where: "local", privacy: privacy ?? PRIVACY_CLASSES, price });
+    backends.set(name, { name, engine, where: "local", privacy: privacy ?? PRIVACY_CLASSES, price, capacity: batch });
     app.log.info({ model: name, path, backend: engine.info.backend, device: engine.info.device }, "model loaded");
   }
   for (const [name, r] of Object.entries(file.remotes)) {

@@ -50,7 +50,7 @@ export interface Candidate {
 export interface Decision {
   /** Backends to try, in order; empty when none is eligible. */
   order: string[];
-  /** Why the first was chosen: "rule 2", "cheapest within budget", "fastest (none meets the budget)", or why none is eligible. */
+  /** Why the first was chosen: "rule 2", "cheapest within budget" (or "... deadline", "... budget and deadline"), "fastest (none meets the budget)" (likewise), or why none is eligible. */
   reason: string;
   /** Every alias backend is remote and none is available, or local-only because no remote is: said in a header. */
   degraded: boolean;

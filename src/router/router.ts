@@ -144,17 +144,18 @@ export class Router implements Engine {
     const limit = Math.min(order.length, this.options.maxAttempts ?? 3);
 
     // Runs attempt i; the first runs synchronously so a request no engine would take throws from generate() itself.
-    const attempt = (i: number, lastError?: NeoserveError, lastReason?: FinishReason): void => {
+    // `unmeetable`: every backend tried so far judged the deadline out of its reach.
+    const attempt = (i: number, lastError?: NeoserveError, unmeetable = true): void => {
       if (cancelled || stream.finished) return;
       if (i >= limit) {
-        // Every backend judged the deadline out of reach: that is the request's ending, not a failure.
-        if (lastReason === "deadline_unmeetable") return stream.end("deadline_unmeetable", `no backend tried can meet the deadline of ${request.deadlineMs} ms`);
+        // Then that is the request's ending, not a failure.
+        if (i > 0 && unmeetable) return stream.end("deadline_unmeetable", `no backend tried can meet the deadline of ${request.deadlineMs} ms`);
         const error = lastError ?? new ProviderUnavailableError(`alias ${this.options.alias}: every backend tried failed`);
         stream.refuse(error, error instanceof QueueFullError ? "queue_full" : "error");
         return;
       }
-      // A fallback gets what is left of the request's deadline, not the whole of it again.
-      const deadlineMs = request.deadlineMs === undefined ? undefined : request.deadlineMs - (performance.now() - startedAt);
+      // A fallback gets what is left of the request's deadline, not the whole of it again (0: none, as engines read it).
+      const deadlineMs = !request.deadlineMs ? request.deadlineMs : request.deadlineMs - (performance.now() - startedAt);
       if (deadlineMs !== undefined && deadlineMs <= 0) return stream.end("deadline_exceeded", `deadline of ${request.deadlineMs} ms passed`);
       const backend = this.byName.get(order[i]!)!;
       stream.route = { ...stream.route, backend: backend.name, attempts: i + 1, reason: i === 0 ? reason : `fallback from ${order[i - 1]}` };
@@ -163,7 +164,7 @@ export class Router implements Engine {
         inner = backend.engine.generate({ ...forward, deadlineMs });
       } catch (err) {
         if (i === 0 && err instanceof InvalidRequestError) throw err;
-        return attempt(i + 1, err instanceof NeoserveError ? err : new ProviderUnavailableError(`${backend.name}: ${String(err)}`));
+        return attempt(i + 1, err instanceof NeoserveError ? err : new ProviderUnavailableError(`${backend.name}: ${String(err)}`), false);
       }
       current = inner;
       let refusal: NeoserveError | undefined;
@@ -181,7 +182,7 @@ export class Router implements Engine {
           // A request the backend judged wrong is wrong for every backend: its error, as the caller's.
           if (refusal instanceof InvalidRequestError) return stream.refuse(refusal), true;
           if (!RETRYABLE.has(result.finishReason)) return false;
-          attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`), result.finishReason);
+          attempt(i + 1, refusal ?? new ProviderUnavailableError(`${backend.name}: ${result.error ?? result.finishReason}`), unmeetable && result.finishReason === "deadline_unmeetable");
           return true;
         },
         acceptOn,
@@ -228,7 +229,7 @@ export class Router implements Engine {
     return {
       privacy: hints.privacy ?? this.options.defaultPrivacy ?? "internal",
       latencyBudgetMs: hints.latencyBudgetMs,
-      deadlineMs: request.deadlineMs,
+      deadlineMs: request.deadlineMs || undefined, // 0: no deadline
       maxCostPer1k: hints.maxCostPer1k,
       tenant: hints.tenant,
       allowed: hints.allowedBackends,

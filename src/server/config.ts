@@ -84,7 +84,7 @@ const port = is((v) => Number.isInteger(v) && (v as number) >= 0 && (v as number
 const numberOrString = is((v) => (typeof v === "number" && Number.isFinite(v)) || typeof v === "string", "a number or a string");
 const stringList = is((v) => Array.isArray(v) && v.length <= 1024 && v.every((s) => typeof s === "string" && s.length > 0 && s.length <= 4096), "a list of non-empty strings");
 const slices = is((v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1024) || (Array.isArray(v) && v.length >= 1 && v.length <= 1024 && v.every((s) => typeof s === "string")), "a worker count or a list of device ids");
-const aliasList = is((v) => Array.isArray(v) && v.length > 0 && v.length <= 64 && v.every((s) => typeof s === "string" && NAME.test(s)), "a list of alias names (letters, digits, . _ : / -)");
+const aliasList = is((v) => Array.isArray(v) && v.length > 0 && v.length <= 64 && new Set(v).size === v.length && v.every((s) => typeof s === "string" && NAME.test(s)), "a list of distinct alias names (letters, digits, . _ : / -)");
 const privacyList = is((v) => Array.isArray(v) && v.length > 0 && v.every((x) => (PRIVACY_CLASSES as readonly unknown[]).includes(x)), `a list of privacy classes (${PRIVACY_CLASSES.join(", ")})`);
 const privacyClass = is((v) => (PRIVACY_CLASSES as readonly unknown[]).includes(v), `one of ${PRIVACY_CLASSES.join(", ")}`);
 const count = (max: number) => is((v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= max, `an integer from 1 to ${max}`);
@@ -101,6 +101,7 @@ const MODEL_FIELDS: Record<string, Check> = {
   device: numberOrString,
   tokenizer: string,
   memoryLimitBytes: nonNegative,
+  weightCache: string,
   slices,
   pricePerHour: nonNegative,
   privacy: privacyList,
@@ -233,15 +234,15 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     const declared = declaredAliases(models, remotes, backends);
     const routes = named(top.routes, "routes", (r, where) => {
       const route = checkFields(r, ROUTE_FIELDS, where) as unknown as RouteConfig & { rules?: unknown };
-      for (const b of route.backends ?? []) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
       const alias = where.slice("routes.".length);
+      if (backends.includes(alias)) throw new ConfigError(`${where}: a model or remote has that name too`);
+      for (const b of route.backends ?? []) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
       route.backends = [...new Set([...(route.backends ?? []), ...(declared.get(alias) ?? [])])];
       if (!route.backends.length) throw new ConfigError(`${where}.backends is required (the models and remotes it routes over), unless some declare ${JSON.stringify(alias)} in their aliases`);
       if (route.canary && !route.backends.includes(route.canary.backend)) throw new ConfigError(`${where}.canary.backend: ${JSON.stringify(route.canary.backend)} is not one of the route's backends`);
       if (route.shadow && !backends.includes(route.shadow.backend)) throw new ConfigError(`${where}.shadow.backend: no model or remote named ${JSON.stringify(route.shadow.backend)}`);
       return { ...route, rules: route.rules === undefined ? [] : parseRules(route.rules, `${where}.rules`, route.backends) };
     });
-    for (const name of Object.keys(routes)) if (backends.includes(name)) throw new ConfigError(`routes.${name}: a model or remote has that name too`);
     for (const [alias, by] of declared) routes[alias] ??= { backends: by, rules: [] };
     const served = [...Object.keys(models), ...Object.keys(routes)];
     const tenants = named(top.tenants, "tenants", (t, where) => {

@@ -13,7 +13,9 @@ void release_memory(const uint8_t* p, size_t n);
 
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws ModelLoadFailed naming the path
+  // Throws ModelLoadFailed naming the path. `populate`: map every page now
+  // (one pass in the kernel) rather than fault them in one by one when read.
+  explicit MappedFile(const std::string& path, bool populate = false);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -59,24 +59,26 @@ size_t padded_rows(int64_t rows, WFormat layout) {
                                  : rows);
 }
 
-// Bytes a matrix holds once prepared: its copy, or its mapped pages.
-size_t prepared_bytes(const WMat& w, Conversion c, const KernelSet& k) {
-  const size_t rows = padded_rows(w.rows, k.int8_layout);
+// What a conversion makes of a matrix: its format and bytes (None: its mapped pages, in its own format).
+PreparedLayout prepared_layout(const WMat& w, Conversion c, const KernelSet& k) {
+  const size_t rows = padded_rows(w.rows, k.int8_layout), nb = static_cast<size_t>(w.kpad() / kQuantBlock);
   switch (c) {
-    case Conversion::ToF32: return padded_rows(w.rows, k.f32_layout) * static_cast<size_t>(w.cols) * 4;
-    case Conversion::ToBf16Panels: return padded_rows(w.rows, WFormat::BF16P16) * static_cast<size_t>(even(w.cols)) * 2;
-    case Conversion::ToInt8:  // values, and a scale per block: fp32 beside rows, fp16 inside panels
-      return rows * static_cast<size_t>(w.kpad()) + rows * static_cast<size_t>(w.kpad() / kQuantBlock) * (k.int8_layout == WFormat::I8P16 ? 2 : 4);
-    case Conversion::ToQ4Panels: return rows * static_cast<size_t>(w.kpad() / kQuantBlock * q4_panel_block_bytes(q4_mins(w)) / kPanelRows);
-    case Conversion::None: return w.row_bytes() * static_cast<size_t>(w.rows);
+    case Conversion::ToF32: return {k.f32_layout, padded_rows(w.rows, k.f32_layout) * static_cast<size_t>(w.cols) * 4, 0};
+    case Conversion::ToBf16Panels: return {WFormat::BF16P16, padded_rows(w.rows, WFormat::BF16P16) * static_cast<size_t>(even(w.cols)) * 2, 0};
+    case Conversion::ToInt8:  // values, and a scale per block: fp16 inside panels, fp32 beside rows
+      if (k.int8_layout == WFormat::I8P16) return {WFormat::I8P16, rows * static_cast<size_t>(w.kpad()) + rows * nb * 2, 0};
+      return {WFormat::I8, rows * static_cast<size_t>(w.kpad()), rows * nb * 4};
+    case Conversion::ToQ4Panels:
+      return {q4_mins(w) ? WFormat::Q4P16 : WFormat::Q4SP16, rows * nb * static_cast<size_t>(q4_panel_block_bytes(q4_mins(w))) / kPanelRows, 0};
+    case Conversion::None: return {w.format, w.row_bytes() * static_cast<size_t>(w.rows), 0};
   }
-  return 0;
+  return {};
 }
 
 class Preparer {
  public:
-  Preparer(const ModelWeights& m, const std::string& precision, const KernelSet& kernels, ThreadPool& pool, CpuWeights& out)
-      : m_(m), precision_(precision), kernels_(kernels), pool_(pool), out_(out) {}
+  Preparer(const ModelWeights& m, const std::string& precision, const KernelSet& kernels, ThreadPool& pool, WeightCache& cache, CpuWeights& out)
+      : m_(m), precision_(precision), kernels_(kernels), pool_(pool), cache_(cache), out_(out) {}
 
   // A 2-D weight of the expected shape, converted to the requested precision.
   WMat matrix(const std::string& name, int64_t rows, int64_t cols) {
@@ -87,15 +89,23 @@ class Preparer {
     if (cols % dtype_block_elems(t.dtype) != 0) throw_load_error(m_.source, name + ": " + dtype_name(t.dtype) + " row not whole blocks");
     const WMat w = mapped(t, rows, cols);
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
+    const Conversion c = conversion_for(w, precision_, kernels_);
+    if (c == Conversion::None) return w;  // computed in place from the mapping
+    const PreparedLayout layout = prepared_layout(w, c, kernels_);
     WMat converted;
-    switch (conversion_for(w, precision_, kernels_)) {
+    if (cache_.find(name, rows, cols, layout, converted)) {
+      m_.release_pages(t);  // the loader's own copy (GGUF Q/K un-permuted), if any: the cached one serves
+      return converted;
+    }
+    switch (c) {
       case Conversion::ToF32: converted = to_f32(w, name); break;
       case Conversion::ToInt8: converted = to_int8(w, name); break;
       case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
       case Conversion::ToQ4Panels: converted = to_q4_panels(w, name); break;
-      case Conversion::None: return w;  // computed in place from the mapping
+      case Conversion::None: break;
     }
     m_.release_pages(t);  // the copy serves from now on (in_chunks released most of it already)
+    cache_.keep(name, converted, layout);
     return converted;
   }
 
@@ -300,6 +310,7 @@ class Preparer {
   const std::string& precision_;
   const KernelSet& kernels_;
   ThreadPool& pool_;
+  WeightCache& cache_;
   CpuWeights& out_;
 };
 
@@ -313,21 +324,23 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
       continue;
     }
     const WMat w = mapped(t, t.shape[0], t.shape[1]);
-    total += prepared_bytes(w, conversion_for(w, precision, kernels), kernels);
+    const PreparedLayout layout = prepared_layout(w, conversion_for(w, precision, kernels), kernels);
+    total += layout.data_bytes + layout.scale_bytes;
   }
   return total;
 }
 
 // `precision` was checked with the other load options (core/options.h).
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
-                                            ThreadPool& pool) {
+                                            ThreadPool& pool, const std::string& cache_dir) {
   const LlamaConfig& c = model.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t qdim = static_cast<int64_t>(c.num_attention_heads) * c.head_dim;
   const int64_t kvdim = static_cast<int64_t>(c.num_key_value_heads) * c.head_dim;
 
   auto w = std::make_unique<CpuWeights>();
-  Preparer p(model, precision, kernels, pool, *w);
+  WeightCache cache(cache_dir, model, precision, kernels, pool);
+  Preparer p(model, precision, kernels, pool, cache, *w);
   w->embed = p.matrix("model.embed_tokens.weight", V, H);
   const Tensor* head = model.find("lm_head.weight");
   w->lm_head = (head && !c.tie_word_embeddings) ? p.matrix("lm_head.weight", V, H) : w->embed;
@@ -355,6 +368,8 @@ std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std
     }
     w->layers.push_back(std::move(L));
   }
+  w->cache_file = cache.finish();
+  w->cache_status = cache.status();
   // Report what the weights are, not their in-memory layout: Q8_0 stays
   // "q8_0", a Q4_K_M file "q4_k" (its attention's q, the type most of it has).
   const Tensor& probe = model.get(c.num_hidden_layers > 0 ? layer_tensor_name(0, "self_attn.q_proj.weight") : "model.embed_tokens.weight");

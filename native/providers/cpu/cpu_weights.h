@@ -13,6 +13,7 @@
 #include "core/model/model_weights.h"
 #include "kernels/matmul.h"
 #include "weight_buffer.h"
+#include "weight_cache.h"
 
 namespace neoserve::cpu {
 
@@ -34,6 +35,8 @@ struct CpuWeights {
 
   std::vector<WeightBytes> owned;  // converted tensors
   std::vector<std::unique_ptr<float[]>> owned_scales;
+  std::unique_ptr<MappedFile> cache_file;  // converted tensors found in the weight cache point into it
+  std::string cache_status = "off";        // WeightCache::status()
 };
 
 // The bytes prepare_weights' result will hold resident for this precision,
@@ -42,9 +45,11 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
 
 // precision: "auto" | "f32" | "int8". Int8 matrices (quantized here, or GGUF
 // Q8_0) and fp32 ones are laid out as the kernel set runs them
-// (KernelSet::int8_layout, f32_layout). Throws ModelLoadFailed for a tensor of
-// the wrong shape or an unsupported dtype.
+// (KernelSet::int8_layout, f32_layout). With a cache directory, converted
+// matrices come from the weight cache when it holds them, and a new cache
+// file is written when it did not (weight_cache.h). Throws ModelLoadFailed
+// for a tensor of the wrong shape or an unsupported dtype.
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
-                                            ThreadPool& pool);
+                                            ThreadPool& pool, const std::string& cache_dir = "");
 
 }  // namespace neoserve::cpu

@@ -1,0 +1,154 @@
+// The CPU engine's weight cache: a second load maps what the first converted
+// and computes the same bits; every damaged, foreign or stale cache file is
+// refused and replaced, never trusted; a cache that cannot be written leaves
+// the load as it was.
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "core/error.h"
+#include "harness.h"
+#include "model_files.h"
+#include "providers/cpu/cpu_provider.h"
+
+using namespace neoserve;
+using namespace neoserve::cpu;
+using namespace neoserve::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  std::string status;
+  std::vector<float> logits;
+};
+
+// Loads the model at `path` with a cache in `cache` ("" = none) and returns the cache's status and a prompt's logits.
+Run run(const std::string& path, const std::string& cache, const std::string& precision = "auto") {
+  CpuProviderOptions opt;
+  opt.threads = 2;
+  opt.precision = precision;
+  opt.weight_cache = cache;
+  CpuProvider p(std::shared_ptr<const ModelWeights>(load_model(path)), opt);
+  const std::vector<int32_t> tokens = {5, 17, 3, 99, 42, 7};
+  const std::vector<int32_t> table = {0};
+  SeqStep s{1, tokens, 0, table, true};
+  LogitsOut out;
+  p.step(std::span<const SeqStep>(&s, 1), out);
+  return {p.info().weight_cache, out.data};
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+std::vector<std::string> cache_files(const std::string& dir) {
+  std::vector<std::string> out;
+  if (fs::exists(dir))
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().string());
+  return out;
+}
+
+// A GGUF Q8_0 and a Hugging Face F32 directory of the tiny Llama.
+struct Files {
+  TempDir dir;
+  std::string gguf = dir.file("model.gguf"), hf = dir.file("hf"), cache = dir.file("cache");
+  Files() {
+    TinyLlama m;
+    const auto hf_tensors = tiny_llama_tensors(m);
+    write_file(gguf, tiny_llama_gguf(m, hf_tensors, GgufWeights::Q8_0).bytes());
+    write_hf_dir(hf, m, hf_tensors);
+  }
+};
+
+}  // namespace
+
+TEST("weight_cache.a_second_load_maps_what_the_first_converted_with_the_same_bits") {
+  Files f;
+  for (const auto& [path, precision] : std::vector<std::pair<std::string, std::string>>{{f.gguf, "auto"}, {f.hf, "int8"}, {f.hf, "f32"}}) {
+    const Run plain = run(path, "", precision);
+    CHECK_EQ(plain.status, std::string("off"));
+    const Run first = run(path, f.cache, precision);
+    CHECK_EQ(first.status, std::string("written"));
+    const Run second = run(path, f.cache, precision);
+    CHECK_EQ(second.status, std::string("hit"));
+    CHECK(same_bits(plain.logits, first.logits));
+    CHECK(same_bits(plain.logits, second.logits));
+  }
+  // One file per model and settings: the GGUF, and the directory at two precisions.
+  CHECK_EQ(cache_files(f.cache).size(), size_t(3));
+}
+
+TEST("weight_cache.a_damaged_or_foreign_file_is_refused_and_replaced") {
+  Files f;
+  const Run plain = run(f.gguf, "");
+  CHECK_EQ(run(f.gguf, f.cache).status, std::string("written"));
+  const std::string file = cache_files(f.cache).at(0);
+  const Bytes good = read_file(file);
+  CHECK(good.size() > 8192);
+  auto with = [&](size_t at, uint8_t x) {
+    Bytes b = good;
+    b[at] ^= x;
+    return b;
+  };
+  struct Case {
+    const char* what;
+    Bytes bytes;
+    const char* why;
+  };
+  Bytes random(good.size());
+  for (size_t i = 0; i < random.size(); ++i) random[i] = static_cast<uint8_t>(i * 2654435761u >> 13);
+  uint64_t key_length;
+  std::memcpy(&key_length, good.data() + 16, 8);
+  Bytes huge_count = good;
+  huge_count[12] = 0xff, huge_count[13] = 0xff, huge_count[14] = 0xff, huge_count[15] = 0x7f;
+  const std::vector<Case> cases = {
+      {"one bit of the first matrix", with(4096 + 3, 0x01), "checksum of"},
+      {"one bit of the second matrix", with(16384 + 7, 0x10), "checksum of"},
+      {"one bit of the key", with(40, 0x01), "made for another file or settings"},
+      {"one bit of a matrix's name", with(24 + key_length + 8, 0x01), "header checksum does not match"},
+      {"another magic", with(0, 0x20), "not a weight cache file"},
+      {"another version", with(8, 0x01), "another layout version"},
+      {"cut in half", Bytes(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() / 2)), "past the end"},
+      {"cut inside the header", Bytes(good.begin(), good.begin() + 30), "cut short"},
+      {"empty", Bytes{}, "cut short"},
+      {"noise", random, "not a weight cache file"},
+      {"an entry count past the header", huge_count, ""},
+  };
+  for (const Case& c : cases) {
+    write_file(file, c.bytes);
+    const Run r = run(f.gguf, f.cache);
+    if (r.status.rfind("rewritten (", 0) != 0 || r.status.find(c.why) == std::string::npos)
+      fail(__FILE__, __LINE__, std::string(c.what) + ": status " + r.status);
+    CHECK(same_bits(plain.logits, r.logits));
+    CHECK(read_file(file) == good);  // replaced by what this load converted: the same bytes
+    CHECK_EQ(run(f.gguf, f.cache).status, std::string("hit"));
+  }
+}
+
+TEST("weight_cache.a_changed_model_file_is_a_new_key_and_its_stale_file_goes") {
+  Files f;
+  CHECK_EQ(run(f.gguf, f.cache).status, std::string("written"));
+  const auto before = cache_files(f.cache);
+  CHECK_EQ(before.size(), size_t(1));
+  // The same bytes with a new modification time: the key changes, the old file is stale.
+  struct timeval times[2] = {{1000000000, 0}, {1000000000, 0}};
+  CHECK_EQ(::utimes(f.gguf.c_str(), times), 0);
+  CHECK_EQ(run(f.gguf, f.cache).status, std::string("written"));
+  const auto after = cache_files(f.cache);
+  CHECK_EQ(after.size(), size_t(1));
+  CHECK(after.at(0) != before.at(0));
+  CHECK_EQ(run(f.gguf, f.cache).status, std::string("hit"));
+}
+
+TEST("weight_cache.a_cache_that_cannot_be_written_leaves_the_load_as_it_was") {
+  Files f;
+  const Run plain = run(f.gguf, "");
+  write_text(f.cache, "a file, not a directory");
+  const Run r = run(f.gguf, f.cache + "/sub");
+  CHECK(r.status.rfind("not written: ", 0) == 0);
+  CHECK(same_bits(plain.logits, r.logits));
+}
