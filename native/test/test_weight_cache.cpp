@@ -152,3 +152,34 @@ TEST("weight_cache.a_cache_that_cannot_be_written_leaves_the_load_as_it_was") {
   CHECK(r.status.rfind("not written: ", 0) == 0);
   CHECK(same_bits(plain.logits, r.logits));
 }
+
+TEST("weight_cache.a_file_lacking_some_matrices_is_rewritten_whole") {
+  Files f;
+  TinyLlama tied;
+  tied.tie = true;
+  const auto tensors = tiny_llama_tensors(TinyLlama{});  // lm_head included, used only when the config unties it
+  const std::string dir = f.dir.file("tying");
+  write_hf_dir(dir, TinyLlama{}, tensors);
+  write_text(dir + "/config.json", tiny_llama_config(tied));
+  CHECK_EQ(run(dir, f.cache, "int8").status, std::string("written"));  // without lm_head
+  write_text(dir + "/config.json", tiny_llama_config(TinyLlama{}));
+  const Run plain = run(dir, "", "int8");
+  const Run partial = run(dir, f.cache, "int8");
+  CHECK_EQ(partial.status, std::string("rewritten (it lacked 1 matrices)"));
+  CHECK(same_bits(plain.logits, partial.logits));
+  const Run whole = run(dir, f.cache, "int8");  // the new file kept what the old one held, and lm_head
+  CHECK_EQ(whole.status, std::string("hit"));
+  CHECK(same_bits(plain.logits, whole.logits));
+  write_text(dir + "/config.json", tiny_llama_config(tied));
+  CHECK_EQ(run(dir, f.cache, "int8").status, std::string("hit"));
+  CHECK_EQ(cache_files(f.cache).size(), size_t(1));  // no temporary file left
+}
+
+TEST("weight_cache.a_directory_others_may_write_to_is_not_used") {
+  Files f;
+  fs::create_directories(f.cache);
+  fs::permissions(f.cache, fs::perms::others_write, fs::perm_options::add);
+  const Run r = run(f.gguf, f.cache);
+  CHECK_EQ(r.status, "off (" + f.cache + " is writable by others)");
+  CHECK(cache_files(f.cache).empty());
+}

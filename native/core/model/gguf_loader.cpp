@@ -183,6 +183,7 @@ void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int he
         const size_t gguf_row = h * head_dim + 2 * j + i;
         std::memcpy(buffer.get() + hf_row * row_bytes, t.data + gguf_row * row_bytes, row_bytes);
       }
+  w.superseded.emplace_back(t.data, t.nbytes);
   t.data = buffer.get();
   w.owned_buffers.push_back({std::move(buffer), t.nbytes, true});
 }

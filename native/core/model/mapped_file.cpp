@@ -12,7 +12,7 @@
 
 namespace neoserve {
 
-MappedFile::MappedFile(const std::string& path, bool populate) : path_(path) {
+MappedFile::MappedFile(const std::string& path) : path_(path) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer,
   // holding a thread forever; it is refused below as not a regular file.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -28,8 +28,11 @@ MappedFile::MappedFile(const std::string& path, bool populate) : path_(path) {
     throw_load_error(path, "not a regular file");
   }
   size_ = static_cast<size_t>(st.st_size);
+  identity_ = std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + " " +
+              std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec) + " " + std::to_string(st.st_ino) + " " +
+              std::to_string(st.st_dev);
   if (size_ > 0) {  // mmap of length 0 is EINVAL; an empty file is a valid (if useless) mapping
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | (populate ? MAP_POPULATE : 0), fd, 0);
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
@@ -38,6 +41,12 @@ MappedFile::MappedFile(const std::string& path, bool populate) : path_(path) {
     data_ = static_cast<const uint8_t*>(p);
   }
   ::close(fd);  // the mapping keeps the file referenced
+}
+
+void MappedFile::populate() const {
+#ifdef MADV_POPULATE_READ
+  if (data_) ::madvise(const_cast<uint8_t*>(data_), size_, MADV_POPULATE_READ);
+#endif
 }
 
 MappedFile::~MappedFile() {

@@ -13,9 +13,7 @@ void release_memory(const uint8_t* p, size_t n);
 
 class MappedFile {
  public:
-  // Throws ModelLoadFailed naming the path. `populate`: map every page now
-  // (one pass in the kernel) rather than fault them in one by one when read.
-  explicit MappedFile(const std::string& path, bool populate = false);
+  explicit MappedFile(const std::string& path);  // throws ModelLoadFailed naming the path
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -25,9 +23,13 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Drops the whole pages inside [p, p + n) from the resident set (release_memory).
   void release(const uint8_t* p, size_t n) const { release_memory(p, n); }
+  // Maps every page now, in one pass in the kernel, rather than fault them in one by one when read (best effort).
+  void populate() const;
+  // The file as it was when mapped: size, modification and change times, inode and device.
+  const std::string& identity() const { return identity_; }
 
  private:
-  std::string path_;
+  std::string path_, identity_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };

@@ -128,6 +128,7 @@ std::unique_ptr<ModelWeights> load_model(const std::string& path) {
   if (file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0) {
     auto w = load_gguf_buffer(file->data(), file->size(), path);
     w->files.push_back(std::move(file));  // the tensors point into this mapping
+    for (const auto& [p, n] : w->superseded) w->release(p, n);  // read once, into their rewritten copies
     return w;
   }
   if (path.size() >= 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0)

@@ -2,6 +2,7 @@
 // that keep the tensors' bytes alive.
 #pragma once
 #include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,8 @@ struct ModelWeights {
     bool releasable = false;  // a copy release() may discard once a provider has its own (GGUF Q/K un-permuted)
   };
   std::vector<OwnedBuffer> owned_buffers;  // tensors rewritten or made at load
+  // File bytes a rewritten tensor no longer reads (GGUF Q/K before un-permuting): released once the file is attached.
+  std::vector<std::pair<const uint8_t*, size_t>> superseded;
 
   // Throws ModelLoadFailed "<source>: missing tensor <name>" / mis-shaped tensor.
   const Tensor& get(const std::string& name) const;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -91,12 +92,8 @@ std::string cache_key(const ModelWeights& model, const std::string& precision, c
   std::string key = "neoserve weights v" + std::to_string(kWeightCacheVersion) + "\nprecision " + precision + "\nkernels " + k.isa + " " +
                     wformat_name(k.int8_layout) + " " + wformat_name(k.f32_layout) + " " + wformat_name(k.bf16_layout) + "\nformat " +
                     model_format_name(model.format) + "\n";
-  for (const auto& f : model.files) {
-    struct stat st {};
-    if (::stat(f->path().c_str(), &st) != 0) throw std::runtime_error("cannot stat " + f->path());
-    key += "file " + real_path(f->path()) + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-           std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ino) + " " + std::to_string(st.st_dev) + "\n";
-  }
+  // As each file was when mapped (a file replaced since is another key), its change time included: no tool sets it.
+  for (const auto& f : model.files) key += "file " + real_path(f->path()) + " " + f->identity() + "\n";
   return key;
 }
 
@@ -153,6 +150,35 @@ void write_all(int fd, const uint8_t* p, size_t n, uint64_t offset) {
   }
 }
 
+// The cache is as trusted as the model: a directory others may write to could hold forged files.
+void check_private(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return;  // made (by us) when written
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir + " is not a directory");
+  if (st.st_uid != ::geteuid()) throw std::runtime_error(dir + " belongs to another user");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) throw std::runtime_error(dir + " is writable by others");
+}
+
+// The key of a cache file, read without mapping it; "" when it is not a cache file of this layout.
+std::string key_of(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) throw std::runtime_error("cannot open");
+  std::vector<uint8_t> head(8 + 4 + 4 + 8);
+  std::string key;
+  const bool read_head = ::pread(fd, head.data(), head.size(), 0) == static_cast<ssize_t>(head.size());
+  if (read_head && std::memcmp(head.data(), kMagic, 8) == 0) {
+    uint64_t len;
+    std::memcpy(&len, head.data() + 16, 8);
+    if (len <= kMaxKey) {
+      key.resize(len);
+      if (::pread(fd, key.data(), len, static_cast<off_t>(head.size())) != static_cast<ssize_t>(len)) key.clear();
+    }
+  }
+  ::close(fd);
+  if (!read_head) throw std::runtime_error("cannot read");
+  return key;
+}
+
 void make_dirs(const std::string& dir) {
   for (size_t i = 1; i <= dir.size(); ++i) {
     if (i < dir.size() && dir[i] != '/') continue;
@@ -193,6 +219,13 @@ WeightCache::WeightCache(const std::string& dir, const ModelWeights& model, cons
     return;
   }
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  try {
+    check_private(dir_);
+  } catch (const std::exception& e) {
+    status_ = std::string("off (") + e.what() + ")";
+    dir_.clear();
+    return;
+  }
   path_ = dir_ + "/" + hex16(fnv64(real_path(model.source))) + "-" + hex16(fnv64(key_)) + ".nsw";
   status_ = "written";
   try {
@@ -210,7 +243,7 @@ WeightCache::~WeightCache() = default;
 bool WeightCache::open() {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return false;  // never written: a plain miss
-  file_ = std::make_unique<MappedFile>(path_, /*populate=*/true);
+  file_ = std::make_unique<MappedFile>(path_);
   Reader r(file_->data(), file_->size());
   char magic[8];
   for (char& ch : magic) ch = r.get<char>();
@@ -221,7 +254,9 @@ bool WeightCache::open() {
   for (uint32_t i = 0; i < n; ++i) {
     std::string name = r.text(kMaxName);
     Entry e{};
-    e.format = static_cast<WFormat>(r.get<uint32_t>());
+    const auto format = r.get<uint32_t>();
+    if (format > static_cast<uint32_t>(WFormat::Q4SP16)) throw std::runtime_error("an unknown matrix format");
+    e.format = static_cast<WFormat>(format);
     e.rows = r.get<int64_t>();
     e.cols = r.get<int64_t>();
     e.data_off = r.get<uint64_t>();
@@ -235,6 +270,7 @@ bool WeightCache::open() {
   }
   const size_t header = r.offset();
   if (r.get<uint64_t>() != xxh64(file_->data(), header, 0)) throw std::runtime_error("header checksum does not match");
+  file_->populate();  // the header holds: now every page, in one pass, for the checksums and the kernels
   for (const auto& [name, e] : entries_) {
     const uint8_t* base = file_->data();
     const uint64_t sum = weight_checksum(base + e.data_off, e.data_bytes, pool_) ^ rotl(weight_checksum(base + e.scale_off, e.scale_bytes, pool_), 1);
@@ -252,7 +288,7 @@ bool WeightCache::find(const std::string& name, int64_t rows, int64_t cols, cons
     return false;
   out = WMat{e.format, rows, cols, file_->data() + e.data_off,
              e.scale_bytes ? reinterpret_cast<const float*>(file_->data() + e.scale_off) : nullptr};
-  ++found_;
+  found_.push_back({name, out, layout});
   return true;
 }
 
@@ -263,10 +299,11 @@ void WeightCache::keep(const std::string& name, const WMat& w, const PreparedLay
 std::unique_ptr<MappedFile> WeightCache::finish() {
   if (dir_.empty()) return nullptr;
   if (kept_.empty()) {
-    if (found_ == 0) status_ = "off (nothing converted)";
-    return found_ ? std::move(file_) : nullptr;
+    if (found_.empty()) status_ = "off (nothing converted)";
+    return found_.empty() ? nullptr : std::move(file_);
   }
-  // Some matrices were converted: the file (if any) did not hold them all. A new one holds them; the matrices found keep their mapping.
+  // Some matrices were converted: the file (if any) did not hold them all. A new one holds those found and
+  // those converted (the found ones are read from the old mapping, which they keep pointing into).
   const std::string why = !rejected_.empty() ? rejected_ : file_ ? "it lacked " + std::to_string(kept_.size()) + " matrices" : "";
   try {
     write();
@@ -275,7 +312,7 @@ std::unique_ptr<MappedFile> WeightCache::finish() {
     status_ = std::string("not written: ") + e.what();
   }
   kept_.clear();
-  return found_ ? std::move(file_) : nullptr;
+  return found_.empty() ? nullptr : std::move(file_);
 }
 
 void WeightCache::write() {
@@ -286,10 +323,14 @@ void WeightCache::write() {
     uint64_t data_off, scale_off, checksum;
   };
   std::vector<Placed> placed;
+  std::vector<const Kept*> all;
+  for (const Kept& k : found_) all.push_back(&k);
+  for (const Kept& k : kept_) all.push_back(&k);
   size_t header = 8 + 4 + 4 + 8 + key_.size();
-  for (const Kept& k : kept_) header += 8 + k.name.size() + 4 + 8 * 2 + 8 * 5;
+  for (const Kept* k : all) header += 8 + k->name.size() + 4 + 8 * 2 + 8 * 5;
   uint64_t off = align_up(header + 8);
-  for (const Kept& k : kept_) {
+  for (const Kept* kp : all) {
+    const Kept& k = *kp;
     Placed p{&k, off, 0, 0};
     off = align_up(off + k.layout.data_bytes);
     p.scale_off = k.layout.scale_bytes ? off : 0;
@@ -315,10 +356,13 @@ void WeightCache::write() {
     h.put<uint64_t>(p.checksum);
   }
   h.put<uint64_t>(xxh64(h.bytes.data(), h.bytes.size(), 0));
+  if (h.bytes.size() != header + 8) throw std::logic_error("weight cache header size");
 
-  const std::string tmp = path_ + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh name of our own (mkstemp: O_EXCL, never a planted link), renamed into place once whole.
+  std::string tmp = path_ + ".tmp.XXXXXX";
+  const int fd = ::mkstemp(tmp.data());
   if (fd < 0) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
+  ::fchmod(fd, 0644);
   try {
     write_all(fd, h.bytes.data(), h.bytes.size(), 0);
     for (const Placed& p : placed) {
@@ -339,21 +383,24 @@ void WeightCache::write() {
   }
   // This model's files made with the same settings for an earlier state of its files are stale; those of
   // other settings (another precision or kernel set) stay, for loads that use them.
+  // A temporary file of this model's a day old was left by a writer that died.
   const std::string prefix = path_.substr(dir_.size() + 1, 17);  // "<source hash>-"
+  const auto settings = [](const std::string& k) { return k.substr(0, k.find("\nfile ")); };
   if (DIR* d = ::opendir(dir_.c_str())) {
     while (dirent* ent = ::readdir(d)) {
-      const std::string name = ent->d_name;
-      if (name.rfind(prefix, 0) != 0 || dir_ + "/" + name == path_ || name.size() < 4 || name.substr(name.size() - 4) != ".nsw") continue;
-      // Read its key: the same settings with another file identity is stale.
+      const std::string name = ent->d_name, full = dir_ + "/" + name;
+      if (name.rfind(prefix, 0) != 0 || full == path_) continue;
+      if (name.find(".nsw.tmp.") != std::string::npos) {
+        struct stat st {};
+        if (::lstat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < ::time(nullptr) - 86400) ::unlink(full.c_str());
+        continue;
+      }
+      if (name.size() < 4 || name.substr(name.size() - 4) != ".nsw") continue;
       try {
-        MappedFile other(dir_ + "/" + name);
-        Reader r(other.data(), other.size());
-        for (int i = 0; i < 8 + 4 + 4; ++i) r.get<char>();
-        const std::string key = r.text(kMaxKey);
-        const auto settings = [](const std::string& k) { return k.substr(0, k.find("\nfile ")); };
-        if (settings(key) == settings(key_)) ::unlink((dir_ + "/" + name).c_str());
+        const std::string key = key_of(full);
+        if (key.empty() || settings(key) == settings(key_)) ::unlink(full.c_str());  // not a cache file, or stale
       } catch (const std::exception&) {
-        ::unlink((dir_ + "/" + name).c_str());  // not a cache file we can read: nobody can use it
+        // could not read it (permissions, a passing error): leave it
       }
     }
     ::closedir(d);

@@ -9,9 +9,11 @@
 // size, modification time and inode. Each matrix it holds must have the
 // format, shape and size this load would produce, and a checksum of its bytes
 // that verifies; a file that fails any check is ignored and replaced, never
-// trusted. Writing is best effort (a read-only or full disk leaves the load
-// as it was) and atomic (a temporary file renamed into place), and a new file
-// removes the stale ones of the same model.
+// trusted. The checksums find accidents, not forgeries: the directory must be
+// as trusted as the model, so one that another user owns or others may write
+// to is not used. Writing is best effort (a read-only or full disk leaves the
+// load as it was) and atomic (a temporary file renamed into place), and a new
+// file removes the stale ones of the same model.
 #pragma once
 #include <map>
 #include <memory>
@@ -74,8 +76,7 @@ class WeightCache {
   ThreadPool& pool_;
   std::unique_ptr<MappedFile> file_;
   std::map<std::string, Entry> entries_;
-  std::vector<Kept> kept_;
-  size_t found_ = 0;
+  std::vector<Kept> kept_, found_;
 };
 
 // A checksum of n bytes (xxHash64's rounds over 8 MiB pieces, on `pool`): not
