@@ -183,3 +183,45 @@ TEST("weight_cache.a_directory_others_may_write_to_is_not_used") {
   CHECK_EQ(r.status, "off (" + f.cache + " is writable by others)");
   CHECK(cache_files(f.cache).empty());
 }
+
+TEST("weight_cache.random_damage_to_a_file_is_always_refused") {
+  // A small fuzzer with a fixed seed: bytes of the header (where every length and offset lives) and of the
+  // matrices changed, and the file cut anywhere. Each load must refuse the file and compute the same bits;
+  // under the sanitizers (npm run test:asan) none may read out of bounds.
+  Files f;
+  const Run plain = run(f.gguf, "");
+  CHECK_EQ(run(f.gguf, f.cache, "auto").status, std::string("written"));
+  const std::string file = cache_files(f.cache).at(0);
+  const Bytes good = read_file(file);
+  uint64_t key_length;
+  std::memcpy(&key_length, good.data() + 16, 8);
+  const size_t header_end = std::min(good.size(), size_t(4096));
+  uint64_t state = 0x9E3779B97F4A7C15ULL;
+  auto next = [&](uint64_t n) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state % n;
+  };
+  int refused = 0;
+  for (int i = 0; i < 150; ++i) {
+    Bytes b = good;
+    switch (i % 3) {
+      case 0:  // 1-4 bytes of the header, past the key (lengths, formats, offsets, sizes)
+        for (uint64_t k = 0, n = 1 + next(4); k < n; ++k) b[24 + key_length + next(header_end - 24 - key_length)] ^= static_cast<uint8_t>(1 + next(255));
+        break;
+      case 1:  // a byte anywhere
+        b[next(b.size())] ^= static_cast<uint8_t>(1 + next(255));
+        break;
+      default:  // cut short
+        b.resize(next(b.size()));
+    }
+    write_file(file, b);
+    const Run r = run(f.gguf, f.cache);
+    // A change in the padding after the header or between matrices (or a cut inside the last padding) is
+    // harmless and the file is still used; anything else is refused. Either way the bits are the same.
+    if (r.status.rfind("rewritten (", 0) == 0) ++refused;
+    else if (r.status != "hit")
+      fail(__FILE__, __LINE__, "case " + std::to_string(i) + ": status " + r.status);
+    CHECK(same_bits(plain.logits, r.logits));
+  }
+  CHECK(refused >= 100);
+}
