@@ -233,8 +233,11 @@ describe("memory", () => {
     for (let i = 0; i < 10; i++) await cycle();
     const before = nativeRss();
     for (let i = 0; i < 8; i++) await cycle();
-    // Each INT8 copy of the tiny model is ~13 MB: a leak per cycle would show as ~100 MB.
-    expect(nativeRss() - before).toBeLessThan(30 * 2 ** 20);
+    const mid = nativeRss();
+    for (let i = 0; i < 8; i++) await cycle();
+    // Each INT8 copy of the tiny model is ~13 MB: a leak per cycle would show as ~100 MB in each half. On a
+    // loaded machine the arenas may still step up once (measured: 40 MB in one half); a leak grows in both.
+    expect(Math.min(mid - before, nativeRss() - mid)).toBeLessThan(30 * 2 ** 20);
   });
 });
 
