@@ -164,7 +164,11 @@ describe("Router", () => {
 
   it("a local engine that judges the deadline out of its reach hands the request on; when every backend does, that is the ending", async () => {
     stub.mode = "ok";
-    const fit = model.stats().stepTime!;
+    // The engine judges deadlines from its fitted step time: warm it until it has one (a loaded machine's noisy steps may have unset it).
+    for (let i = 0; i < 40 && !model.stats().stepTime; i++)
+      await model.generate({ tokens: Array.from({ length: 2 + ((i * 7) % 29) }, (_, j) => j + 1), maxTokens: 2 }).result;
+    const fit = model.stats().stepTime;
+    if (!fit) return expect.fail("the engine fitted no step time after 40 requests");
     const maxTokens = model.info.maxContext - 8;
     // Half of what the engine itself predicts for the decode: it refuses at admission, before any token; the stub's few tokens fit.
     const deadlineMs = (maxTokens * predictStepMs(fit, 1, maxTokens / 2)) / 2;
