@@ -7,7 +7,7 @@
  * each Token carries id -1.
  */
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { Pool } from "undici";
+import type { Pool } from "undici";
 import type { Engine, EngineInfo, EngineStats } from "../engine.js";
 import { InvalidRequestError, ModelDisposedError, type NeoserveError, ProviderUnavailableError, QueueFullError } from "../errors.js";
 import { ForwardedStream } from "../forwarded-stream.js";
@@ -15,7 +15,10 @@ import { ABORTED_BEFORE_START } from "../generation-stream.js";
 import { parseRequest } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest } from "../types.js";
+import { lazyRequire } from "../lazy-require.js";
 import { type BreakerOptions, CircuitBreaker } from "./circuit-breaker.js";
+
+const undici = lazyRequire<typeof import("undici")>("undici");
 
 export interface RemoteBackendOptions {
   /** How its errors name it (they may reach clients: an address may not). Default: the URL's origin. */
@@ -65,7 +68,7 @@ export class RemoteBackend implements Engine {
     this.label = options.name ?? url.origin;
     this.basePath = url.pathname.replace(/\/$/, "");
     this.info = { backend: "remote", device: url.origin, source: options.model, maxContext: options.maxContext ?? 0, vocabSize: 0 };
-    this.pool = new Pool(url.origin, {
+    this.pool = new (undici().Pool)(url.origin, {
       connections: options.connections ?? 16,
       connect: { timeout: options.connectTimeoutMs ?? 5000 },
       headersTimeout: options.firstTokenTimeoutMs ?? 30_000,

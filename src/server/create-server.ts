@@ -6,13 +6,16 @@
  * (pino), and OpenAI's envelope for unknown routes.
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { FastifyInstance, FastifyServerOptions } from "fastify";
 import type { Registry } from "prom-client";
 import type { AuditLog } from "../audit/audit-log.js";
 import type { Engine } from "../engine.js";
+import { lazyRequire } from "../lazy-require.js";
 import type { TenantRegistry } from "../tenants/tenants.js";
 import { neoserveRoutes } from "./routes.js";
 import { ServingState } from "./serving-state.js";
+
+const fastify = lazyRequire<typeof import("fastify")>("fastify");
 
 export interface ServerOptions {
   /** The engines to serve, by model name; more can be added (server.neoserve.addModel). */
@@ -42,6 +45,7 @@ export type NeoserveServer = FastifyInstance & { neoserve: ServingState };
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function createServer(options: ServerOptions = {}): NeoserveServer {
+  const { default: Fastify, LogController } = fastify();
   const app = Fastify({
     logger: options.logger ?? { level: "info" },
     logController: new LogController({ disableRequestLogging: true }), // one line per completion, with tokens and timings, from the routes
