@@ -55,6 +55,9 @@ export function registerServe(program: Command): void {
   command.action((flags: ServeFlags) => serve(flags));
 }
 
+// Load options of the generated flags that are not scheduler knobs: they sit beside path and threads in a model's config.
+const LOAD_LEVEL = ["memoryLimitBytes", "weightCache"] as const satisfies readonly (keyof ModelConfig)[];
+
 // Each model's load options: the config file's, with the command's flags over them.
 function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
   const out: ModelConfig = { ...model, scheduler: { ...model.scheduler } };
@@ -62,9 +65,8 @@ function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
   for (const f of schedulerFlags()) {
     const value = flags[f.name];
     if (value === undefined) continue;
-    if (f.name === "memoryLimitBytes") out.memoryLimitBytes = value as number;
-    else if (f.name === "weightCache") out.weightCache = value as string;
-    else (out.scheduler as Record<string, unknown>)[f.name] = value;
+    const target = (LOAD_LEVEL as readonly string[]).includes(f.name) ? out : out.scheduler!;
+    (target as Record<string, unknown>)[f.name] = value;
   }
   return out;
 }
@@ -112,7 +114,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   app.log.info({ address, models: Object.keys(models), auth: apiKeys.length > 0 }, "listening; loading models");
   const backends = new Map<string, Backend>();
   for (const [name, config] of Object.entries(models)) {
-    const { path, slices, pricePerHour, privacy, ...load } = withFlags(config, flags);
+    const { path, slices, pricePerHour, privacy, aliases: _aliases, ...load } = withFlags(config, flags);
     const loaded: Engine = slices !== undefined
       ? await runtime.pool({ model: path, slices, load })
       : await runtime.loadModel(path, { ...load, name, pricePerHour });
@@ -125,7 +127,7 @@ async function serve(flags: ServeFlags): Promise<void> {
     app.log.info({ model: name, path, backend: engine.info.backend, device: engine.info.device }, "model loaded");
   }
   for (const [name, r] of Object.entries(file.remotes)) {
-    const { url, apiKeyEnv, privacy, pricePer1kPrompt, pricePer1kCompletion, ...options } = r;
+    const { url, apiKeyEnv, privacy, pricePer1kPrompt, pricePer1kCompletion, aliases: _aliases, ...options } = r;
     const engine = await runtime.remote({ ...options, name, baseUrl: url, apiKey: apiKeyEnv ? process.env[apiKeyEnv] : undefined });
     backends.set(name, { name, engine, where: "remote", privacy: privacy ?? ["internal", "public"], price: { per1kPrompt: pricePer1kPrompt, per1kCompletion: pricePer1kCompletion } });
     app.log.info({ remote: name, url: engine.info.device, healthy: engine.stats().healthy }, "remote added");

@@ -154,8 +154,8 @@ export class Router implements Engine {
         stream.refuse(error, error instanceof QueueFullError ? "queue_full" : "error");
         return;
       }
-      // A fallback gets what is left of the request's deadline, not the whole of it again (0: none, as engines read it).
-      const deadlineMs = !request.deadlineMs ? request.deadlineMs : request.deadlineMs - (performance.now() - startedAt);
+      // A fallback gets what is left of the request's deadline, not the whole of it again.
+      const deadlineMs = input.deadlineMs === undefined ? request.deadlineMs : input.deadlineMs - (performance.now() - startedAt);
       if (deadlineMs !== undefined && deadlineMs <= 0) return stream.end("deadline_exceeded", `deadline of ${request.deadlineMs} ms passed`);
       const backend = this.byName.get(order[i]!)!;
       stream.route = { ...stream.route, backend: backend.name, attempts: i + 1, reason: i === 0 ? reason : `fallback from ${order[i - 1]}` };

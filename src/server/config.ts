@@ -192,13 +192,13 @@ function declaredAliases(models: Record<string, ModelConfig>, remotes: Record<st
 }
 
 // A mapping of names to entries, each checked by `check`.
-function named<T>(value: unknown, where: string, check: (v: unknown, where: string) => T): Record<string, T> {
+function named<T>(value: unknown, where: string, check: (v: unknown, where: string, name: string) => T): Record<string, T> {
   if (value === undefined) return {};
   if (!isObject(value)) throw new ConfigError(`${where} must be a mapping of names to entries`);
   const out: Record<string, T> = {};
   for (const [name, v] of Object.entries(value)) {
     if (!NAME.test(name)) throw new ConfigError(`${where}: ${JSON.stringify(name.slice(0, 80))} is not a usable name (letters, digits, . _ : / -)`);
-    out[name] = check(v, `${where}.${name}`);
+    out[name] = check(v, `${where}.${name}`, name);
   }
   return out;
 }
@@ -232,9 +232,8 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
     for (const name of Object.keys(remotes)) if (models[name]) throw new ConfigError(`remotes.${name}: a model has that name too`);
     const backends = [...Object.keys(models), ...Object.keys(remotes)];
     const declared = declaredAliases(models, remotes, backends);
-    const routes = named(top.routes, "routes", (r, where) => {
+    const routes = named(top.routes, "routes", (r, where, alias) => {
       const route = checkFields(r, ROUTE_FIELDS, where) as unknown as RouteConfig & { rules?: unknown };
-      const alias = where.slice("routes.".length);
       if (backends.includes(alias)) throw new ConfigError(`${where}: a model or remote has that name too`);
       for (const b of route.backends ?? []) if (!backends.includes(b)) throw new ConfigError(`${where}.backends: no model or remote named ${JSON.stringify(b)}`);
       route.backends = [...new Set([...(route.backends ?? []), ...(declared.get(alias) ?? [])])];

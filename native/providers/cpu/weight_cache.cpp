@@ -20,7 +20,7 @@ namespace {
 
 // File layout (host byte order; the key names the kernel set, so a file never moves between machines unnoticed):
 //   "NSWCACHE", u32 version, u32 entries, u64 key length, key,
-//   per entry: u32 name length, name, u32 format, i64 rows, i64 cols, u64 data offset, data bytes, scale offset, scale bytes, checksum,
+//   per entry: u64 name length, name, u32 format, i64 rows, i64 cols, u64 data offset, data bytes, scale offset, scale bytes, checksum,
 //   u64 checksum of all the above; then the matrices' bytes, each at a 4096-byte boundary.
 constexpr char kMagic[8] = {'N', 'S', 'W', 'C', 'A', 'C', 'H', 'E'};
 constexpr uint64_t kAlign = 4096;
@@ -202,6 +202,13 @@ uint64_t weight_checksum(const uint8_t* p, size_t n, ThreadPool& pool) {
   return xxh64(reinterpret_cast<const uint8_t*>(h.data()), h.size() * 8, n);
 }
 
+namespace {
+// A matrix's values and its separate scales (if any), as one checksum.
+uint64_t matrix_checksum(const uint8_t* data, size_t data_bytes, const uint8_t* scales, size_t scale_bytes, ThreadPool& pool) {
+  return weight_checksum(data, data_bytes, pool) ^ rotl(weight_checksum(scales, scale_bytes, pool), 1);
+}
+}  // namespace
+
 WeightCache::WeightCache(const std::string& dir, const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
                          ThreadPool& pool)
     : dir_(dir), pool_(pool) {
@@ -273,8 +280,7 @@ bool WeightCache::open() {
   file_->populate();  // the header holds: now every page, in one pass, for the checksums and the kernels
   for (const auto& [name, e] : entries_) {
     const uint8_t* base = file_->data();
-    const uint64_t sum = weight_checksum(base + e.data_off, e.data_bytes, pool_) ^ rotl(weight_checksum(base + e.scale_off, e.scale_bytes, pool_), 1);
-    if (sum != e.checksum) throw std::runtime_error("checksum of " + name + " does not match");
+    if (matrix_checksum(base + e.data_off, e.data_bytes, base + e.scale_off, e.scale_bytes, pool_) != e.checksum) throw std::runtime_error("checksum of " + name + " does not match");
   }
   status_ = "hit";
   return true;
@@ -317,46 +323,44 @@ std::unique_ptr<MappedFile> WeightCache::finish() {
 
 void WeightCache::write() {
   make_dirs(dir_);
-  // The header first, with offsets that follow it.
   struct Placed {
-    const Kept* k;
-    uint64_t data_off, scale_off, checksum;
+    const Matrix* m;
+    uint64_t data_off = 0, scale_off = 0, checksum = 0;
   };
   std::vector<Placed> placed;
-  std::vector<const Kept*> all;
-  for (const Kept& k : found_) all.push_back(&k);
-  for (const Kept& k : kept_) all.push_back(&k);
-  size_t header = 8 + 4 + 4 + 8 + key_.size();
-  for (const Kept* k : all) header += 8 + k->name.size() + 4 + 8 * 2 + 8 * 5;
-  uint64_t off = align_up(header + 8);
-  for (const Kept* kp : all) {
-    const Kept& k = *kp;
-    Placed p{&k, off, 0, 0};
-    off = align_up(off + k.layout.data_bytes);
-    p.scale_off = k.layout.scale_bytes ? off : 0;
-    off = align_up(off + k.layout.scale_bytes);
-    p.checksum = weight_checksum(k.w.data, k.layout.data_bytes, pool_) ^
-                 rotl(weight_checksum(reinterpret_cast<const uint8_t*>(k.w.scales), k.layout.scale_bytes, pool_), 1);
-    placed.push_back(p);
+  for (const auto* list : {&found_, &kept_})
+    for (const Matrix& m : *list) placed.push_back({&m});
+  const auto header = [&] {
+    Writer h;
+    for (char ch : kMagic) h.put(ch);
+    h.put<uint32_t>(kWeightCacheVersion);
+    h.put<uint32_t>(static_cast<uint32_t>(placed.size()));
+    h.text(key_);
+    for (const Placed& p : placed) {
+      h.text(p.m->name);
+      h.put<uint32_t>(static_cast<uint32_t>(p.m->layout.format));
+      h.put<int64_t>(p.m->w.rows);
+      h.put<int64_t>(p.m->w.cols);
+      h.put<uint64_t>(p.data_off);
+      h.put<uint64_t>(p.m->layout.data_bytes);
+      h.put<uint64_t>(p.scale_off);
+      h.put<uint64_t>(p.m->layout.scale_bytes);
+      h.put<uint64_t>(p.checksum);
+    }
+    h.put<uint64_t>(xxh64(h.bytes.data(), h.bytes.size(), 0));
+    return h;
+  };
+  // The header's size does not depend on the offsets it holds: place the matrices after it, then write it.
+  uint64_t off = align_up(header().bytes.size());
+  for (Placed& p : placed) {
+    const Matrix& m = *p.m;
+    p.data_off = off;
+    off = align_up(off + m.layout.data_bytes);
+    p.scale_off = m.layout.scale_bytes ? off : 0;
+    off = align_up(off + m.layout.scale_bytes);
+    p.checksum = matrix_checksum(m.w.data, m.layout.data_bytes, reinterpret_cast<const uint8_t*>(m.w.scales), m.layout.scale_bytes, pool_);
   }
-  Writer h;
-  for (char ch : kMagic) h.put(ch);
-  h.put<uint32_t>(kWeightCacheVersion);
-  h.put<uint32_t>(static_cast<uint32_t>(placed.size()));
-  h.text(key_);
-  for (const Placed& p : placed) {
-    h.text(p.k->name);
-    h.put<uint32_t>(static_cast<uint32_t>(p.k->layout.format));
-    h.put<int64_t>(p.k->w.rows);
-    h.put<int64_t>(p.k->w.cols);
-    h.put<uint64_t>(p.data_off);
-    h.put<uint64_t>(p.k->layout.data_bytes);
-    h.put<uint64_t>(p.scale_off);
-    h.put<uint64_t>(p.k->layout.scale_bytes);
-    h.put<uint64_t>(p.checksum);
-  }
-  h.put<uint64_t>(xxh64(h.bytes.data(), h.bytes.size(), 0));
-  if (h.bytes.size() != header + 8) throw std::logic_error("weight cache header size");
+  const Writer h = header();
 
   // A fresh name of our own (mkstemp: O_EXCL, never a planted link), renamed into place once whole.
   std::string tmp = path_ + ".tmp.XXXXXX";
@@ -366,15 +370,19 @@ void WeightCache::write() {
   try {
     write_all(fd, h.bytes.data(), h.bytes.size(), 0);
     for (const Placed& p : placed) {
-      write_all(fd, p.k->w.data, p.k->layout.data_bytes, p.data_off);
-      if (p.k->layout.scale_bytes) write_all(fd, reinterpret_cast<const uint8_t*>(p.k->w.scales), p.k->layout.scale_bytes, p.scale_off);
+      write_all(fd, p.m->w.data, p.m->layout.data_bytes, p.data_off);
+      if (p.m->layout.scale_bytes) write_all(fd, reinterpret_cast<const uint8_t*>(p.m->w.scales), p.m->layout.scale_bytes, p.scale_off);
     }
     if (::ftruncate(fd, static_cast<off_t>(off)) != 0) throw std::runtime_error(std::string("cannot size: ") + std::strerror(errno));
-    if (::close(fd) != 0) throw std::runtime_error(std::string("cannot write: ") + std::strerror(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
     throw;
+  }
+  if (::close(fd) != 0) {  // where a full disk may show first
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error(std::string("cannot write: ") + std::strerror(err));
   }
   if (::rename(tmp.c_str(), path_.c_str()) != 0) {
     const int err = errno;

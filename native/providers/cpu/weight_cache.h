@@ -64,7 +64,7 @@ class WeightCache {
     int64_t rows, cols;
     uint64_t data_off, data_bytes, scale_off, scale_bytes, checksum;
   };
-  struct Kept {
+  struct Matrix {
     std::string name;
     WMat w;
     PreparedLayout layout;
@@ -76,7 +76,7 @@ class WeightCache {
   ThreadPool& pool_;
   std::unique_ptr<MappedFile> file_;
   std::map<std::string, Entry> entries_;
-  std::vector<Kept> kept_, found_;
+  std::vector<Matrix> kept_, found_;  // converted here; found in the file
 };
 
 // A checksum of n bytes (xxHash64's rounds over 8 MiB pieces, on `pool`): not
