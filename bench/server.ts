@@ -32,10 +32,13 @@ interface Burst {
   cpu: ThreadCpu & { client: number };
   /** Per request, what HTTP added to the first token: the client's TTFT less the one the server measured (neoserve only). */
   httpMs: number[];
+  /** Per request, the TTFT the server measured from its generate() call (neoserve over HTTP only). */
+  serverTtftMs: number[];
 }
 
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const median = (xs: number[]) => percentile(xs, 50);
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}`;
 
 // Request i of round r: the same ids for every engine, new ones each round, so
 // no engine's prompt cache (llama-server keeps each slot's) serves a later round.
@@ -55,6 +58,7 @@ async function inProcessBurst(m: Model, round: number): Promise<Burst> {
     completionTokens: tokens,
     cpu: { ...cpuSince(cpu0, threadCpu(process.pid)), client: 0 },
     httpMs: [],
+    serverTtftMs: [],
   };
 }
 
@@ -74,6 +78,7 @@ async function httpBurst(client: SseClient, server: number, round: number, extra
     completionTokens: tokens,
     cpu: { ...cpuSince(cpu0, threadCpu(server)), client: (c.user + c.system) / 1e6 },
     httpMs: runs.filter((r) => r.serverTtftMs !== undefined).map((r) => r.ttftMs - r.serverTtftMs!),
+    serverTtftMs: runs.flatMap((r) => (r.serverTtftMs === undefined ? [] : [r.serverTtftMs])),
   };
 }
 
@@ -104,6 +109,9 @@ async function soak(url: string, client: SseClient, seconds: number): Promise<st
   const end = Date.now() + seconds * 1000;
   let done = 0;
   let failed = 0;
+  // RSS every 5 s: growth that levels off is first-touched KV pages and allocator arenas; a leak keeps climbing.
+  const rssSeries: number[] = [];
+  const sampler = setInterval(() => void metrics().then((m) => rssSeries.push(m.rss), () => {}), 5000);
   await Promise.all(
     Array.from({ length: 64 }, async (_, c) => {
       for (let i = 0; Date.now() < end; i++) {
@@ -116,10 +124,13 @@ async function soak(url: string, client: SseClient, seconds: number): Promise<st
       }
     }),
   );
+  clearInterval(sampler);
   const after = await metrics();
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
   return (
     `Soak: 64 concurrent streaming clients for ${seconds} s: ${done} requests ended, ${failed} failed; ` +
-    `after: ${after.running} running, ${after.kvUsed} KV blocks used; RSS ${(before.rss / 2 ** 20).toFixed(0)} → ${(after.rss / 2 ** 20).toFixed(0)} MiB.`
+    `after: ${after.running} running, ${after.kvUsed} KV blocks used; RSS ${mib(before.rss)} → ${mib(after.rss)} MiB ` +
+    `(every 5 s: ${rssSeries.map(mib).join(", ")}).`
   );
 }
 
@@ -197,9 +208,11 @@ async function main(argv: string[]): Promise<void> {
     const [direct, served, llama] = contenders as [Contender, Contender, Contender | undefined];
     notes.push(
       `HTTP / in-process tokens/s, per round: ${ratio(served, direct).map((x) => x.toFixed(3)).join(", ")}; median **${median(ratio(served, direct)).toFixed(3)}×**. ` +
-        `TTFT p50 of the 16 concurrent: ${(p(served, 50) - p(direct, 50) >= 0 ? "+" : "")}${(p(served, 50) - p(direct, 50)).toFixed(1)} ms over HTTP ` +
-        `(the server reads them one after another while the engine already computes, so its first step starts with the first of them); ` +
-        `the client's TTFT less the server's own (neoserve.timings, counted from generate()), per request: p50 ${median(served.bursts.flatMap((b) => b.httpMs)).toFixed(2)} ms, p99 ${percentile(served.bursts.flatMap((b) => b.httpMs), 99).toFixed(2)} ms.`,
+        `TTFT p50 of the 16 concurrent: ${signed(p(served, 50) - p(direct, 50))} ms over HTTP. ` +
+        `Split: the serving engine's own TTFT (neoserve.timings, counted from its generate() call) p50 ${median(served.bursts.map((b) => median(b.serverTtftMs))).toFixed(1)} ms ` +
+        `against ${p(direct, 50).toFixed(1)} ms in-process (the same engine code in another process: its first step's length), ` +
+        `and the client's TTFT less the server's own, per request (reading the burst one request after another, JSON, SSE, the client): ` +
+        `p50 ${median(served.bursts.flatMap((b) => b.httpMs)).toFixed(2)} ms, p99 ${percentile(served.bursts.flatMap((b) => b.httpMs), 99).toFixed(2)} ms.`,
     );
     if (llama)
       notes.push(

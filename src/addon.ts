@@ -214,6 +214,9 @@ export interface RawModel {
   submit(request: RawRequest): number;
   /** "stop": the caller's stop string ended it (a normal completion); otherwise a cancellation. */
   cancel(id: number, reason?: "stop"): void;
+  /** An idle engine starts no step until releaseStart() (or 20 ms pass): requests submitted together start together. */
+  holdStart(): void;
+  releaseStart(): void;
   stats(): RawStats;
   dispose(): Promise<void>;
 }

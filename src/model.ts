@@ -68,6 +68,8 @@ export interface ModelStats extends EngineStats, ReturnType<RawModel["stats"]> {
 export class Model implements Engine {
   readonly info: ModelInfo;
   private disposed = false;
+  /** holdStart() was called this event-loop turn; released at its end (setImmediate). */
+  private startHeld = false;
   /** @internal request latencies; metrics observe them here. */
   readonly latency = new LatencyRecorder();
 
@@ -172,7 +174,7 @@ export class Model implements Engine {
     const startedAt = performance.now(); // timings count from here, tokenizing and submitting included
     if (this.disposed) throw new ModelDisposedError();
     const parsed = parseRequest(request);
-    checkAtOnce(parsed, requestLimits(this.info));
+    if (!("tokens" in parsed.input)) checkAtOnce(parsed, requestLimits(this.info)); // ids: submit() checks the same, as synchronously
     let id: number | undefined;
     const cancel = () => (id === undefined ? stream.end("cancelled", "cancelled before it was queued") : this.raw.cancel(id));
     const stream = new TokenStream(new IncrementalDetokenizer(this.decoder), parsed.stop, cancel, this.latency, startedAt);
@@ -183,6 +185,7 @@ export class Model implements Engine {
     admitWhenTokenized(parsed, this.text, stream, startedAt, (raw) => {
       if (this.disposed) return new ModelDisposedError();
       try {
+        this.holdStartThisTurn();
         id = this.raw.submit(raw);
       } catch (err) {
         return fromNative(err) as NeoserveError;
@@ -192,6 +195,20 @@ export class Model implements Engine {
     });
     stream.watch(request.signal);
     return stream;
+  }
+
+  // Requests submitted in one event-loop turn (a caller's Promise.all, the requests one network read
+  // brought) share the idle engine's first step, instead of the first prefilling alone while the
+  // rest wait for it. setImmediate runs once the turn's I/O callbacks are done. An engine with
+  // requests in flight is not idle: arrivals join its next step, and it is not held.
+  private holdStartThisTurn(): void {
+    if (this.startHeld || this.streams.size > 0) return;
+    this.startHeld = true;
+    this.raw.holdStart();
+    setImmediate(() => {
+      this.startHeld = false;
+      if (!this.disposed) this.raw.releaseStart();
+    });
   }
 
   tokenize(input: TextInput): Promise<Int32Array> {
@@ -215,7 +232,19 @@ export class Model implements Engine {
     // Generated tokens per second of engine time (steps, scheduling and sampling; idle time excluded).
     const busyMs = raw.stepMsTotal + raw.scheduleMsTotal + raw.sampleMsTotal;
     const tokensPerSecond = busyMs > 0 ? (raw.tokensGenerated * 1000) / busyMs : 0;
-    return { ...raw, tokensPerSecond, inFlight: this.streams.size, progress: raw.steps, latency: this.latency.summary() };
+    // The percentiles sort thousands of samples: computed once, and only for a caller that reads them
+    // (settling a request or routing one reads the counters alone, once per request).
+    const recorder = this.latency;
+    let latency: ModelStats["latency"] | undefined;
+    return {
+      ...raw,
+      tokensPerSecond,
+      inFlight: this.streams.size,
+      progress: raw.steps,
+      get latency() {
+        return (latency ??= recorder.summary());
+      },
+    };
   }
 
   /** Ends every request in flight (finish reason "cancelled") and frees the engine's memory and text workers. */

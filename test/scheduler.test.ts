@@ -268,5 +268,14 @@ describe("the batch window", () => {
   it("is off by default: the first request starts alone", async () => {
     expect((await stepSizes(model, twoApart(model)))[0]).toBe(1);
   });
+
+  it("without it, requests submitted in one event-loop turn still share the idle engine's first step", async () => {
+    // The engine's thread wakes at the first submit; held until the turn ends, it does not prefill that one alone.
+    for (let round = 0; round < 5; round++) {
+      await settle(model);
+      const sizes = await stepSizes(model, () => Promise.all(Array.from({ length: 8 }, (_, i) => model.generate({ tokens: prompt(round * 8 + i), maxTokens: 2, ignoreEos: true }).result)));
+      expect(sizes[0]).toBe(8);
+    }
+  });
 });
 

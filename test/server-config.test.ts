@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../src/errors.js";
-import { parseModelFlag, readConfigFile, readKeysFile } from "../src/server/config.js";
+import { withFlags } from "../src/cli/serve.js";
+import { parseModelFlag, readConfigFile, readKeysFile, SERVE_DEFAULTS } from "../src/server/config.js";
 import { hfDir } from "./helpers/paths.js";
 import { spawnServer } from "./helpers/spawn-server.js";
 
@@ -22,6 +23,16 @@ const file = (name: string, text: string) => {
   writeFileSync(path, text);
   return path;
 };
+
+describe("load options of a served model", () => {
+  it("serve's batch window unless the config sets one, and a flag over both", () => {
+    const path = hfDir("tiny");
+    expect(withFlags({ path, scheduler: { maxBatchSize: 4 } }, {}).scheduler).toEqual({ batchWindowMs: SERVE_DEFAULTS.batchWindowMs, maxBatchSize: 4 });
+    expect(withFlags({ path, scheduler: { batchWindowMs: 0 } }, {}).scheduler!.batchWindowMs).toBe(0);
+    expect(withFlags({ path, scheduler: { batchWindowMs: 0 } }, { batchWindowMs: 12 }).scheduler!.batchWindowMs).toBe(12);
+    expect(withFlags({ path }, { threads: 1 }).threads).toBe(1);
+  });
+});
 
 describe("config files", () => {
   it("reads models and server settings from YAML, and the same from JSON", async () => {

@@ -34,6 +34,7 @@ class DisposeWorker : public Napi::AsyncWorker {
 Napi::Function ModelHandle::Define(Napi::Env env) {
   return DefineClass(env, "ModelHandle",
                      {InstanceMethod("info", &ModelHandle::Info),  InstanceMethod("submit", &ModelHandle::Submit), InstanceMethod("cancel", &ModelHandle::Cancel),
+                      InstanceMethod("holdStart", &ModelHandle::HoldStart), InstanceMethod("releaseStart", &ModelHandle::ReleaseStart),
                       InstanceMethod("stats", &ModelHandle::Stats), InstanceMethod("dispose", &ModelHandle::Dispose)});
 }
 
@@ -210,6 +211,16 @@ Napi::Value ModelHandle::Cancel(const Napi::CallbackInfo& info) {
   const bool stop = info.Length() > 1 && info[1].IsString() && info[1].As<Napi::String>().Utf8Value() == "stop";
   scheduler_->cancel(info[0].As<Napi::Number>().Uint32Value(), stop ? FinishReason::Stop : FinishReason::Cancelled);
   return env.Undefined();
+}
+
+Napi::Value ModelHandle::HoldStart(const Napi::CallbackInfo& info) {
+  if (!disposed_ && scheduler_) scheduler_->hold_start();
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelHandle::ReleaseStart(const Napi::CallbackInfo& info) {
+  if (!disposed_ && scheduler_) scheduler_->release_start();
+  return info.Env().Undefined();
 }
 
 Napi::Value ModelHandle::Stats(const Napi::CallbackInfo& info) {

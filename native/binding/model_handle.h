@@ -42,6 +42,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle>, public EventSink {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Submit(const Napi::CallbackInfo& info);
   Napi::Value Cancel(const Napi::CallbackInfo& info);
+  Napi::Value HoldStart(const Napi::CallbackInfo& info);
+  Napi::Value ReleaseStart(const Napi::CallbackInfo& info);
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

@@ -73,7 +73,7 @@ void visit_load_options(Options& o, Visitor&& v) {
   v.integer("maxBatchSize", s.max_batch_size, Range{1, 16384}, "sequences in one step");
   v.integer("maxBatchTokens", s.max_batch_tokens, Range{1, 1 << 20}, "tokens in one step: decodes + prompt chunks");
   v.integer("maxQueueSize", s.max_queue_size, Range{0, std::numeric_limits<int32_t>::max()},
-            "waiting requests; beyond it a submit fails with queue_full. 0 = unbounded");
+            "waiting requests (beyond the batch an idle engine is gathering); beyond it a submit fails with queue_full. 0 = unbounded");
   v.number("maxQueueDelayMs", s.max_queue_delay_ms, Range{0, 1e12},
            "a request not started within it ends with queue_timeout. 0 = no cap");
   v.number("itlCapMs", s.itl_cap_ms, Range{0, 1e12},

@@ -239,6 +239,21 @@ TEST("scheduler.queue_full_at_submit") {
   CHECK_EQ(sink.finish[d], FinishReason::Length);
 }
 
+TEST("scheduler.a_burst_an_idle_engine_gathers_counts_against_the_queue_only_beyond_a_batch") {
+  auto provider = std::make_shared<test::CountingProvider>(50, 4096, 4096, 16);
+  Collector sink;
+  SchedulerOptions opts;
+  opts.max_batch_size = 2;
+  opts.max_queue_size = 1;
+  Scheduler sched(provider, sink, opts);
+  sched.hold_start();  // the burst waits for its first step: two of it start then, one queues
+  for (int i = 0; i < 3; ++i) sched.submit(greedy({1, 2}, 3));
+  CHECK_THROWS(sched.submit(greedy({1, 2}, 3)), ErrorCode::QueueFull, "queue");
+  sched.release_start();
+  CHECK(sink.wait(3));
+  CHECK_EQ(sched.stats().rejected_queue_full, 1u);
+}
+
 TEST("scheduler.queue_delay_cap_times_out_exactly_the_late_ones") {
   auto provider = std::make_shared<test::CountingProvider>(50, 4096, 4096, 16);
   provider->step_delay = std::chrono::milliseconds(1);
@@ -868,4 +883,85 @@ TEST("scheduler.cancel_with_stop_is_a_completion") {
   CHECK_EQ(sink.finish.size(), 3u);
   st = sched.stats();
   CHECK_EQ(st.finished_cancelled, 1u);
+}
+
+namespace {
+
+// The size of each step's batch, in order.
+struct StepSizes {
+  std::mutex m;
+  std::vector<size_t> sizes;
+  void attach(test::CountingProvider& p) {
+    p.on_step = [this](std::span<const SeqStep> batch) {
+      std::lock_guard lock(m);
+      sizes.push_back(batch.size());
+    };
+  }
+  std::vector<size_t> get() {
+    std::lock_guard lock(m);
+    return sizes;
+  }
+};
+
+// One request, then seven more 5 ms later (the engine has long woken for the first).
+std::vector<size_t> first_steps_of_a_spread_burst(bool held) {
+  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
+  StepSizes steps;
+  steps.attach(*provider);
+  Collector sink;
+  Scheduler sched(provider, sink, {});
+  if (held) sched.hold_start();
+  sched.submit(greedy({1, 2, 3}, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int i = 0; i < 7; ++i) sched.submit(greedy({4, 5, 6, i}, 1));
+  if (held) sched.release_start();
+  CHECK(sink.wait(8));
+  return steps.get();
+}
+
+}  // namespace
+
+TEST("scheduler.a_held_start_makes_a_burst_share_the_first_step") {
+  CHECK(first_steps_of_a_spread_burst(true) == std::vector<size_t>{8});
+  // The control: not held, the first request steps alone.
+  const std::vector<size_t> unheld = first_steps_of_a_spread_burst(false);
+  CHECK(!unheld.empty() && unheld[0] == 1u);
+}
+
+TEST("scheduler.a_start_held_and_never_released_ends_by_itself_after_its_cap") {
+  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
+  Collector sink;
+  Scheduler sched(provider, sink, {});
+  sched.hold_start();
+  const auto t0 = std::chrono::steady_clock::now();
+  sched.submit(greedy({1, 2, 3}, 1));
+  CHECK(sink.wait(1, 2));
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(ms >= Scheduler::kMaxStartHoldMs);
+  // The cap ended that hold; the next request starts at once.
+  const auto t1 = std::chrono::steady_clock::now();
+  sched.submit(greedy({1, 2, 3}, 1));
+  CHECK(sink.wait(2, 2));
+  const double next_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+  CHECK(next_ms < Scheduler::kMaxStartHoldMs);
+}
+
+TEST("scheduler.a_held_start_does_not_stop_a_running_engine") {
+  auto provider = std::make_shared<test::CountingProvider>(97, 256, 64, 4);
+  provider->step_delay = std::chrono::milliseconds(1);
+  StepSizes steps;
+  steps.attach(*provider);
+  Collector sink;
+  Scheduler sched(provider, sink, {});
+  const RequestId a = sched.submit(greedy({1, 2, 3}, 200));
+  while (steps.get().size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  sched.hold_start();  // never released: a running engine is not held
+  const RequestId b = sched.submit(greedy({4, 5}, 1));
+  CHECK(sink.wait(1, 2));
+  CHECK(sink.finished(b) && !sink.finished(a));
+  const size_t before = steps.get().size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(steps.get().size() > before + 2);  // it kept stepping a, 1 ms a step, while the hold stood
+  sched.cancel(a);
+  CHECK(sink.wait(2));
 }

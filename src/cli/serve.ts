@@ -19,7 +19,7 @@ import { createServer } from "../server/create-server.js";
 import { type ConfigFile, type ModelConfig, parseModelFlag, readConfigFile, readKeysFile, SERVE_DEFAULTS } from "../server/config.js";
 import { defaultModelPath, ENGINE_FLAGS, integer, loadOption, number, schedulerFlags } from "./options.js";
 
-interface ServeFlags {
+export interface ServeFlags {
   model?: string[];
   config?: string;
   host?: string;
@@ -51,16 +51,16 @@ export function registerServe(program: Command): void {
     if (name === "threads") command.option(`--${name} <n>`, loadOption(name), integer);
     else command.option(`--${name} <value>`, loadOption(name));
   for (const f of schedulerFlags())
-    command.option(f.flag, f.help, f.parse);
+    command.option(f.flag, f.name === "batchWindowMs" ? `${f.help.replace(/ \(default: [^)]*\)$/, "")} (default here: ${SERVE_DEFAULTS.batchWindowMs})` : f.help, f.parse);
   command.action((flags: ServeFlags) => serve(flags));
 }
 
 // Load options of the generated flags that are not scheduler knobs: they sit beside path and threads in a model's config.
 const LOAD_LEVEL = ["memoryLimitBytes", "weightCache"] as const satisfies readonly (keyof ModelConfig)[];
 
-// Each model's load options: the config file's, with the command's flags over them.
-function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
-  const out: ModelConfig = { ...model, scheduler: { ...model.scheduler } };
+/** Each model's load options: serve's defaults, the config file's over them, the command's flags over both. */
+export function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {
+  const out: ModelConfig = { ...model, scheduler: { batchWindowMs: SERVE_DEFAULTS.batchWindowMs, ...model.scheduler } };
   for (const name of ENGINE_FLAGS) if (flags[name] !== undefined) (out as unknown as Record<string, unknown>)[name] = flags[name];
   for (const f of schedulerFlags()) {
     const value = flags[f.name];

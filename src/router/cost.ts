@@ -4,6 +4,8 @@
  * tokensPerSecond); a remote by its price per 1k prompt and completion tokens.
  * A local engine that has not generated yet has no rate: it costs 0.
  */
+import type { Engine, EngineStats } from "../engine.js";
+
 export interface Price {
   perHour?: number;
   per1kPrompt?: number;
@@ -21,9 +23,12 @@ export function costPer1k(price: Price | undefined, tokensPerSecond: number | un
   return total > 0 ? ((price.per1kPrompt ?? 0) * promptTokens + (price.per1kCompletion ?? 0) * maxTokens) / total : 0;
 }
 
-/** What a finished request cost. */
-export function requestCost(price: Price | undefined, usage: { promptTokens: number; completionTokens: number }, tokensPerSecond: number | undefined): number {
+/** An engine's generated tokens per second of engine time, when it measures it (a Model does). */
+export const tokensPerSecond = (stats: EngineStats): number | undefined => (stats as EngineStats & { tokensPerSecond?: number }).tokensPerSecond;
+
+/** What a finished request cost on `engine` (whose rate is read only for a price by the hour). */
+export function requestCost(price: Price | undefined, usage: { promptTokens: number; completionTokens: number }, engine: Engine | undefined): number {
   if (!price) return 0;
-  if (price.perHour !== undefined) return perToken(price, tokensPerSecond) * usage.completionTokens;
+  if (price.perHour !== undefined) return perToken(price, engine && tokensPerSecond(engine.stats())) * usage.completionTokens;
   return ((price.per1kPrompt ?? 0) * usage.promptTokens + (price.per1kCompletion ?? 0) * usage.completionTokens) / 1000;
 }

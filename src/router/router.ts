@@ -15,7 +15,7 @@ import { parseRequest, requestSize } from "../request.js";
 import type { TextInput } from "../tokenizer/text-workers.js";
 import type { FinishReason, GenerateRequest, GenerateResult } from "../types.js";
 import { type Candidate, type Decision, decide, ineligible, type PrivacyClass, type RouteInput } from "./route-decision.js";
-import { costPer1k, type Price, requestCost } from "./cost.js";
+import { costPer1k, type Price, requestCost, tokensPerSecond } from "./cost.js";
 import type { Rule } from "./rules.js";
 
 export interface Backend {
@@ -132,7 +132,7 @@ export class Router implements Engine {
     void stream.result.then((result) => {
       this.streams.delete(stream);
       const served = stream.route.backend === undefined ? undefined : this.byName.get(stream.route.backend);
-      if (served) stream.route.cost = requestCost(served.price, result.usage, tokensPerSecond(served.engine));
+      if (served) stream.route.cost = requestCost(served.price, result.usage, served.engine);
       this.options.onRouted?.(stream.route, result);
     });
     stream.watch(signal);
@@ -255,7 +255,7 @@ export class Router implements Engine {
       available: stats.available !== false,
       predictedTtftMs,
       predictedEndMs: predictedTtftMs + Math.max(0, input.maxTokens - 1) * this.predictTokenMs(b.name, stats, Math.min(stats.inFlight + 1, capacity), promptTokens + input.maxTokens / 2),
-      costPer1k: costPer1k(b.price, tokensPerSecond(b.engine), promptTokens, input.maxTokens),
+      costPer1k: costPer1k(b.price, tokensPerSecond(stats), promptTokens, input.maxTokens),
       hasRoom: stats.inFlight < capacity,
     };
   }
@@ -308,9 +308,6 @@ function ewma(map: Map<string, number>, name: string, value: number): void {
   const old = map.get(name);
   map.set(name, old === undefined ? value : old + EWMA * (value - old));
 }
-
-/** An engine's generated tokens per second of engine time, when it measures it (a Model does). */
-export const tokensPerSecond = (engine: Engine): number | undefined => (engine.stats() as EngineStats & { tokensPerSecond?: number }).tokensPerSecond;
 
 // A caller's place in [0, 100) for canary splits: a hash of tenant and user, so the same caller lands on the same side; random for a caller who gives neither.
 function canaryBucket(tenant: string | undefined, user: string | undefined): number {

@@ -13,7 +13,6 @@ import type { TenantMetrics } from "../metrics/tenant-metrics.js";
 import { type Price, requestCost } from "../router/cost.js";
 import type { PrivacyClass } from "../router/route-decision.js";
 import { requestSize } from "../request.js";
-import { tokensPerSecond } from "../router/router.js";
 import type { Admission, Tenant } from "../tenants/tenants.js";
 import type { RunSummary } from "./completion-run.js";
 import { HttpError } from "./http-errors.js";
@@ -52,7 +51,7 @@ export class Accounting {
 
   /** The request ended (summary undefined: it failed before any engine took it, with `status`). */
   settle(ticket: Ticket, engine: Engine | undefined, price: Price | undefined, summary: RunSummary | undefined, status: number): void {
-    const cost = summary ? summary.results.reduce((sum, r, i) => sum + (summary.routes[i]?.cost ?? requestCost(price, r.usage, engine && tokensPerSecond(engine))), 0) : 0;
+    const cost = summary ? summary.results.reduce((sum, r, i) => sum + (summary.routes[i]?.cost ?? requestCost(price, r.usage, engine)), 0) : 0;
     if (ticket.tenant && ticket.admission) ticket.tenant.settle(ticket.admission, (summary?.promptTokens ?? 0) + (summary?.completionTokens ?? 0), cost);
     this.record(ticket, summary, summary?.status ?? status, summary ? (summary.finishReasons[0] ?? "ok") : `status_${status}`, cost);
   }

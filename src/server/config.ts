@@ -69,7 +69,10 @@ export interface ServeConfig {
 }
 
 /** What `neoserve serve` uses unless told. */
-export const SERVE_DEFAULTS = { host: "127.0.0.1", port: 8000, shutdownTimeout: 30 } as const;
+// batchWindowMs: a burst read off the network reaches the engine one request per
+// 0.25-0.4 ms of event-loop work; without a window an idle engine prefills the
+// first alone while the rest wait for it (bench/results/server.md).
+export const SERVE_DEFAULTS = { host: "127.0.0.1", port: 8000, shutdownTimeout: 30, batchWindowMs: 6 } as const;
 
 const MAX_CONFIG_BYTES = 1 << 20;
 

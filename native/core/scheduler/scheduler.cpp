@@ -4,6 +4,7 @@
 #include <cmath>
 #include <chrono>
 #include <limits>
+#include <optional>
 
 #include "../error.h"
 #include "../options.h"
@@ -87,7 +88,9 @@ RequestId Scheduler::submit(GenerationRequest request) {
 
   std::lock_guard lock(mutex_);
   if (stopping_) throw Error(ErrorCode::Disposed, "the model has been disposed");
-  if (options_.max_queue_size > 0 && static_cast<int32_t>(waiting_.size()) >= options_.max_queue_size) {
+  // An idle engine gathering a burst (start hold, batch window) takes a batch's worth of it at once: starting, not queued.
+  const int32_t starting = stats_.running == 0 ? options_.max_batch_size : 0;
+  if (options_.max_queue_size > 0 && static_cast<int64_t>(waiting_.size()) >= int64_t{options_.max_queue_size} + starting) {
     ++stats_.rejected_queue_full;
     throw Error(ErrorCode::QueueFull, "the waiting queue is full (maxQueueSize " +
                                           std::to_string(options_.max_queue_size) + ")");
@@ -99,7 +102,8 @@ RequestId Scheduler::submit(GenerationRequest request) {
   const RequestId id = seq->id;
   enqueue(std::move(seq));
   stats_.waiting = static_cast<int32_t>(waiting_.size());
-  wake_.notify_one();
+  // Held, the thread needs waking only for the burst's first request (to start its clock); release_start() wakes it again.
+  if (!start_held_ || waiting_.size() == 1) wake_.notify_one();
   return id;
 }
 
@@ -108,6 +112,17 @@ void Scheduler::cancel(RequestId id, FinishReason reason) {
     throw_invalid(std::string("a request can be cancelled as cancelled or stop, not ") + finish_reason_name(reason));
   std::lock_guard lock(mutex_);
   cancelled_.emplace(id, reason);  // keeps an earlier reason
+  wake_.notify_one();
+}
+
+void Scheduler::hold_start() {
+  std::lock_guard lock(mutex_);
+  start_held_ = true;
+}
+
+void Scheduler::release_start() {
+  std::lock_guard lock(mutex_);
+  start_held_ = false;
   wake_.notify_one();
 }
 
@@ -189,9 +204,21 @@ void Scheduler::run() {
 
 bool Scheduler::wait_for_work() {
   std::unique_lock lock(mutex_);
-  wake_.wait(lock, [&] {
-    return stopping_ || (!held_ && (!waiting_.empty() || !cancelled_.empty() || !running_.empty()));
-  });
+  // hold_start(): an idle engine starts nothing before release_start(), or
+  // kMaxStartHoldMs after it first saw held work, whatever its caller does.
+  std::optional<std::chrono::steady_clock::time_point> hold_cap;
+  for (;;) {
+    if (stopping_) return false;
+    const bool work = !held_ && (!waiting_.empty() || !cancelled_.empty() || !running_.empty());
+    if (!work) {
+      wake_.wait(lock);
+    } else if (start_held_ && running_.empty()) {
+      if (!hold_cap) hold_cap = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double, std::milli>(kMaxStartHoldMs));
+      if (wake_.wait_until(lock, *hold_cap) == std::cv_status::timeout) start_held_ = false;
+    } else {
+      break;
+    }
+  }
   // Work arriving at an idle engine: requests of one burst reach it a little
   // apart (parsed one by one off the network); waiting for them lets the
   // first step take them all, instead of starting with one and making the
@@ -274,6 +301,7 @@ StepPlan Scheduler::schedule(EventBatch& out) {
     expire(t, out);
     const bool preempted = grow_or_preempt(out);
     if (!preempted) admit(t, out);  // a preemption means the cache is short: no new admissions this step
+    stats_.running = static_cast<int32_t>(running_.size());  // the step under way's batch (submit() reads it)
   }
   compose(plan);
   local_.schedule_ms_total += steady_ms() - t0;

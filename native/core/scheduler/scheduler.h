@@ -35,7 +35,7 @@ enum class KvPolicy : uint8_t {
 struct SchedulerOptions {
   int32_t max_batch_size = 16;     // sequences in one step
   int32_t max_batch_tokens = 512;  // tokens in one step: decodes + prefill chunks
-  int32_t max_queue_size = 0;      // waiting requests; beyond it submit throws QueueFull. 0 = unbounded
+  int32_t max_queue_size = 0;      // waiting requests (beyond the batch an idle engine is gathering); beyond it submit throws QueueFull. 0 = unbounded
   double max_queue_delay_ms = 0;   // not started within it -> QueueTimeout. 0 = no cap
   double itl_cap_ms = 0;           // predicted step time cap while decodes run: limits prefill tokens. 0 = off
   double batch_window_ms = 0;      // an idle engine waits up to this long for a burst to join its first step (until a quarter of it passes quietly). 0 = off
@@ -84,6 +84,15 @@ class Scheduler {
   // InvalidRequest. Unknown or finished ids are ignored; when an id is
   // cancelled twice before the scheduler ends it, the first reason wins.
   void cancel(RequestId id, FinishReason reason = FinishReason::Cancelled);
+  // Requests submitted together start together: while held, an idle engine
+  // starts no step, so a caller submitting a burst one request at a time (a
+  // JS turn's worth) does not see the first one prefill alone and the rest
+  // wait for it. A running engine is not held (arrivals join its next step).
+  // The hold ends at release_start(), or kMaxStartHoldMs after the engine
+  // first saw a held request, whatever the caller does.
+  void hold_start();
+  void release_start();
+  static constexpr double kMaxStartHoldMs = 20;
   SchedulerStats stats() const;
   // A snapshot of the online step-time model (what itl_cap_ms plans with).
   StepTimeModel step_time_model() const;
@@ -133,12 +142,13 @@ class Scheduler {
   ProviderInfo info_;
   BlockManager blocks_;
 
-  mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_, stopping_ and held_
+  mutable std::mutex mutex_;  // guards waiting_, cancelled_, stats_, stopping_, held_ and start_held_
   std::condition_variable wake_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::unordered_map<RequestId, FinishReason> cancelled_;  // with the reason each ends with
   bool stopping_ = false;
   bool held_ = false;  // tests only: the thread does no work while set
+  bool start_held_ = false;  // hold_start() until release_start()
   SchedulerStats stats_;
   RequestId next_id_ = 1;
   StepTimeModel step_time_snapshot_;  // guarded by mutex_
