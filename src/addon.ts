@@ -45,6 +45,13 @@ export interface RawLoadOptions {
    * of converted again (`info.weightCache` says which happened). Default "" = off.
    */
   weightCache?: string;
+  /**
+   * What a load checks of a weight cache file before it maps it: "header"
+   * (layout, key, bounds, the header's checksum) or "full" (also every
+   * matrix's checksum: one more pass over the weights, ~0.1 s per GB).
+   * Default "header".
+   */
+  weightCacheCheck?: "header" | "full";
   /** Sequences in one step. Default 16, in [1, 16384]. */
   maxBatchSize?: number;
   /** Tokens in one step: decodes + prompt chunks (longer prompts are chunked). Default 512. */

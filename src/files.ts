@@ -14,6 +14,15 @@ export async function readRegularFile(
   fail: (message: string, cause?: unknown) => Error,
   maxBytes = Number.POSITIVE_INFINITY,
 ): Promise<string | null> {
+  return (await readRegularBytes(path, fail, maxBytes))?.toString("utf8") ?? null;
+}
+
+/** readRegularFile's bytes, as they are. */
+export async function readRegularBytes(
+  path: string,
+  fail: (message: string, cause?: unknown) => Error,
+  maxBytes = Number.POSITIVE_INFINITY,
+): Promise<Buffer | null> {
   let file;
   try {
     file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -26,7 +35,7 @@ export async function readRegularFile(
     const info = await file.stat();
     if (!info.isFile()) refusal = fail(`${path}: not a regular file`);
     else if (info.size > maxBytes) refusal = fail(`${path}: ${info.size} bytes, more than the ${maxBytes} allowed`);
-    else return await file.readFile("utf8");
+    else return await file.readFile();
   } catch (err) {
     refusal = fail(`${path}: cannot read ${basename(path)} (${messageOf(err)})`, err);
   } finally {

@@ -11,6 +11,7 @@ import { admitWhenTokenized, checkAtOnce, parseRequest, requestLimits } from "./
 import { TokenStream } from "./token-stream.js";
 import { IncrementalDetokenizer, tableDecoder, type TokenDecoder } from "./tokenizer/detokenizer.js";
 import { type TextInput, type TextOptions, TextWorkers } from "./tokenizer/text-workers.js";
+import { readSummary, removeSummary, summaryKey, writeSummary } from "./tokenizer/summary-cache.js";
 import { TextTokenizer, type TokenizerSource } from "./tokenizer/tokenizer.js";
 import type { FinishReason, GenerateRequest } from "./types.js";
 
@@ -50,6 +51,7 @@ export interface LoadOptions {
   threads?: RawLoadOptions["threads"];
   memoryLimitBytes?: RawLoadOptions["memoryLimitBytes"];
   weightCache?: RawLoadOptions["weightCache"];
+  weightCacheCheck?: RawLoadOptions["weightCacheCheck"];
   /** A tokenizer.json (or a directory holding one) to use instead of the model's own. */
   tokenizer?: string;
   /** The threads that tokenize request text, and the limits each request's text is held to. */
@@ -126,7 +128,7 @@ export class Model implements Engine {
       // A synthetic model's 256 ids sit inside any byte-level vocabulary: there is no model vocabulary to check against.
       vocabLimit: options.backend === "synthetic" ? undefined : model.vocabSize,
     };
-    const [loaded, textStarted] = await Promise.allSettled([loading, TextWorkers.start(source, options.text)]);
+    const [loaded, textStarted] = await Promise.allSettled([loading, startText(source, options)]);
     if (loaded.status === "rejected") {
       if (textStarted.status === "fulfilled") await textStarted.value.text.dispose();
       throw fromNative(loaded.reason);
@@ -174,7 +176,8 @@ export class Model implements Engine {
     const startedAt = performance.now(); // timings count from here, tokenizing and submitting included
     if (this.disposed) throw new ModelDisposedError();
     const parsed = parseRequest(request);
-    if (!("tokens" in parsed.input)) checkAtOnce(parsed, requestLimits(this.info)); // ids: submit() checks the same, as synchronously
+    // A prompt of ids is checked by submit() itself, as synchronously; one never submitted (aborted) is checked here.
+    if (!("tokens" in parsed.input) || request.signal?.aborted) checkAtOnce(parsed, requestLimits(this.info));
     let id: number | undefined;
     const cancel = () => (id === undefined ? stream.end("cancelled", "cancelled before it was queued") : this.raw.cancel(id));
     const stream = new TokenStream(new IncrementalDetokenizer(this.decoder), parsed.stop, cancel, this.latency, startedAt);
@@ -257,6 +260,23 @@ export class Model implements Engine {
   }
 }
 
+// With a weight cache, what the text workers reported of this tokenizer before comes from it: the
+// load does not wait for them to build it again (summary-cache.ts). A summary the background build
+// then contradicts, or cannot confirm, is removed: the next load builds first.
+async function startText(source: TokenizerSource, options: LoadOptions): ReturnType<typeof TextWorkers.start> {
+  const dir = options.backend === "synthetic" ? undefined : options.weightCache || undefined;
+  const at = dir === undefined ? undefined : await summaryKey(dir, source).catch(() => undefined); // unreadable: the build says why
+  const known = at && (await readSummary(dir!, at, source.vocabLimit));
+  const started = await TextWorkers.start(source, options.text, known);
+  if (at && !known) await writeSummary(dir!, source, started.summary, at);
+  if (at && known)
+    started.built?.then(
+      (found) => (found.vocabSize === known.vocabSize ? undefined : removeSummary(at)),
+      () => removeSummary(at),
+    );
+  return started;
+}
+
 function toRawOptions(options: LoadOptions): RawLoadOptions {
   return {
     ...options.scheduler,
@@ -265,6 +285,7 @@ function toRawOptions(options: LoadOptions): RawLoadOptions {
     threads: options.threads,
     memoryLimitBytes: options.memoryLimitBytes,
     weightCache: options.weightCache,
+    weightCacheCheck: options.weightCacheCheck,
     device: options.device === undefined ? undefined : String(options.device),
   };
 }

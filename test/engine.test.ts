@@ -91,6 +91,8 @@ describe("Model and ModelPool are both an Engine", () => {
       { tokens: Array.from({ length: model.info.maxContext }, () => 1) },
       { messages: [{ role: "user" } as never] },
       { prompt: "a", temperature: -1, signal: AbortSignal.abort() }, // aborted, but still checked
+      { tokens: [1, 2], temperature: -1, signal: AbortSignal.abort() }, // ids too: never submitted, checked all the same
+      { tokens: [1, 2], topP: 2 },
     ];
     for (const request of bad) {
       const thrown = engines().map(([, engine]) => {

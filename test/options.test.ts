@@ -21,7 +21,7 @@ function documentedFields(): Map<string, string> {
 
 const load = (options: Partial<RawLoadOptions>) => loadModel(hfDir("tiny"), { backend: "cpu", threads: 1, scheduler: options });
 const loadWith = (o: RawOptionDescription, value: unknown) =>
-  ["backend", "precision", "threads", "device", "memoryLimitBytes"].includes(o.name)
+  ["backend", "precision", "threads", "device", "memoryLimitBytes", "weightCacheCheck"].includes(o.name)
     ? loadModel(hfDir("tiny"), { [o.name]: value } as never)
     : load({ [o.name]: value } as never);
 

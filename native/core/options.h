@@ -29,6 +29,7 @@ struct ProviderOptions {
   std::string kv_cache_dtype = "f32";  // "f32", "f16" (the CPU provider; a TensorRT engine's KV type is its own)
   size_t memory_limit_bytes = 0;   // 0 = the machine's memory (its cgroup's limit, if lower)
   std::string weight_cache;        // a directory for the CPU engine's converted weights; "" = off
+  std::string weight_cache_check = "header";  // "header" (structure, key, bounds) or "full" (every byte's checksum too)
 };
 
 struct LoadOptions {
@@ -70,6 +71,9 @@ void visit_load_options(Options& o, Visitor&& v) {
   v.text("weightCache", p.weight_cache,
          "a directory where the CPU engine keeps the weights it converts at load (panels, int8), mapped instead of converted on the next "
          "load of the same files with the same settings; empty = off");
+  v.choice("weightCacheCheck", p.weight_cache_check, Choices<std::string>{{"header", "header"}, {"full", "full"}},
+           "what a load checks of a weight cache file it maps: header checks its layout, key and bounds; full also checksums every "
+           "byte (one more pass over the weights, as long as reading them from memory)");
   v.integer("maxBatchSize", s.max_batch_size, Range{1, 16384}, "sequences in one step");
   v.integer("maxBatchTokens", s.max_batch_tokens, Range{1, 1 << 20}, "tokens in one step: decodes + prompt chunks");
   v.integer("maxQueueSize", s.max_queue_size, Range{0, std::numeric_limits<int32_t>::max()},

@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "model_files.h"
 #include "providers/cpu/cpu_provider.h"
+#include "providers/cpu/crc32c.h"
 
 using namespace neoserve;
 using namespace neoserve::cpu;
@@ -27,11 +28,12 @@ struct Run {
 };
 
 // Loads the model at `path` with a cache in `cache` ("" = none) and returns the cache's status and a prompt's logits.
-Run run(const std::string& path, const std::string& cache, const std::string& precision = "auto") {
+Run run(const std::string& path, const std::string& cache, const std::string& precision = "auto", const std::string& check = "full") {
   CpuProviderOptions opt;
   opt.threads = 2;
   opt.precision = precision;
   opt.weight_cache = cache;
+  opt.weight_cache_check = check;
   CpuProvider p(std::shared_ptr<const ModelWeights>(load_model(path)), opt);
   const std::vector<int32_t> tokens = {5, 17, 3, 99, 42, 7};
   const std::vector<int32_t> table = {0};
@@ -126,6 +128,15 @@ TEST("weight_cache.a_damaged_or_foreign_file_is_refused_and_replaced") {
     CHECK(same_bits(plain.logits, r.logits));
     CHECK(read_file(file) == good);  // replaced by what this load converted: the same bytes
     CHECK_EQ(run(f.gguf, f.cache).status, std::string("hit"));
+    // The default check reads no matrix bytes: it misses a changed matrix (the file is used as it is) and
+    // refuses everything else alike.
+    write_file(file, c.bytes);
+    const Run h = run(f.gguf, f.cache, "auto", "header");
+    const bool in_matrix = std::string(c.why) == "checksum of";
+    if (in_matrix ? h.status != "hit" : h.status.find(c.why) == std::string::npos)
+      fail(__FILE__, __LINE__, std::string(c.what) + " (header check): status " + h.status);
+    if (!in_matrix) CHECK(same_bits(plain.logits, h.logits) && read_file(file) == good);
+    write_file(file, good);
   }
 }
 
@@ -224,4 +235,19 @@ TEST("weight_cache.random_damage_to_a_file_is_always_refused") {
     CHECK(same_bits(plain.logits, r.logits));
   }
   CHECK(refused >= 100);
+}
+
+TEST("weight_cache.crc32c_by_instruction_and_by_table_agree") {
+  const char* check = "123456789";
+  CHECK_EQ(crc32c_table(reinterpret_cast<const uint8_t*>(check), 9), 0xE3069283u);  // the standard check value
+  std::vector<uint8_t> bytes(100003);
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  for (auto& b : bytes) x ^= x << 13, x ^= x >> 7, x ^= x << 17, b = static_cast<uint8_t>(x);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{23}, size_t{24}, size_t{25}, size_t{4096}, size_t{99999}, bytes.size()}) {
+    const Crc3 got = crc32c_thirds(bytes.data(), n);  // the SSE4.2 path on this machine, when it has one
+    const size_t third = (n / 3) & ~size_t{7};
+    CHECK_EQ(got.a, crc32c_table(bytes.data(), third));
+    CHECK_EQ(got.b, crc32c_table(bytes.data() + third, third));
+    CHECK_EQ(got.c, crc32c_table(bytes.data() + 2 * third, n - 2 * third));
+  }
 }

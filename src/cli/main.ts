@@ -29,9 +29,10 @@ program
   .option("--threads <n>", loadOption("threads"), integer)
   .option("--device <id>", loadOption("device"))
   .option("--weight-cache <dir>", loadOption("weightCache"))
+  .option("--weight-cache-check <what>", loadOption("weightCacheCheck"))
   .option("--chat", "treat the prompt as a user message and apply the chat template")
   .action(async (prompt: string, opts) => {
-    const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads, device: opts.device, weightCache: opts.weightCache });
+    const model = await loadModel(opts.model, { backend: opts.backend, precision: opts.precision, threads: opts.threads, device: opts.device, weightCache: opts.weightCache, weightCacheCheck: opts.weightCacheCheck });
     try {
       const input = opts.chat ? { messages: [{ role: "user", content: prompt }] } : { prompt };
       const stream = model.generate({

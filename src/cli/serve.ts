@@ -56,7 +56,7 @@ export function registerServe(program: Command): void {
 }
 
 // Load options of the generated flags that are not scheduler knobs: they sit beside path and threads in a model's config.
-const LOAD_LEVEL = ["memoryLimitBytes", "weightCache"] as const satisfies readonly (keyof ModelConfig)[];
+const LOAD_LEVEL = ["memoryLimitBytes", "weightCache", "weightCacheCheck"] as const satisfies readonly (keyof ModelConfig)[];
 
 /** Each model's load options: serve's defaults, the config file's over them, the command's flags over both. */
 export function withFlags(model: ModelConfig, flags: ServeFlags): ModelConfig {

@@ -105,6 +105,7 @@ const MODEL_FIELDS: Record<string, Check> = {
   tokenizer: string,
   memoryLimitBytes: nonNegative,
   weightCache: string,
+  weightCacheCheck: string,
   slices,
   pricePerHour: nonNegative,
   privacy: privacyList,

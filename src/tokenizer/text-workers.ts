@@ -107,6 +107,8 @@ export class TextWorkers {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private disposed = false;
+  /** Why the tokenizer could not be built in the background (start() with a known summary). */
+  private failure: Error | undefined;
   private readonly limits: Required<Omit<TextOptions, "workers">>;
   private readonly count: number;
 
@@ -123,17 +125,42 @@ export class TextWorkers {
    * Starts the workers; resolves once the first has built the tokenizer (the
    * others finish building meanwhile). Rejects with the tokenizer's
    * ModelLoadError, InvalidRequestError for a bad option.
+   *
+   * Given `known` (what an earlier build reported, summary-cache.ts), resolves
+   * at once and the workers build in the background: text waits for the
+   * first of them, and fails with its error should the build fail twice.
+   * `built` then settles with what the build found (or why it failed).
    */
-  static async start(source: TokenizerSource, options: TextOptions = {}): Promise<{ text: TextWorkers; summary: TokenizerSummary }> {
+  static async start(
+    source: TokenizerSource,
+    options: TextOptions = {},
+    known?: TokenizerSummary,
+  ): Promise<{ text: TextWorkers; summary: TokenizerSummary; built?: Promise<TokenizerSummary> }> {
     const text = new TextWorkers(source, options);
+    const rest = () => {
+      for (let i = 1; i < text.count && !text.disposed; i++) void text.spawn(false).catch(() => {}); // its failure is the first one's
+    };
+    if (known) {
+      // A second try: a worker killed mid-build (memory, a busy machine's timer) need not leave the model without text.
+      const built = text.spawn(false).catch(() => text.spawn(false));
+      built.then(rest, (e: unknown) => text.fail(e as Error));
+      return { text, summary: known, built };
+    }
     try {
       const summary = await text.spawn(true);
-      for (let i = 1; i < text.count; i++) void text.spawn(false).catch(() => {}); // its failure is the first one's
+      rest();
       return { text, summary };
     } catch (e) {
       await text.dispose();
       throw e;
     }
+  }
+
+  // The background build failed: what waits for it, and all text after, gets its error.
+  private fail(e: Error): void {
+    if (this.disposed) return;
+    this.failure = e;
+    for (const job of this.queue.splice(0)) job.reject(e);
   }
 
   /**
@@ -155,6 +182,7 @@ export class TextWorkers {
 
   private run(work: TextWork, abandoned: () => boolean = () => false): Promise<Int32Array | string> {
     if (this.disposed) return Promise.reject(stoppedError());
+    if (this.failure) return Promise.reject(this.failure);
     if (this.workers.size === 0) return Promise.reject(new NeoserveError("internal", "the model's text workers could not be restarted"));
     return new Promise((resolve, reject) => {
       this.queue.push({ id: this.nextId++, work, abandoned, resolve, reject });
@@ -176,6 +204,7 @@ export class TextWorkers {
   }
 
   private spawn(sendDecodeTable: boolean): Promise<TokenizerSummary> {
+    if (this.disposed) return Promise.reject(stoppedError());
     const data: TextWorkerData = {
       source: this.source,
       render: { maxSteps: this.limits.maxTemplateSteps, maxOutputChars: this.limits.maxInputChars },
@@ -197,6 +226,7 @@ export class TextWorkers {
         this.retire(worker);
       }, this.limits.buildTimeoutMs);
       proc.on("message", (m: FromTextWorker) => {
+        if (!this.workers.has(worker)) return; // retired (disposed, replaced): what it still sends is moot
         switch (m.t) {
           case "ready":
             clearTimeout(worker.timer);

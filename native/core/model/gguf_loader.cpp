@@ -190,7 +190,7 @@ void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int he
 
 }  // namespace
 
-std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name) {
+std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name, LoadDepth depth) {
   const GgufFile f = parse_gguf(bytes, size, name);
   const Metadata md(f, name);
   const std::string arch_name = md.get_string("general.architecture");
@@ -238,7 +238,7 @@ std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size
   finish_llama_weights(*w, files, name);
 
   const LlamaConfig& c = w->config;
-  for (int l = 0; arch->permuted_qk && l < c.num_hidden_layers; ++l) {
+  for (int l = 0; depth == LoadDepth::Weights && arch->permuted_qk && l < c.num_hidden_layers; ++l) {
     for (const char* suffix : {"weight", "bias"}) {
       unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.q_proj.") + suffix).c_str()), c.num_attention_heads, c.head_dim);
       unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.k_proj.") + suffix).c_str()), c.num_key_value_heads, c.head_dim);

@@ -109,7 +109,7 @@ void finish_llama_weights(ModelWeights& w, const TensorFiles& files, const std::
   }
 }
 
-std::unique_ptr<ModelWeights> load_model(const std::string& path) {
+std::unique_ptr<ModelWeights> load_model(const std::string& path, LoadDepth depth) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
@@ -126,7 +126,7 @@ std::unique_ptr<ModelWeights> load_model(const std::string& path) {
 
   auto file = std::make_unique<MappedFile>(path);
   if (file->size() >= 4 && std::memcmp(file->data(), "GGUF", 4) == 0) {
-    auto w = load_gguf_buffer(file->data(), file->size(), path);
+    auto w = load_gguf_buffer(file->data(), file->size(), path, depth);
     w->files.push_back(std::move(file));  // the tensors point into this mapping
     for (const auto& [p, n] : w->superseded) w->release(p, n);  // read once, into their rewritten copies
     return w;

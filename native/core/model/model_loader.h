@@ -28,6 +28,7 @@ void load_hf_directory(const std::string& dir, ModelWeights& w, TensorFiles& fil
 // under Hugging Face names, tokenizer; finished and checked as above, with Q/K
 // rows un-permuted into w.owned_buffers. Tensors point into `bytes`, which must
 // outlive the result.
-std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name);
+std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name,
+                                               LoadDepth depth = LoadDepth::Weights);
 
 }  // namespace neoserve

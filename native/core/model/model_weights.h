@@ -72,7 +72,10 @@ std::string layer_tensor_name(int layer, const char* suffix);  // ("self_attn.q_
 // with model.safetensors.index.json) or a .gguf file, validates every tensor a
 // Llama forward needs against the config, and returns mapped weights.
 // Throws Error(ModelLoadFailed, "<file>: <what>") on any malformed input.
-std::unique_ptr<ModelWeights> load_model(const std::string& path);
+// LoadDepth::Headers makes every check but reads no tensor bytes (GGUF Q/K rows
+// stay permuted): what a caller needs to know of the model before it loads.
+enum class LoadDepth { Weights, Headers };
+std::unique_ptr<ModelWeights> load_model(const std::string& path, LoadDepth depth = LoadDepth::Weights);
 
 // The tokenizer metadata of a GGUF file alone (header only, no tensors checked),
 // for a tokenizer built away from the engine. Throws ModelLoadFailed naming the path.

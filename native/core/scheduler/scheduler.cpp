@@ -88,8 +88,9 @@ RequestId Scheduler::submit(GenerationRequest request) {
 
   std::lock_guard lock(mutex_);
   if (stopping_) throw Error(ErrorCode::Disposed, "the model has been disposed");
-  // An idle engine gathering a burst (start hold, batch window) takes a batch's worth of it at once: starting, not queued.
-  const int32_t starting = stats_.running == 0 ? options_.max_batch_size : 0;
+  // An idle engine gathering a burst (start hold, batch window) takes up to a batch of it at once: starting, not queued.
+  const bool gathering = (start_held_ || options_.batch_window_ms > 0) && stats_.running == 0;
+  const int32_t starting = gathering ? options_.max_batch_size : 0;
   if (options_.max_queue_size > 0 && static_cast<int64_t>(waiting_.size()) >= int64_t{options_.max_queue_size} + starting) {
     ++stats_.rejected_queue_full;
     throw Error(ErrorCode::QueueFull, "the waiting queue is full (maxQueueSize " +

@@ -55,7 +55,7 @@ CpuProvider::CpuProvider(std::shared_ptr<const ModelWeights> weights, const CpuP
   // A mapping or calloc only reserves address space: a model larger than the machine would load, then fail page by page.
   check_working_memory(memory_, 1, 1);
 
-  w_ = prepare_weights(*weights_, options.precision, kernels_, pool_, options.weight_cache);
+  w_ = prepare_weights(*weights_, options.precision, kernels_, pool_, options.weight_cache, options.weight_cache_check == "full");
   // calloc'd: untouched blocks cost no memory.
   kv_ = {static_cast<uint8_t*>(std::calloc(static_cast<size_t>(num_blocks_), bytes_per_block_)), std::free};
   if (!kv_) throw Error(ErrorCode::OutOfMemory, "out of memory: cannot allocate " + std::to_string(memory_.kv_bytes) + " bytes of KV cache");

@@ -332,14 +332,14 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
 
 // `precision` was checked with the other load options (core/options.h).
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
-                                            ThreadPool& pool, const std::string& cache_dir) {
+                                            ThreadPool& pool, const std::string& cache_dir, bool full_cache_check) {
   const LlamaConfig& c = model.config;
   const int64_t H = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t qdim = static_cast<int64_t>(c.num_attention_heads) * c.head_dim;
   const int64_t kvdim = static_cast<int64_t>(c.num_key_value_heads) * c.head_dim;
 
   auto w = std::make_unique<CpuWeights>();
-  WeightCache cache(cache_dir, model, precision, kernels, pool);
+  WeightCache cache(cache_dir, full_cache_check, model, precision, kernels, pool);
   Preparer p(model, precision, kernels, pool, cache, *w);
   w->embed = p.matrix("model.embed_tokens.weight", V, H);
   const Tensor* head = model.find("lm_head.weight");

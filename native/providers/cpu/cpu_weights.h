@@ -50,6 +50,6 @@ size_t planned_weight_bytes(const ModelWeights& model, const std::string& precis
 // file is written when it did not (weight_cache.h). Throws ModelLoadFailed
 // for a tensor of the wrong shape or an unsupported dtype.
 std::unique_ptr<CpuWeights> prepare_weights(const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
-                                            ThreadPool& pool, const std::string& cache_dir = "");
+                                            ThreadPool& pool, const std::string& cache_dir = "", bool full_cache_check = false);
 
 }  // namespace neoserve::cpu

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
+#include "crc32c.h"
 #include "thread_pool.h"
 
 namespace neoserve::cpu {
@@ -192,14 +193,14 @@ void make_dirs(const std::string& dir) {
 uint64_t weight_checksum(const uint8_t* p, size_t n, ThreadPool& pool) {
   constexpr size_t kPiece = size_t{8} << 20;
   const int64_t pieces = static_cast<int64_t>((n + kPiece - 1) / kPiece);
-  std::vector<uint64_t> h(static_cast<size_t>(pieces));
+  std::vector<Crc3> crcs(static_cast<size_t>(pieces));
   pool.parallel_for(pieces, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const size_t off = static_cast<size_t>(i) * kPiece;
-      h[static_cast<size_t>(i)] = xxh64(p + off, std::min(kPiece, n - off), static_cast<uint64_t>(i));
+      crcs[static_cast<size_t>(i)] = crc32c_thirds(p + off, std::min(kPiece, n - off));
     }
   }, 1);
-  return xxh64(reinterpret_cast<const uint8_t*>(h.data()), h.size() * 8, n);
+  return xxh64(reinterpret_cast<const uint8_t*>(crcs.data()), crcs.size() * sizeof(Crc3), n);
 }
 
 namespace {
@@ -209,9 +210,9 @@ uint64_t matrix_checksum(const uint8_t* data, size_t data_bytes, const uint8_t* 
 }
 }  // namespace
 
-WeightCache::WeightCache(const std::string& dir, const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
-                         ThreadPool& pool)
-    : dir_(dir), pool_(pool) {
+WeightCache::WeightCache(const std::string& dir, bool full_check, const ModelWeights& model, const std::string& precision,
+                         const KernelSet& kernels, ThreadPool& pool)
+    : dir_(dir), full_check_(full_check), pool_(pool) {
   if (dir_.empty()) return;
   if (model.files.empty()) {  // weights made in memory: nothing identifies them
     status_ = "off (the model has no files)";
@@ -246,7 +247,7 @@ WeightCache::WeightCache(const std::string& dir, const ModelWeights& model, cons
 
 WeightCache::~WeightCache() = default;
 
-// True when the file exists, its key is this load's and every checksum verifies.
+// True when the file exists, its key is this load's and its checksums verify (the matrices' only with full_check_).
 bool WeightCache::open() {
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return false;  // never written: a plain miss
@@ -277,11 +278,12 @@ bool WeightCache::open() {
   }
   const size_t header = r.offset();
   if (r.get<uint64_t>() != xxh64(file_->data(), header, 0)) throw std::runtime_error("header checksum does not match");
-  file_->populate();  // the header holds: now every page, in one pass, for the checksums and the kernels
-  for (const auto& [name, e] : entries_) {
-    const uint8_t* base = file_->data();
-    if (matrix_checksum(base + e.data_off, e.data_bytes, base + e.scale_off, e.scale_bytes, pool_) != e.checksum) throw std::runtime_error("checksum of " + name + " does not match");
-  }
+  file_->populate();  // the header holds: now every page's table entry, in one pass, for the checksums and the kernels
+  if (full_check_)
+    for (const auto& [name, e] : entries_) {
+      const uint8_t* base = file_->data();
+      if (matrix_checksum(base + e.data_off, e.data_bytes, base + e.scale_off, e.scale_bytes, pool_) != e.checksum) throw std::runtime_error("checksum of " + name + " does not match");
+    }
   status_ = "hit";
   return true;
 }
@@ -374,6 +376,9 @@ void WeightCache::write() {
       if (p.m->layout.scale_bytes) write_all(fd, reinterpret_cast<const uint8_t*>(p.m->w.scales), p.m->layout.scale_bytes, p.scale_off);
     }
     if (::ftruncate(fd, static_cast<off_t>(off)) != 0) throw std::runtime_error(std::string("cannot size: ") + std::strerror(errno));
+    // On the disk before its name is: loads check the header, not every byte (weightCacheCheck), so a crash
+    // must never leave a whole-looking file whose matrices did not reach the disk.
+    if (::fdatasync(fd) != 0) throw std::runtime_error(std::string("cannot sync: ") + std::strerror(errno));
   } catch (...) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -388,6 +393,10 @@ void WeightCache::write() {
     const int err = errno;
     ::unlink(tmp.c_str());
     throw std::runtime_error("cannot rename into " + path_ + ": " + std::strerror(err));
+  }
+  if (const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {  // the rename itself, durable
+    ::fsync(dfd);
+    ::close(dfd);
   }
   // This model's files made with the same settings for an earlier state of its files are stale; those of
   // other settings (another precision or kernel set) stay, for loads that use them.

@@ -7,9 +7,11 @@
 // A file is used only when its key matches exactly: the layout version below,
 // the precision, the kernel set and its layouts, and every model file's path,
 // size, modification time and inode. Each matrix it holds must have the
-// format, shape and size this load would produce, and a checksum of its bytes
-// that verifies; a file that fails any check is ignored and replaced, never
-// trusted. The checksums find accidents, not forgeries: the directory must be
+// format, shape and size this load would produce, inside the file, and the
+// header its checksum; with a full check (weightCacheCheck "full") every
+// matrix's checksum is verified too, which reads every byte once more. A file
+// that fails a check is ignored and replaced, never trusted. The checksums
+// find accidents, not forgeries: the directory must be
 // as trusted as the model, so one that another user owns or others may write
 // to is not used. Writing is best effort (a read-only or full disk leaves the
 // load as it was) and atomic (a temporary file renamed into place), and a new
@@ -29,7 +31,7 @@ namespace neoserve::cpu {
 class ThreadPool;
 
 // Bump whenever a conversion's output bytes change (a packer, a quantizer, a layout).
-inline constexpr uint32_t kWeightCacheVersion = 1;
+inline constexpr uint32_t kWeightCacheVersion = 2;
 
 // What one converted matrix is: its format and the bytes of its values and of its separate fp32 scales (I8 rows only).
 struct PreparedLayout {
@@ -41,8 +43,10 @@ struct PreparedLayout {
 class WeightCache {
  public:
   // `dir` empty: off. Otherwise opens this model's file in `dir` when one
-  // exists and verifies it (its checksums read every byte, on `pool`).
-  WeightCache(const std::string& dir, const ModelWeights& model, const std::string& precision, const KernelSet& kernels, ThreadPool& pool);
+  // exists and checks its layout, key, bounds and header checksum; with
+  // `full_check`, also every matrix's checksum (reading every byte, on `pool`).
+  WeightCache(const std::string& dir, bool full_check, const ModelWeights& model, const std::string& precision, const KernelSet& kernels,
+              ThreadPool& pool);
   ~WeightCache();
 
   // The matrix `name` from the file, when it holds it exactly as `layout` says; else false.
@@ -73,14 +77,17 @@ class WeightCache {
   void write();
 
   std::string dir_, path_, key_, status_ = "off", rejected_;
+  bool full_check_;
   ThreadPool& pool_;
   std::unique_ptr<MappedFile> file_;
   std::map<std::string, Entry> entries_;
   std::vector<Matrix> kept_, found_;  // converted here; found in the file
 };
 
-// A checksum of n bytes (xxHash64's rounds over 8 MiB pieces, on `pool`): not
-// cryptographic, but any change to the bytes changes it but with chance 2^-64.
+// A checksum of n bytes, on `pool`: CRC-32C of each third of every 8 MiB piece
+// (crc32c.h: at memory speed where the CPU has SSE4.2), those joined by
+// xxHash64. Not cryptographic: it finds a burst of up to 32 changed bits in a
+// piece always, other damage but with chance 2^-32 per piece.
 uint64_t weight_checksum(const uint8_t* p, size_t n, ThreadPool& pool);
 
 }  // namespace neoserve::cpu
