@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadModel, ModelLoadError } from "../src/index.js";
 import { readSummary, summaryKey, writeSummary } from "../src/tokenizer/summary-cache.js";
 import { TextWorkers } from "../src/tokenizer/text-workers.js";
+import type { TokenizerSource } from "../src/tokenizer/tokenizer.js";
 import { ggufFile, hfDir } from "./helpers/paths.js";
 
 let root: string;
@@ -21,6 +22,13 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const tokFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".tok"));
+
+// What the text workers report of `source`'s tokenizer, built now.
+async function builtSummary(source: TokenizerSource) {
+  const { text, summary } = await TextWorkers.start(source);
+  await text.dispose();
+  return summary;
+}
 
 async function waitFor(done: () => boolean, ms: number): Promise<void> {
   for (const end = Date.now() + ms; !done(); await new Promise((r) => setTimeout(r, 20)))
@@ -82,8 +90,7 @@ describe("the tokenizer summary in the weight cache", () => {
     const cache = join(root, "cache-hf");
     const source = { path: dir, vocabLimit: 1 << 20 };
     const at = await summaryKey(cache, source);
-    const { text, summary } = await TextWorkers.start(source);
-    await text.dispose();
+    const summary = await builtSummary(source);
     expect(await writeSummary(cache, source, summary, at)).toBe(true);
     expect((await readSummary(cache, at))?.vocabSize).toBe(summary.vocabSize);
     const json = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as Record<string, unknown>;
@@ -102,8 +109,7 @@ describe("the tokenizer summary in the weight cache", () => {
     const cache = join(root, "cache-race");
     const source = { path: dir };
     const before = await summaryKey(cache, source);
-    const { text, summary } = await TextWorkers.start(source);
-    await text.dispose();
+    const summary = await builtSummary(source);
     writeFileSync(join(dir, "tokenizer_config.json"), readFileSync(join(dir, "tokenizer_config.json"), "utf8") + "\n"); // edited meanwhile
     expect(await writeSummary(cache, source, summary, before)).toBe(false);
     expect(await writeSummary(cache, source, summary, await summaryKey(cache, source))).toBe(true);
@@ -113,8 +119,7 @@ describe("the tokenizer summary in the weight cache", () => {
     const cache = join(root, "cache-damaged");
     const source = { path: hfDir("tiny") };
     const at = await summaryKey(cache, source);
-    const { text, summary } = await TextWorkers.start(source);
-    await text.dispose();
+    const summary = await builtSummary(source);
     expect(await writeSummary(cache, source, summary, at)).toBe(true);
     const file = at.file;
     const good = readFileSync(file);
@@ -200,8 +205,7 @@ describe("the tokenizer summary in the weight cache", () => {
     const cache = join(root, "cache-open");
     const source = { path: hfDir("tiny") };
     const at = await summaryKey(cache, source);
-    const { text, summary } = await TextWorkers.start(source);
-    await text.dispose();
+    const summary = await builtSummary(source);
     expect(await writeSummary(cache, source, summary, at)).toBe(true);
     chmodSync(cache, 0o777);
     expect(await readSummary(cache, at)).toBeUndefined();
@@ -211,9 +215,7 @@ describe("the tokenizer summary in the weight cache", () => {
   it("a tokenizer that fails to build in the background fails the text that waited for it, with its error", async () => {
     const dir = join(root, "hf-broken");
     cpSync(hfDir("tiny"), dir, { recursive: true });
-    const built = await TextWorkers.start({ path: dir });
-    await built.text.dispose();
-    const good = built.summary;
+    const good = await builtSummary({ path: dir });
     writeFileSync(join(dir, "tokenizer.json"), "{ not json");
     const { text, summary } = await TextWorkers.start({ path: dir }, {}, good); // resolves at once: the summary is known
     expect(summary).toBe(good);
