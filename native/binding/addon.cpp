@@ -130,7 +130,7 @@ Napi::Value DescribeModel(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsString())
     throw to_js_error(env, Error(ErrorCode::InvalidRequest, "describeModel(path) needs a path"));
   const auto [format, vocab] = guarded(env, [&] {
-    const auto w = load_model(info[0].As<Napi::String>().Utf8Value(), LoadDepth::Headers);
+    const auto w = load_model(info[0].As<Napi::String>().Utf8Value(), LoadDepth::FileOrder);
     return std::pair{w->format, w->config.vocab_size};
   });
   auto out = Napi::Object::New(env);

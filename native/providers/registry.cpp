@@ -14,7 +14,7 @@ namespace {
 
 LoadedEngine on_cpu(const std::string& path, const ProviderOptions& options) {
   LoadedEngine loaded;
-  loaded.weights = load_model(path);
+  loaded.weights = load_model(path, LoadDepth::FileOrder);  // the CPU engine un-permutes what it converts (or maps its cache)
   loaded.provider = std::make_shared<cpu::CpuProvider>(loaded.weights, options);
   return loaded;
 }

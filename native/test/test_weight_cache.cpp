@@ -28,13 +28,14 @@ struct Run {
 };
 
 // Loads the model at `path` with a cache in `cache` ("" = none) and returns the cache's status and a prompt's logits.
-Run run(const std::string& path, const std::string& cache, const std::string& precision = "auto", const std::string& check = "full") {
+Run run(const std::string& path, const std::string& cache, const std::string& precision = "auto", const std::string& check = "full",
+        LoadDepth depth = LoadDepth::Weights) {
   CpuProviderOptions opt;
   opt.threads = 2;
   opt.precision = precision;
   opt.weight_cache = cache;
   opt.weight_cache_check = check;
-  CpuProvider p(std::shared_ptr<const ModelWeights>(load_model(path)), opt);
+  CpuProvider p(std::shared_ptr<const ModelWeights>(load_model(path, depth)), opt);
   const std::vector<int32_t> tokens = {5, 17, 3, 99, 42, 7};
   const std::vector<int32_t> table = {0};
   SeqStep s{1, tokens, 0, table, true};
@@ -250,4 +251,26 @@ TEST("weight_cache.crc32c_by_instruction_and_by_table_agree") {
     CHECK_EQ(got.b, crc32c_table(bytes.data() + third, third));
     CHECK_EQ(got.c, crc32c_table(bytes.data() + 2 * third, n - 2 * third));
   }
+}
+
+TEST("weight_cache.q_and_k_left_in_file_order_give_the_same_bits_converted_or_mapped") {
+  // The engine loads GGUF files with LoadDepth::FileOrder: Q/K rows (and Qwen2's q/k biases) are un-permuted
+  // only when converted, never for a cache hit. Each way, the logits are those of the loader's own copy.
+  for (const GgufWeights type : {GgufWeights::F32, GgufWeights::F16, GgufWeights::Q8_0})
+    for (const bool bias : {false, true})
+      for (const char* precision : {"auto", "f32", "int8"}) {
+        TempDir dir;
+        TinyLlama m;
+        m.qkv_bias = bias;
+        const std::string gguf = dir.file("model.gguf"), cache = dir.file("cache");
+        write_file(gguf, tiny_llama_gguf(m, tiny_llama_tensors(m), type).bytes());
+        const Run reference = run(gguf, "", precision, "full", LoadDepth::Weights);
+        const Run file_order = run(gguf, "", precision, "full", LoadDepth::FileOrder);
+        const Run written = run(gguf, cache, precision, "full", LoadDepth::FileOrder);
+        const Run mapped = run(gguf, cache, precision, "header", LoadDepth::FileOrder);
+        const std::string what = std::string(precision) + (bias ? " with biases" : "") + " type " + std::to_string(static_cast<int>(type));
+        if (!same_bits(reference.logits, file_order.logits)) fail(__FILE__, __LINE__, what + ": converted from file order");
+        if (!same_bits(reference.logits, written.logits) || !same_bits(reference.logits, mapped.logits)) fail(__FILE__, __LINE__, what + ": cached");
+        if (written.status != "off (nothing converted)") CHECK_EQ(mapped.status, std::string("hit"));
+      }
 }

@@ -162,27 +162,21 @@ std::string hf_name(const std::string& g) {
   return g;
 }
 
-// Undo convert_hf_to_gguf.py's permute(w, n_head): it reshapes the rows to
-// (n_head, 2, head_dim/2) and swaps the last two axes, interleaving the two
-// rotary halves of each head. So GGUF row h*hd + 2j + i holds HF row
-// h*hd + i*hd/2 + j. Rows are moved whole, which keeps Q8_0 blocks intact.
-void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int head_dim) {
+// The tensor's rows as Hugging Face has them: an un-permuted copy (LoadDepth::Weights), or a note of the
+// permutation for whoever reads them (FileOrder).
+void unpermute_rows(ModelWeights& w, const std::string& name, int n_head, int head_dim, LoadDepth depth) {
   auto it = w.tensors.find(name);
   if (it == w.tensors.end()) return;
   Tensor& t = it->second;
   const size_t rows = static_cast<size_t>(n_head) * head_dim;
   if (t.shape.empty() || static_cast<size_t>(t.shape[0]) != rows || t.nbytes % rows != 0)
     throw Error(ErrorCode::Internal, "unpermute of " + name + ": shape not checked");
-  const size_t row_bytes = t.nbytes / rows;
-  const size_t half = static_cast<size_t>(head_dim) / 2;
+  if (depth == LoadDepth::FileOrder) {
+    w.interleaved_rows[name] = {n_head, head_dim};
+    return;
+  }
   auto buffer = std::make_unique<uint8_t[]>(t.nbytes);
-  for (size_t h = 0; h < static_cast<size_t>(n_head); ++h)
-    for (size_t i = 0; i < 2; ++i)
-      for (size_t j = 0; j < half; ++j) {
-        const size_t hf_row = h * head_dim + i * half + j;
-        const size_t gguf_row = h * head_dim + 2 * j + i;
-        std::memcpy(buffer.get() + hf_row * row_bytes, t.data + gguf_row * row_bytes, row_bytes);
-      }
+  unpermute_rows_into(t, n_head, head_dim, buffer.get());
   w.superseded.emplace_back(t.data, t.nbytes);
   t.data = buffer.get();
   w.owned_buffers.push_back({std::move(buffer), t.nbytes, true});
@@ -238,10 +232,10 @@ std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size
   finish_llama_weights(*w, files, name);
 
   const LlamaConfig& c = w->config;
-  for (int l = 0; depth == LoadDepth::Weights && arch->permuted_qk && l < c.num_hidden_layers; ++l) {
+  for (int l = 0; arch->permuted_qk && l < c.num_hidden_layers; ++l) {
     for (const char* suffix : {"weight", "bias"}) {
-      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.q_proj.") + suffix).c_str()), c.num_attention_heads, c.head_dim);
-      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.k_proj.") + suffix).c_str()), c.num_key_value_heads, c.head_dim);
+      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.q_proj.") + suffix).c_str()), c.num_attention_heads, c.head_dim, depth);
+      unpermute_rows(*w, layer_tensor_name(l, (std::string("self_attn.k_proj.") + suffix).c_str()), c.num_key_value_heads, c.head_dim, depth);
     }
   }
   return w;

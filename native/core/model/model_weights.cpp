@@ -1,5 +1,7 @@
 #include "model_weights.h"
 
+#include <cstring>
+
 #include "../error.h"
 #include "mapped_file.h"
 
@@ -25,6 +27,19 @@ void ModelWeights::release(const uint8_t* p, size_t n) const {
 
 std::string layer_tensor_name(int layer, const char* suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
+}
+
+void unpermute_rows_into(const Tensor& t, int n_head, int head_dim, uint8_t* dst) {
+  const size_t rows = static_cast<size_t>(n_head) * head_dim;
+  const size_t row_bytes = t.nbytes / rows;
+  const size_t half = static_cast<size_t>(head_dim) / 2;
+  for (size_t h = 0; h < static_cast<size_t>(n_head); ++h)
+    for (size_t i = 0; i < 2; ++i)
+      for (size_t j = 0; j < half; ++j) {
+        const size_t hf_row = h * head_dim + i * half + j;
+        const size_t gguf_row = h * head_dim + 2 * j + i;
+        std::memcpy(dst + hf_row * row_bytes, t.data + gguf_row * row_bytes, row_bytes);
+      }
 }
 
 }  // namespace neoserve

@@ -50,6 +50,9 @@ struct ModelWeights {
   std::vector<OwnedBuffer> owned_buffers;  // tensors rewritten or made at load
   // File bytes a rewritten tensor no longer reads (GGUF Q/K before un-permuting): released once the file is attached.
   std::vector<std::pair<const uint8_t*, size_t>> superseded;
+  // LoadDepth::FileOrder: tensors whose rows are as the file has them, each rotary pair of a head interleaved
+  // (GGUF Q/K weights and biases), with the (heads, head_dim) unpermute_rows_into() takes.
+  std::map<std::string, std::pair<int, int>> interleaved_rows;
 
   // Throws ModelLoadFailed "<source>: missing tensor <name>" / mis-shaped tensor.
   const Tensor& get(const std::string& name) const;
@@ -65,6 +68,11 @@ struct ModelWeights {
   void release(const uint8_t* p, size_t n) const;
 };
 
+// Copies `t`'s rows into `dst` (t.nbytes) in Hugging Face order, undoing
+// convert_hf_to_gguf.py's permute(w, n_head): GGUF row h*hd + 2j + i holds HF
+// row h*hd + i*hd/2 + j. Rows move whole, which keeps quantized blocks intact.
+void unpermute_rows_into(const Tensor& t, int n_head, int head_dim, uint8_t* dst);
+
 // Canonical tensor names of a Llama layer.
 std::string layer_tensor_name(int layer, const char* suffix);  // ("self_attn.q_proj.weight") -> "model.layers.N.self_attn.q_proj.weight"
 
@@ -72,9 +80,11 @@ std::string layer_tensor_name(int layer, const char* suffix);  // ("self_attn.q_
 // with model.safetensors.index.json) or a .gguf file, validates every tensor a
 // Llama forward needs against the config, and returns mapped weights.
 // Throws Error(ModelLoadFailed, "<file>: <what>") on any malformed input.
-// LoadDepth::Headers makes every check but reads no tensor bytes (GGUF Q/K rows
-// stay permuted): what a caller needs to know of the model before it loads.
-enum class LoadDepth { Weights, Headers };
+// LoadDepth::FileOrder makes every check but reads no tensor bytes: GGUF Q/K
+// rows stay in the file's order, and ModelWeights::interleaved_rows says which
+// (for a caller that only describes the model, or a provider that un-permutes
+// what it reads, or never reads them: the CPU engine's weight cache).
+enum class LoadDepth { Weights, FileOrder };
 std::unique_ptr<ModelWeights> load_model(const std::string& path, LoadDepth depth = LoadDepth::Weights);
 
 // The tokenizer metadata of a GGUF file alone (header only, no tensors checked),

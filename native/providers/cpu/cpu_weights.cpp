@@ -90,19 +90,26 @@ class Preparer {
     const WMat w = mapped(t, rows, cols);
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     const Conversion c = conversion_for(w, precision_, kernels_);
-    if (c == Conversion::None) return w;  // computed in place from the mapping
+    if (c == Conversion::None) {  // computed in place from the mapping, or from an un-permuted copy the weights keep
+      WeightBytes unpermuted;
+      const WMat from = in_hf_order(name, t, w, unpermuted);
+      if (unpermuted) out_.owned.push_back(std::move(unpermuted));
+      return from;
+    }
     const PreparedLayout layout = prepared_layout(w, c, kernels_);
     WMat converted;
     if (cache_.find(name, rows, cols, layout, converted)) {
       m_.release_pages(t);  // the loader's own copy (GGUF Q/K un-permuted), if any: the cached one serves
       return converted;
     }
+    WeightBytes unpermuted;  // rows the file interleaves are read only here, on a miss
+    const WMat from = in_hf_order(name, t, w, unpermuted);
     switch (c) {
-      case Conversion::ToF32: converted = to_f32(w, name); break;
-      case Conversion::ToInt8: converted = to_int8(w, name); break;
-      case Conversion::ToBf16Panels: converted = to_bf16_panels(w); break;
-      case Conversion::ToQ4Panels: converted = to_q4_panels(w, name); break;
-      case Conversion::None: break;
+      case Conversion::ToF32: converted = to_f32(from, name); break;
+      case Conversion::ToInt8: converted = to_int8(from, name); break;
+      case Conversion::ToBf16Panels: converted = to_bf16_panels(from); break;
+      case Conversion::ToQ4Panels: converted = to_q4_panels(from, name); break;
+      case Conversion::None: break;  // returned above
     }
     m_.release_pages(t);  // the copy serves from now on (in_chunks released most of it already)
     cache_.keep(name, converted, layout);
@@ -113,13 +120,26 @@ class Preparer {
     const Tensor& t = m_.get(name);
     if (t.numel() != n || t.shape.size() != 1) throw_load_error(m_.source, "tensor " + name + " has shape " + shape_str(t) + ", expected [" + std::to_string(n) + "]");
     if (n % dtype_block_elems(t.dtype) != 0) throw_load_error(m_.source, name + ": " + dtype_name(t.dtype) + " vector not whole blocks");
-    const WMat w = mapped(t, 1, n);
+    WeightBytes unpermuted;
+    const WMat w = in_hf_order(name, t, mapped(t, 1, n), unpermuted);
     std::vector<float> v(n);
     dequantize_row(w, 0, v.data());
     return v;
   }
 
  private:
+  // `w` (the mapping of `t`), or, when the loader left `t`'s rows as the file interleaves them
+  // (LoadDepth::FileOrder), the same rows in Hugging Face's order, in `copy`.
+  WMat in_hf_order(const std::string& name, const Tensor& t, WMat w, WeightBytes& copy) {
+    const auto it = m_.interleaved_rows.find(name);
+    if (it == m_.interleaved_rows.end()) return w;
+    copy = allocate_weights(t.nbytes);
+    unpermute_rows_into(t, it->second.first, it->second.second, copy.get());
+    m_.release_pages(t);  // read once, into the copy
+    w.data = copy.get();
+    return w;
+  }
+
   static std::string shape_str(const Tensor& t) {
     std::string s = "[";
     for (size_t i = 0; i < t.shape.size(); ++i) s += (i ? ", " : "") + std::to_string(t.shape[i]);
