@@ -274,3 +274,13 @@ TEST("weight_cache.q_and_k_left_in_file_order_give_the_same_bits_converted_or_ma
         if (written.status != "off (nothing converted)") CHECK_EQ(mapped.status, std::string("hit"));
       }
 }
+
+TEST("weight_cache.a_file_written_from_either_load_depth_is_the_same_file_and_serves_the_other") {
+  Files f;
+  const std::string a = f.cache + "-weights", b = f.cache + "-file-order";
+  CHECK_EQ(run(f.gguf, a, "auto", "full", LoadDepth::Weights).status, std::string("written"));
+  CHECK_EQ(run(f.gguf, b, "auto", "full", LoadDepth::FileOrder).status, std::string("written"));
+  CHECK(read_file(cache_files(a).at(0)) == read_file(cache_files(b).at(0)));
+  CHECK_EQ(run(f.gguf, a, "auto", "full", LoadDepth::FileOrder).status, std::string("hit"));
+  CHECK_EQ(run(f.gguf, b, "auto", "full", LoadDepth::Weights).status, std::string("hit"));
+}

@@ -1,6 +1,7 @@
 // GGUF (llama, qwen2, qwen3 architectures) → ModelWeights in Hugging Face
 // layout: <arch>.* keys become LlamaConfig, ggml tensor names become HF names, and the Q/K row
-// permutation of llama.cpp's converter is undone so providers see one layout.
+// permutation of llama.cpp's converter is undone so providers see one layout (LoadDepth::Weights),
+// or noted in ModelWeights::interleaved_rows for a provider that undoes it as it reads (FileOrder).
 #include <charconv>
 #include <cstring>
 

@@ -26,8 +26,9 @@ void load_hf_directory(const std::string& dir, ModelWeights& w, TensorFiles& fil
 
 // A GGUF image in memory (a mapping, or a fuzzer's buffer): config, tensors
 // under Hugging Face names, tokenizer; finished and checked as above, with Q/K
-// rows un-permuted into w.owned_buffers. Tensors point into `bytes`, which must
-// outlive the result.
+// rows un-permuted into w.owned_buffers (LoadDepth::Weights) or left in the
+// file's order and listed in w.interleaved_rows (FileOrder). Tensors point
+// into `bytes`, which must outlive the result.
 std::unique_ptr<ModelWeights> load_gguf_buffer(const uint8_t* bytes, size_t size, const std::string& name,
                                                LoadDepth depth = LoadDepth::Weights);
 
