@@ -266,10 +266,11 @@ export class Model implements Engine {
 async function startText(source: TokenizerSource, options: LoadOptions): ReturnType<typeof TextWorkers.start> {
   const dir = options.backend === "synthetic" ? undefined : options.weightCache || undefined;
   const at = dir === undefined ? undefined : await summaryKey(dir, source).catch(() => undefined); // unreadable: the build says why
-  const known = at && (await readSummary(dir!, at, source.vocabLimit));
+  if (dir === undefined || at === undefined) return TextWorkers.start(source, options.text);
+  const known = await readSummary(dir, at, source.vocabLimit);
   const started = await TextWorkers.start(source, options.text, known);
-  if (at && !known) await writeSummary(dir!, source, started.summary, at);
-  if (at && known)
+  if (!known) await writeSummary(dir, source, started.summary, at);
+  else
     started.built?.then(
       (found) => (found.vocabSize === known.vocabSize ? undefined : removeSummary(at)),
       () => removeSummary(at),

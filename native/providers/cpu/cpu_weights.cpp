@@ -90,26 +90,22 @@ class Preparer {
     const WMat w = mapped(t, rows, cols);
     if (t.nbytes < w.row_bytes() * rows) throw_load_error(m_.source, name + ": data shorter than its shape");
     const Conversion c = conversion_for(w, precision_, kernels_);
-    if (c == Conversion::None) {  // computed in place from the mapping, or from an un-permuted copy the weights keep
-      WeightBytes unpermuted;
-      const WMat from = in_hf_order(name, t, w, unpermuted);
-      if (unpermuted) out_.owned.push_back(std::move(unpermuted));
-      return from;
-    }
     const PreparedLayout layout = prepared_layout(w, c, kernels_);
     WMat converted;
-    if (cache_.find(name, rows, cols, layout, converted)) {
+    if (c != Conversion::None && cache_.find(name, rows, cols, layout, converted)) {
       m_.release_pages(t);  // the loader's own copy (GGUF Q/K un-permuted), if any: the cached one serves
       return converted;
     }
-    WeightBytes unpermuted;  // rows the file interleaves are read only here, on a miss
+    WeightBytes unpermuted;  // rows the file interleaves are read only here: read in place, or converted on a miss
     const WMat from = in_hf_order(name, t, w, unpermuted);
     switch (c) {
+      case Conversion::None:  // computed in place from the mapping, or from the un-permuted copy, which the weights keep
+        if (unpermuted) out_.owned.push_back(std::move(unpermuted));
+        return from;
       case Conversion::ToF32: converted = to_f32(from, name); break;
       case Conversion::ToInt8: converted = to_int8(from, name); break;
       case Conversion::ToBf16Panels: converted = to_bf16_panels(from); break;
       case Conversion::ToQ4Panels: converted = to_q4_panels(from, name); break;
-      case Conversion::None: break;  // returned above
     }
     m_.release_pages(t);  // the copy serves from now on (in_chunks released most of it already)
     cache_.keep(name, converted, layout);
